@@ -1,0 +1,96 @@
+//! Bearer-token authentication: every API request carries `Authorization: Bearer <token>`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+
+use crate::api::AppState;
+use crate::domain::party::{Principal, Role};
+use crate::error::ApiError;
+use crate::store::parties;
+
+/// Successful lookups are cached briefly so a busy client does not cost a query per request;
+/// a revoked token therefore stops working within `TTL`.
+pub struct TokenCache {
+    entries: Mutex<HashMap<Vec<u8>, (Principal, Instant)>>,
+}
+
+const TTL: Duration = Duration::from_secs(30);
+const MAX_ENTRIES: usize = 100_000;
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl TokenCache {
+    fn get(&self, digest: &[u8]) -> Option<Principal> {
+        let map = self.entries.lock().ok()?;
+        map.get(digest)
+            .filter(|(_, at)| at.elapsed() < TTL)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, digest: Vec<u8>, p: Principal) {
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() >= MAX_ENTRIES {
+                map.retain(|_, (_, at)| at.elapsed() < TTL);
+            }
+            map.insert(digest, (p, Instant::now()));
+        }
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let token = token.ok_or(ApiError::Unauthorized)?;
+            let state = state.ok_or_else(|| ApiError::Internal("no app state".into()))?;
+            let digest = parties::token_digest(&token);
+            if let Some(p) = state.tokens.get(&digest) {
+                return Ok(p);
+            }
+            let client = state.pool.get().await?;
+            let principal = parties::authenticate(&client, &token)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            state.tokens.put(digest, principal.clone());
+            tracing::Span::current().record("party", principal.party_id.as_str());
+            Ok(principal)
+        })
+    }
+}
+
+/// Refuses callers whose role is not among `allowed`.
+pub fn require(p: &Principal, allowed: &[Role]) -> Result<(), ApiError> {
+    if allowed.contains(&p.role) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "ROLE_FORBIDDEN",
+            format!("the role '{}' may not do this", p.role.as_str()),
+        ))
+    }
+}

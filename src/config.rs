@@ -1,0 +1,192 @@
+//! All configuration in one place: defaults, then a TOML file, then `NSW_*` environment
+//! variables. `nsw serve` with nothing configured runs the embedded default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::xml::Limits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable on a terminal, JSON otherwise.
+    Auto,
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server binds, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    pub listen: String,
+    /// Where the embedded PostgreSQL cluster and other state live.
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL or key=value string; when absent the embedded cluster is used.
+    pub database_url: Option<String>,
+    /// ISO 3166-1 alpha-2 code of this window's country.
+    pub country: String,
+    /// Database connections in the pool.
+    pub pool_size: usize,
+    /// HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
+    pub log_format: LogFormat,
+    pub limits: LimitSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_body_bytes: usize,
+    pub max_depth: usize,
+    pub max_elements: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitSettings {
+            max_body_bytes: l.max_bytes,
+            max_depth: l.max_depth,
+            max_elements: l.max_elements,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("nsw-data"),
+            database_url: None,
+            country: "VN".into(),
+            pool_size: 32,
+            workers: None,
+            log_format: LogFormat::Auto,
+            limits: LimitSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, overlaid by `file` (or `$NSW_CONFIG`) when given, then by the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let from_env = std::env::var_os("NSW_CONFIG").map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(from_env);
+        let mut settings = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| ConfigError::Parse { path, source })?
+            }
+            None => Settings::default(),
+        };
+        settings.apply_env(|name| std::env::var(name).ok())?;
+        Ok(settings)
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn num(name: &str, v: String) -> Result<usize, ConfigError> {
+            v.parse().map_err(|_| ConfigError::Env {
+                name: name.into(),
+                message: format!("'{v}' is not a number"),
+            })
+        }
+        if let Some(v) = get("NSW_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("NSW_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("NSW_DATABASE_URL").filter(|v| !v.is_empty()) {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("NSW_COUNTRY") {
+            self.country = v;
+        }
+        if let Some(v) = get("NSW_POOL_SIZE") {
+            self.pool_size = num("NSW_POOL_SIZE", v)?;
+        }
+        if let Some(v) = get("NSW_WORKERS") {
+            self.workers = Some(num("NSW_WORKERS", v)?);
+        }
+        if let Some(v) = get("NSW_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "auto" => LogFormat::Auto,
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "NSW_LOG_FORMAT".into(),
+                        message: format!("'{v}' is not one of auto, pretty, json"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = get("NSW_MAX_BODY_BYTES") {
+            self.limits.max_body_bytes = num("NSW_MAX_BODY_BYTES", v)?;
+        }
+        if let Some(v) = get("NSW_MAX_DEPTH") {
+            self.limits.max_depth = num("NSW_MAX_DEPTH", v)?;
+        }
+        if let Some(v) = get("NSW_MAX_ELEMENTS") {
+            self.limits.max_elements = num("NSW_MAX_ELEMENTS", v)?;
+        }
+        Ok(())
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_bytes: self.limits.max_body_bytes,
+            max_depth: self.limits.max_depth,
+            max_elements: self.limits.max_elements,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let mut s = Settings::default();
+        s.apply_env(|n| match n {
+            "NSW_LISTEN" => Some("0.0.0.0:9000".into()),
+            "NSW_POOL_SIZE" => Some("7".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.listen, "0.0.0.0:9000");
+        assert_eq!(s.pool_size, 7);
+        assert!(s.database_url.is_none());
+    }
+
+    #[test]
+    fn bad_number_is_an_error() {
+        let mut s = Settings::default();
+        let err = s
+            .apply_env(|n| (n == "NSW_POOL_SIZE").then(|| "lots".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("NSW_POOL_SIZE"));
+    }
+}

@@ -1,0 +1,72 @@
+//! Plain SQL migrations from `migrations/`, applied in order, each in its own transaction,
+//! recorded in `schema_migrations`, under an advisory lock so concurrent starts are safe.
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+
+use super::DbError;
+
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "intake",
+    sql: include_str!("../../migrations/0001_intake.sql"),
+}];
+
+const LOCK_KEY: i64 = 4_242_000;
+
+/// Applies pending migrations; returns how many were applied.
+pub async fn run(client: &mut Client) -> Result<usize, DbError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await?;
+    let result = apply(client).await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await?;
+    result
+}
+
+async fn apply(client: &mut Client) -> Result<usize, DbError> {
+    let applied: Vec<i32> = client
+        .query("SELECT version FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut count = 0;
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let checksum = hex::encode(Sha256::digest(m.sql.as_bytes()));
+        let wrap = |source| DbError::Migration {
+            version: m.version,
+            name: m.name,
+            source,
+        };
+        let tx = client.transaction().await.map_err(wrap)?;
+        tx.batch_execute(m.sql).await.map_err(wrap)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            &[&m.version, &m.name, &checksum],
+        )
+        .await
+        .map_err(wrap)?;
+        tx.commit().await.map_err(wrap)?;
+        tracing::info!(version = m.version, name = m.name, "migration applied");
+        count += 1;
+    }
+    Ok(count)
+}

@@ -1,0 +1,204 @@
+//! Every error a client can see, mapped to HTTP and RFC 9457 problem+json in one place.
+//! Internal causes are logged, never shown.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::db::DbError;
+use crate::store::StoreError;
+use crate::xml::{Violation, XmlError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or unknown bearer token")]
+    Unauthorized,
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("not found")]
+    NotFound,
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("content type must be application/xml")]
+    UnsupportedMediaType { got: String },
+    #[error("{0}")]
+    Xml(XmlError),
+    #[error("the document has {} problem(s)", violations.len())]
+    Invalid { violations: Vec<Violation> },
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    column: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [Violation]>,
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "UNAUTHORIZED",
+            ApiError::Forbidden { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::BadRequest { code, .. } => code,
+            ApiError::NotFound => "NOT_FOUND",
+            ApiError::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
+            ApiError::Xml(e) => e.code(),
+            ApiError::Invalid { .. } => "DOCUMENT_INVALID",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "Authentication required",
+            ApiError::Forbidden { .. } => "Forbidden",
+            ApiError::NotFound => "Not found",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::BadRequest { .. } => "Bad request",
+            ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
+            ApiError::Xml(XmlError::TooLarge { .. }) => "Document too large",
+            ApiError::Xml(XmlError::Internal(_)) => "Internal error",
+            ApiError::Xml(_) => "Unusable XML",
+            ApiError::Invalid { .. } => "Document invalid",
+            ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Forbidden {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Xml(XmlError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Xml(XmlError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Xml(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let detail = match self {
+            ApiError::Internal(cause) | ApiError::Xml(XmlError::Internal(cause)) => {
+                tracing::error!(%cause, "internal error");
+                "an internal error occurred; it has been logged".to_string()
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%cause, "dependency unavailable");
+                "the database is unavailable; retry later".to_string()
+            }
+            ApiError::UnsupportedMediaType { got } => format!(
+                "documents are sent as application/xml (or text/xml, application/*+xml), not '{got}'"
+            ),
+            other => other.to_string(),
+        };
+        let pos = match self {
+            ApiError::Xml(e) => e.position(),
+            _ => None,
+        };
+        let code = self.code();
+        let problem = Problem {
+            kind: format!(
+                "urn:nsw:problem:{}",
+                code.to_ascii_lowercase().replace('_', "-")
+            ),
+            title: self.title(),
+            status: status.as_u16(),
+            code,
+            detail,
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            errors: match self {
+                ApiError::Invalid { violations } => Some(violations),
+                _ => None,
+            },
+        };
+        let mut resp = HttpResponse::build(status);
+        resp.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if matches!(self, ApiError::Unauthorized) {
+            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"nsw\""));
+        }
+        resp.body(serde_json::to_vec(&problem).unwrap_or_default())
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Pool(p) => ApiError::Unavailable(p.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(db) => db.into(),
+            StoreError::IdempotencyConflict => ApiError::conflict(
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was already used with a different request body",
+            ),
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(detail) => ApiError::conflict("CONFLICT", detail),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for ApiError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ApiError::from(DbError::from(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ApiError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ApiError::from(DbError::from(e))
+    }
+}

@@ -1,0 +1,14 @@
+//! nsw: a National Single Window for customs documents.
+
+pub mod api;
+pub mod app;
+pub mod codelists;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod rules;
+pub mod store;
+pub mod telemetry;
+pub mod validation;
+pub mod xml;

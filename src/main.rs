@@ -1,0 +1,214 @@
+//! The `nsw` command line: serve, migrate, validate, party, audit.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use nsw::app::{self, Application};
+use nsw::config::Settings;
+use nsw::domain::party::Role;
+use nsw::store::{audit, parties};
+
+mod validate_cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "nsw",
+    version,
+    about = "National Single Window for customs documents"
+)]
+struct Cli {
+    /// TOML configuration file (also NSW_CONFIG); NSW_* variables override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (embedded PostgreSQL unless a database URL is configured).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate documents offline with the service's engine (schema chosen by namespace).
+    Validate {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// This window's country, for the rules that depend on it.
+        #[arg(long, default_value = "VN")]
+        country: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Manage parties (enterprises, ministries, customs, partners, administrators).
+    Party {
+        #[command(subcommand)]
+        command: PartyCommand,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PartyCommand {
+    /// Register a party and print its bearer token (shown once, stored only as a hash).
+    Add {
+        #[arg(long, value_enum)]
+        role: Role,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Agency a ministry officer acts for (e.g. MOIT), or a partner's country.
+        #[arg(long)]
+        agency: Option<String>,
+    },
+    /// Issue another token for an existing party.
+    Token {
+        #[arg(long)]
+        id: String,
+    },
+    /// List parties.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Seal pending entries, recompute the whole hash chain and name the first broken link.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Validate {
+        json,
+        country,
+        files,
+    } = &cli.command
+    {
+        return validate_cmd::run(files, *json, country);
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nsw: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    nsw::telemetry::init(settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nsw: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("nsw: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings.clone()).await?;
+            tracing::info!(port = app.port(), listen = %settings.listen, "nsw serving");
+            eprintln!(
+                "nsw: serving on http://{} (Ctrl-C to stop)",
+                settings.listen.replace(":0", &format!(":{}", app.port()))
+            );
+            app.run_until_stopped().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let db = app::connect(&settings).await?;
+            println!("migrations applied; schema is current");
+            db.shutdown();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Party { command } => {
+            let db = app::connect(&settings).await?;
+            let result = party(command, &db).await;
+            db.shutdown();
+            result
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let db = app::connect(&settings).await?;
+            let client = db.pool.get().await?;
+            audit::seal(&client, i32::MAX).await?;
+            let outcome = audit::verify(&client).await?;
+            drop(client);
+            db.shutdown();
+            match outcome {
+                audit::Verification::Intact { sealed, unsealed } => {
+                    println!(
+                        "audit trail intact: {sealed} entries chained, {unsealed} awaiting seal"
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                audit::Verification::Broken {
+                    chain_pos,
+                    id,
+                    reason,
+                } => {
+                    println!("audit trail BROKEN at chain position {chain_pos} (entry id {id}): {reason}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Validate { .. } => unreachable!("handled before the runtime starts"),
+    }
+}
+
+async fn party(
+    command: PartyCommand,
+    db: &app::Database,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut client = db.pool.get().await?;
+    match command {
+        PartyCommand::Add {
+            role,
+            id,
+            name,
+            agency,
+        } => {
+            let token = parties::add(&mut client, &id, role, &name, agency.as_deref()).await?;
+            eprintln!(
+                "party {id} ({}) added; its bearer token (shown only now):",
+                role.as_str()
+            );
+            println!("{token}");
+        }
+        PartyCommand::Token { id } => {
+            let token = parties::issue_token(&mut client, &id).await?;
+            println!("{token}");
+        }
+        PartyCommand::List => {
+            for p in parties::list(&client).await? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    p.id,
+                    p.role,
+                    p.agency.unwrap_or_default(),
+                    p.name
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,89 @@
+//! The whole validation pipeline (XML stages, then business rules), shared by the service and
+//! the offline `nsw validate` command so both give the same verdict.
+
+use serde::Serialize;
+
+use crate::domain::declaration::Declaration;
+use crate::rules;
+use crate::xml::{self, DocKind, Limits, Violation, XmlError};
+
+/// Where in the pipeline a document stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Parse,
+    Schema,
+    Rules,
+}
+
+pub enum Verdict {
+    /// Not usable as XML at all (HTTP 400/413).
+    Unusable(XmlError),
+    /// Well-formed but violating the schema or the rules (HTTP 422).
+    Invalid {
+        kind: Option<DocKind>,
+        stage: Stage,
+        violations: Vec<Violation>,
+    },
+    Valid(Valid),
+}
+
+pub enum Valid {
+    Declaration(Box<Declaration>),
+    /// Schema-valid document of a kind whose rules are applied by its own workflow.
+    Other(DocKind),
+}
+
+impl Valid {
+    pub fn kind(&self) -> DocKind {
+        match self {
+            Valid::Declaration(_) => DocKind::Declaration,
+            Valid::Other(k) => *k,
+        }
+    }
+}
+
+pub struct Validator {
+    pub limits: Limits,
+    /// ISO 3166-1 code of this window's country (imports arrive here, exports leave from here).
+    pub country: String,
+}
+
+impl Validator {
+    pub fn new(limits: Limits, country: impl Into<String>) -> Self {
+        Validator {
+            limits,
+            country: country.into(),
+        }
+    }
+
+    pub fn validate(&self, src: &[u8], expect: Option<DocKind>) -> Verdict {
+        let valid = match xml::check(src, &self.limits, expect) {
+            Err(e) => return Verdict::Unusable(e),
+            Ok(Err(violations)) => {
+                let kind = violations
+                    .iter()
+                    .all(|v| v.code.starts_with("XSD_"))
+                    .then_some(expect)
+                    .flatten();
+                return Verdict::Invalid {
+                    kind,
+                    stage: Stage::Schema,
+                    violations,
+                };
+            }
+            Ok(Ok(v)) => v,
+        };
+        match valid.kind {
+            DocKind::Declaration => match rules::declaration::check(&valid.tree, &self.country) {
+                Ok(d) => Verdict::Valid(Valid::Declaration(Box::new(d))),
+                Err(violations) => Verdict::Invalid {
+                    kind: Some(DocKind::Declaration),
+                    stage: Stage::Rules,
+                    violations,
+                },
+            },
+            other => Verdict::Valid(Valid::Other(other)),
+        }
+    }
+}

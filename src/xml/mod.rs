@@ -1,0 +1,279 @@
+//! XML intake: refuse hostile input, check well-formedness, pick the schema from the root's
+//! namespace and validate with libxml2. Business rules come afterwards (see `rules`).
+
+pub mod ffi;
+pub mod schema;
+pub mod tree;
+
+use serde::Serialize;
+
+pub use tree::Tree;
+
+/// 1-based line and column (column counted in characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Position {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Position {
+    /// Position of byte `offset` in `src`.
+    pub fn at(src: &[u8], offset: usize) -> Position {
+        let offset = offset.min(src.len());
+        let before = &src[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(0);
+        // Count characters, not bytes: skip UTF-8 continuation bytes.
+        let column = before[line_start..]
+            .iter()
+            .filter(|&&b| (b & 0xC0) != 0x80)
+            .count() as u32
+            + 1;
+        Position { line, column }
+    }
+}
+
+/// One problem found in a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub line: u32,
+    pub column: u32,
+    pub path: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_bytes: usize,
+    pub max_depth: usize,
+    pub max_elements: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 16 * 1024 * 1024,
+            max_depth: 64,
+            max_elements: 250_000,
+        }
+    }
+}
+
+/// Why a document could not even be read as one of ours (HTTP 400/413), or an internal fault.
+#[derive(Debug, thiserror::Error)]
+pub enum XmlError {
+    #[error("the body is empty")]
+    Empty,
+    #[error("the body is {size} bytes, over the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("{message}")]
+    Encoding { pos: Position, message: String },
+    #[error("DOCTYPE declarations are not accepted (no DTDs, no entities)")]
+    Doctype { pos: Position },
+    #[error("elements nest deeper than {limit} levels")]
+    TooDeep { pos: Position, limit: usize },
+    #[error("the document has more than {limit} elements")]
+    TooManyElements { pos: Position, limit: usize },
+    #[error("not well-formed XML: {message}")]
+    Malformed { pos: Position, message: String },
+    #[error("internal XML engine error: {0}")]
+    Internal(String),
+}
+
+impl XmlError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            XmlError::Empty => "XML_EMPTY",
+            XmlError::TooLarge { .. } => "BODY_TOO_LARGE",
+            XmlError::Encoding { .. } => "XML_ENCODING",
+            XmlError::Doctype { .. } => "XML_DOCTYPE",
+            XmlError::TooDeep { .. } => "XML_TOO_DEEP",
+            XmlError::TooManyElements { .. } => "XML_TOO_MANY_ELEMENTS",
+            XmlError::Malformed { .. } => "XML_MALFORMED",
+            XmlError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn position(&self) -> Option<Position> {
+        match self {
+            XmlError::Encoding { pos, .. }
+            | XmlError::Doctype { pos }
+            | XmlError::TooDeep { pos, .. }
+            | XmlError::TooManyElements { pos, .. }
+            | XmlError::Malformed { pos, .. } => Some(*pos),
+            _ => None,
+        }
+    }
+}
+
+/// The documents we know, each with its namespace, root element and schema file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DocKind {
+    Declaration,
+    Acdd,
+    LicenceApplication,
+    Licence,
+    CertificateOfOrigin,
+    Envelope,
+    Receipt,
+    BusinessResponse,
+    KrCoo,
+}
+
+impl DocKind {
+    pub const ALL: [DocKind; 9] = [
+        DocKind::Declaration,
+        DocKind::Acdd,
+        DocKind::LicenceApplication,
+        DocKind::Licence,
+        DocKind::CertificateOfOrigin,
+        DocKind::Envelope,
+        DocKind::Receipt,
+        DocKind::BusinessResponse,
+        DocKind::KrCoo,
+    ];
+
+    pub fn namespace(self) -> &'static str {
+        match self {
+            DocKind::Declaration => "urn:nsw:declaration:1",
+            DocKind::Acdd => "urn:nsw:acdd:1",
+            DocKind::LicenceApplication => "urn:nsw:licence-application:1",
+            DocKind::Licence => "urn:nsw:licence:1",
+            DocKind::CertificateOfOrigin => "urn:nsw:certificate-of-origin:1",
+            DocKind::Envelope => "urn:nsw:envelope:1",
+            DocKind::Receipt => "urn:nsw:receipt:1",
+            DocKind::BusinessResponse => "urn:nsw:business-response:1",
+            DocKind::KrCoo => "urn:nsw:partner:kr:coo:1",
+        }
+    }
+
+    pub fn schema_file(self) -> &'static str {
+        match self {
+            DocKind::Declaration => "declaration/1/declaration.xsd",
+            DocKind::Acdd => "acdd/1/acdd.xsd",
+            DocKind::LicenceApplication => "licence-application/1/licence-application.xsd",
+            DocKind::Licence => "licence/1/licence.xsd",
+            DocKind::CertificateOfOrigin => "certificate-of-origin/1/certificate-of-origin.xsd",
+            DocKind::Envelope => "envelope/1/envelope.xsd",
+            DocKind::Receipt => "receipt/1/receipt.xsd",
+            DocKind::BusinessResponse => "business-response/1/business-response.xsd",
+            DocKind::KrCoo => "kr-coo/1/kr-coo.xsd",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DocKind::Declaration => "declaration",
+            DocKind::Acdd => "acdd",
+            DocKind::LicenceApplication => "licence-application",
+            DocKind::Licence => "licence",
+            DocKind::CertificateOfOrigin => "certificate-of-origin",
+            DocKind::Envelope => "envelope",
+            DocKind::Receipt => "receipt",
+            DocKind::BusinessResponse => "business-response",
+            DocKind::KrCoo => "kr-coo",
+        }
+    }
+
+    pub fn from_namespace(ns: &str) -> Option<DocKind> {
+        DocKind::ALL.into_iter().find(|k| k.namespace() == ns)
+    }
+}
+
+/// A document that is well-formed, of a known kind, and valid against that kind's schema.
+pub struct SchemaValid<'a> {
+    pub kind: DocKind,
+    pub tree: Tree<'a>,
+}
+
+/// Result of the XML stages: an unusable document (`Err`), a schema-invalid one
+/// (`Ok(Err(violations))`), or a schema-valid one.
+pub type XmlOutcome<'a> = Result<Result<SchemaValid<'a>, Vec<Violation>>, XmlError>;
+
+/// Runs every XML stage on `src`. When `expect` is given, a known document of another kind is
+/// reported as `DOCUMENT_TYPE_MISMATCH`.
+pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> XmlOutcome<'a> {
+    if src.len() > limits.max_bytes {
+        return Err(XmlError::TooLarge {
+            size: src.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let body = src.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(src);
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(XmlError::Empty);
+    }
+    if let Err(e) = std::str::from_utf8(src) {
+        return Err(XmlError::Encoding {
+            pos: Position::at(src, e.valid_up_to()),
+            message: format!(
+                "invalid UTF-8 byte sequence at byte offset {}: documents must be UTF-8",
+                e.valid_up_to()
+            ),
+        });
+    }
+    let tree = match Tree::parse(src, limits) {
+        Ok(t) => t,
+        // quick-xml is lenient in places and terse in others: let libxml2 name the first
+        // well-formedness error when it finds one, as it is the reference parser.
+        Err(XmlError::Malformed { pos, message }) => {
+            return Err(first_libxml_error(src).unwrap_or(XmlError::Malformed { pos, message }))
+        }
+        Err(e) => return Err(e),
+    };
+    let root = tree.node(tree::ROOT);
+    let Some(kind) = DocKind::from_namespace(&tree.root_ns) else {
+        let ns = if tree.root_ns.is_empty() {
+            "no namespace".to_string()
+        } else {
+            format!("namespace '{}'", tree.root_ns)
+        };
+        let pos = tree.position(tree::ROOT);
+        return Ok(Err(vec![Violation {
+            line: pos.line,
+            column: pos.column,
+            path: tree.path(tree::ROOT),
+            code: "NAMESPACE_UNKNOWN",
+            message: format!(
+                "root element '{}' is in {ns}, which is not one of this window's document namespaces",
+                root.name
+            ),
+        }]));
+    };
+    if let Some(expected) = expect {
+        if expected != kind {
+            let pos = tree.position(tree::ROOT);
+            return Ok(Err(vec![Violation {
+                line: pos.line,
+                column: pos.column,
+                path: tree.path(tree::ROOT),
+                code: "DOCUMENT_TYPE_MISMATCH",
+                message: format!(
+                    "this endpoint takes a {} ({}), not a {}",
+                    expected.name(),
+                    expected.namespace(),
+                    kind.name()
+                ),
+            }]));
+        }
+    }
+    let locate = |path: &str| tree.find(path).map(|id| tree.position(id));
+    match schema::validate(kind, src, &locate)? {
+        schema::SchemaOutcome::Valid => Ok(Ok(SchemaValid { kind, tree })),
+        schema::SchemaOutcome::Invalid(v) => Ok(Err(v)),
+    }
+}
+
+fn first_libxml_error(src: &[u8]) -> Option<XmlError> {
+    // Any schema will do: the document fails at parse time, before validation starts.
+    match schema::validate(DocKind::Declaration, src, &|_| None) {
+        Err(e @ XmlError::Malformed { .. }) => Some(e),
+        _ => None,
+    }
+}
