@@ -60,17 +60,12 @@ impl Validator {
     pub fn validate(&self, src: &[u8], expect: Option<DocKind>) -> Verdict {
         let valid = match xml::check(src, &self.limits, expect) {
             Err(e) => return Verdict::Unusable(e),
-            Ok(Err(violations)) => {
-                let kind = violations
-                    .iter()
-                    .all(|v| v.code.starts_with("XSD_"))
-                    .then_some(expect)
-                    .flatten();
+            Ok(Err(refused)) => {
                 return Verdict::Invalid {
-                    kind,
+                    kind: refused.kind,
                     stage: Stage::Schema,
-                    violations,
-                };
+                    violations: refused.violations,
+                }
             }
             Ok(Ok(v)) => v,
         };

@@ -192,9 +192,15 @@ pub struct SchemaValid<'a> {
     pub tree: Tree<'a>,
 }
 
-/// Result of the XML stages: an unusable document (`Err`), a schema-invalid one
-/// (`Ok(Err(violations))`), or a schema-valid one.
-pub type XmlOutcome<'a> = Result<Result<SchemaValid<'a>, Vec<Violation>>, XmlError>;
+/// A well-formed document refused before the rules: its kind when known, and why.
+pub struct Refused {
+    pub kind: Option<DocKind>,
+    pub violations: Vec<Violation>,
+}
+
+/// Result of the XML stages: an unusable document (`Err`), a refused one (`Ok(Err(_))`), or a
+/// schema-valid one.
+pub type XmlOutcome<'a> = Result<Result<SchemaValid<'a>, Refused>, XmlError>;
 
 /// Runs every XML stage on `src`. When `expect` is given, a known document of another kind is
 /// reported as `DOCUMENT_TYPE_MISMATCH`.
@@ -235,7 +241,7 @@ pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> Xml
             format!("namespace '{}'", tree.root_ns)
         };
         let pos = tree.position(tree::ROOT);
-        return Ok(Err(vec![Violation {
+        return Ok(Err(Refused { kind: None, violations: vec![Violation {
             line: pos.line,
             column: pos.column,
             path: tree.path(tree::ROOT),
@@ -244,29 +250,35 @@ pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> Xml
                 "root element '{}' is in {ns}, which is not one of this window's document namespaces",
                 root.name
             ),
-        }]));
+        }]}));
     };
     if let Some(expected) = expect {
         if expected != kind {
             let pos = tree.position(tree::ROOT);
-            return Ok(Err(vec![Violation {
-                line: pos.line,
-                column: pos.column,
-                path: tree.path(tree::ROOT),
-                code: "DOCUMENT_TYPE_MISMATCH",
-                message: format!(
-                    "this endpoint takes a {} ({}), not a {}",
-                    expected.name(),
-                    expected.namespace(),
-                    kind.name()
-                ),
-            }]));
+            return Ok(Err(Refused {
+                kind: Some(kind),
+                violations: vec![Violation {
+                    line: pos.line,
+                    column: pos.column,
+                    path: tree.path(tree::ROOT),
+                    code: "DOCUMENT_TYPE_MISMATCH",
+                    message: format!(
+                        "this endpoint takes a {} ({}), not a {}",
+                        expected.name(),
+                        expected.namespace(),
+                        kind.name()
+                    ),
+                }],
+            }));
         }
     }
     let locate = |path: &str| tree.find(path).map(|id| tree.position(id));
     match schema::validate(kind, src, &locate)? {
         schema::SchemaOutcome::Valid => Ok(Ok(SchemaValid { kind, tree })),
-        schema::SchemaOutcome::Invalid(v) => Ok(Err(v)),
+        schema::SchemaOutcome::Invalid(violations) => Ok(Err(Refused {
+            kind: Some(kind),
+            violations,
+        })),
     }
 }
 

@@ -312,7 +312,14 @@ pub fn validate(
     let mut violations: Vec<Violation> = errors
         .into_iter()
         .map(|e| {
-            let path = e.path.unwrap_or_else(|| "/".into());
+            let code = schema_code(e.code);
+            let mut path = e.path.unwrap_or_else(|| "/".into());
+            // libxml2 reports a bad attribute value on its element; name the attribute.
+            if code == "XSD_VALUE" && !path.contains("/@") {
+                if let Some(attr) = attribute_named(&e.message) {
+                    path = format!("{path}/@{attr}");
+                }
+            }
             let column = locate(&path).map(|p| p.column).unwrap_or(e.column.max(1));
             let line = if e.line > 0 {
                 e.line
@@ -322,7 +329,7 @@ pub fn validate(
             Violation {
                 line,
                 column,
-                code: schema_code(e.code),
+                code,
                 message: tidy(&e.message),
                 path,
             }
@@ -346,11 +353,21 @@ pub fn validate(
 fn schema_code(code: c_int) -> &'static str {
     match code {
         1871 | 1841..=1844 => "XSD_CONTENT",
-        1866..=1868 => "XSD_ATTRIBUTE",
+        // 1827: cvc-type.3.1.1, an attribute on an element of simple type
+        1866..=1868 | 1827 => "XSD_ATTRIBUTE",
+        // 1828: cvc-type.3.1.2, child elements inside an element of simple type
+        1828 => "XSD_CONTENT",
         1845 => "XSD_ROOT",
-        1819 | 1824..=1840 | 1863 | 1874 => "XSD_VALUE",
+        1819 | 1824..=1826 | 1829..=1840 | 1863 | 1874 => "XSD_VALUE",
         _ => "XSD_INVALID",
     }
+}
+
+/// The attribute a libxml2 message is about: "Element 'X', attribute 'currency': …".
+fn attribute_named(message: &str) -> Option<&str> {
+    let head = message.split(": ").next()?;
+    let rest = head.split(", attribute '").nth(1)?;
+    rest.split('\'').next()
 }
 
 /// Drops `{namespace}` qualifiers from libxml2 messages: paths already say where we are.

@@ -1,0 +1,116 @@
+//! Authentication and request shape: 401, 415, 413, 404 in problem+json.
+
+use nsw::domain::party::Role;
+
+use crate::helpers::{fixture, spawn_app};
+
+const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
+
+#[tokio::test]
+async fn missing_or_unknown_tokens_are_401_everywhere() {
+    let app = spawn_app().await;
+    let xml = fixture(LAPTOPS);
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/v1/declarations"),
+        (reqwest::Method::GET, "/api/v1/declarations"),
+        (
+            reqwest::Method::GET,
+            "/api/v1/declarations/0195f7c0-0000-7000-8000-000000000000",
+        ),
+    ] {
+        for token in [None, Some("nsw_not-a-real-token")] {
+            let r = app
+                .request(
+                    method.clone(),
+                    path,
+                    token,
+                    &[("content-type", "application/xml")],
+                    Some(xml.clone()),
+                )
+                .await;
+            assert_eq!(r.status, 401, "{method} {path} with {token:?}");
+            assert_eq!(r.header("content-type"), Some("application/problem+json"));
+            assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"nsw\""));
+            assert_eq!(r.json()["code"], "UNAUTHORIZED");
+        }
+    }
+    let r = app
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/declarations",
+            None,
+            &[("authorization", "Basic dXNlcjpwYXNz")],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(app.count("declarations").await, 0);
+}
+
+#[tokio::test]
+async fn wrong_media_type_is_415() {
+    let app = spawn_app().await;
+    let token = app.add_party(Role::Enterprise, "0301234567").await;
+    for ct in [
+        "application/json",
+        "text/plain",
+        "",
+        "application/xml; charset=iso-8859-1",
+    ] {
+        let headers: Vec<(&str, &str)> = if ct.is_empty() {
+            vec![]
+        } else {
+            vec![("content-type", ct)]
+        };
+        let r = app
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/declarations",
+                Some(&token),
+                &headers,
+                Some(fixture(LAPTOPS)),
+            )
+            .await;
+        assert_eq!(r.status, 415, "content type {ct:?}");
+        assert_eq!(r.json()["code"], "UNSUPPORTED_MEDIA_TYPE");
+    }
+    for ct in [
+        "text/xml",
+        "application/xml; charset=UTF-8",
+        "application/vnd.nsw.declaration+xml",
+    ] {
+        let r = app
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/declarations",
+                Some(&token),
+                &[("content-type", ct)],
+                Some(crate::helpers::with_reference(
+                    &fixture(LAPTOPS),
+                    &format!("R-{}", ct.len()),
+                )),
+            )
+            .await;
+        assert_eq!(r.status, 201, "content type {ct:?}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_problem_json_404() {
+    let app = spawn_app().await;
+    let token = app.add_party(Role::Enterprise, "0301234567").await;
+    let r = app.get(&token, "/api/v1/nothing-here").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+}
+
+#[tokio::test]
+async fn documents_of_other_kinds_are_refused_by_the_declaration_endpoint() {
+    let app = spawn_app().await;
+    let token = app.add_party(Role::Enterprise, "0301234567").await;
+    let r = app
+        .submit(&token, fixture("valid/licence/moit-import-licence.xml"))
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.error_codes()[0].0, "DOCUMENT_TYPE_MISMATCH");
+}

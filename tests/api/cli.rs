@@ -1,0 +1,137 @@
+//! `nsw validate` offline: exit codes, JSON, and the same verdict as xmllint on every fixture.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::helpers::repo_root;
+
+fn nsw() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nsw"))
+}
+
+fn all_fixture_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "xml") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&repo_root().join("fixtures"), &mut out);
+    out.sort();
+    out
+}
+
+/// The schema a fixture is meant for: its directory names the document kind.
+fn schema_for(file: &Path) -> PathBuf {
+    let kind = file
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|k| k != "hostile")
+        .unwrap_or_else(|| "declaration".into());
+    repo_root().join(format!("schemas/{kind}/1/{kind}.xsd"))
+}
+
+#[test]
+fn exit_codes_follow_the_worst_file() {
+    let f = repo_root().join("fixtures");
+    let valid = f.join("valid/declaration/01-import-laptops-10-items.xml");
+    let invalid = f.join("invalid/declaration/hs-unknown-6-digit.xml");
+    let unusable = f.join("hostile/truncated.xml");
+    let status = |files: &[&Path]| {
+        nsw()
+            .arg("validate")
+            .args(files)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(status(&[&valid]), Some(0));
+    assert_eq!(status(&[&valid, &invalid]), Some(1));
+    assert_eq!(status(&[&valid, &invalid, &unusable]), Some(2));
+    assert_eq!(status(&[Path::new("/nonexistent/file.xml")]), Some(2));
+
+    let out = nsw()
+        .args(["validate", "--json"])
+        .arg(&invalid)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report[0]["valid"], false);
+    assert_eq!(report[0]["stage"], "rules");
+    assert_eq!(report[0]["errors"][0]["code"], "HS_UNKNOWN");
+    assert_eq!(
+        report[0]["errors"][0]["path"],
+        "/Declaration/Item[3]/HSCode"
+    );
+
+    let human = nsw().arg("validate").arg(&invalid).output().unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("HS_UNKNOWN") && text.contains("/Declaration/Item[3]/HSCode"),
+        "{text}"
+    );
+}
+
+#[test]
+fn nsw_validate_and_xmllint_agree_on_every_fixture() {
+    let xmllint = Command::new("xmllint").arg("--version").output();
+    assert!(
+        xmllint.is_ok(),
+        "xmllint is required (Debian package libxml2-utils; `./dev test` installs it)"
+    );
+    let files = all_fixture_files();
+    assert!(
+        files.len() > 60,
+        "expected the whole fixture set, found {}",
+        files.len()
+    );
+    let out = nsw()
+        .args(["validate", "--json"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let reports: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports.len(), files.len());
+    let mut disagreements = Vec::new();
+    for (file, report) in files.iter().zip(&reports) {
+        let code = report["code"].as_str().unwrap_or("");
+        // Deliberately stricter than XML 1.0: no DTDs at all, UTF-8 only. xmllint accepts such
+        // documents, so only our refusal is checked.
+        if code == "XML_DOCTYPE" || (code == "XML_ENCODING" && report["usable"] == false) {
+            assert_eq!(report["valid"], false, "{}", file.display());
+            continue;
+        }
+        let nsw_schema_ok = report["valid"] == true || report["stage"] == "rules";
+        let lint = Command::new("xmllint")
+            .args(["--noout", "--nonet", "--schema"])
+            .arg(schema_for(file))
+            .arg(file)
+            .output()
+            .unwrap();
+        let lint_ok = lint.status.success();
+        if nsw_schema_ok != lint_ok {
+            disagreements.push(format!(
+                "{}: nsw {} / xmllint {} ({})",
+                file.display(),
+                nsw_schema_ok,
+                lint_ok,
+                String::from_utf8_lossy(&lint.stderr)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+            ));
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "disagreements:\n{}",
+        disagreements.join("\n")
+    );
+}

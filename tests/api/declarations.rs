@@ -1,0 +1,240 @@
+//! Submission, idempotency, status, exact bytes, listing and visibility.
+
+use nsw::domain::party::Role;
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{fixture, spawn_app, with_reference};
+
+const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
+const LAPTOPS_IMPORTER: &str = "0301234567";
+
+#[tokio::test]
+async fn accepted_declaration_has_receipt_location_status_history_and_exact_bytes() {
+    let app = spawn_app().await;
+    let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let xml = fixture(LAPTOPS);
+    let resp = app.submit(&token, xml.clone()).await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+    let receipt = resp.json();
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        resp.header("location"),
+        Some(format!("/api/v1/declarations/{id}").as_str())
+    );
+    assert!(resp.header("x-request-id").is_some());
+    assert!(receipt["reference"]
+        .as_str()
+        .unwrap()
+        .starts_with("VN-DEC-2026-"));
+    assert_eq!(receipt["sha256"], hex::encode(Sha256::digest(&xml)));
+    assert_eq!(receipt["size"], xml.len());
+    assert!(receipt["received_at"].as_str().unwrap().ends_with('Z'));
+
+    let detail = app.get(&token, &format!("/api/v1/declarations/{id}")).await;
+    assert_eq!(detail.status, 200);
+    let d = detail.json();
+    assert_eq!(d["status"], "accepted");
+    assert_eq!(d["item_count"], 10);
+    assert_eq!(d["direction"], "IM");
+    assert_eq!(d["history"][0]["status"], "accepted");
+    assert_eq!(d["sha256"], receipt["sha256"]);
+
+    let doc = app
+        .get(&token, &format!("/api/v1/declarations/{id}/document"))
+        .await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body, xml, "stored bytes differ from the bytes sent");
+    assert_eq!(doc.header("content-type"), Some("application/xml"));
+    assert_eq!(
+        doc.header("etag"),
+        Some(format!("\"{}\"", hex::encode(Sha256::digest(&xml))).as_str())
+    );
+
+    // one row in each table, written together
+    assert_eq!(app.count("documents").await, 1);
+    assert_eq!(app.count("declaration_items").await, 10);
+    assert_eq!(app.count("dossier_events").await, 1);
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_the_first_answer_and_refuses_another_body() {
+    let app = spawn_app().await;
+    let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let xml = fixture(LAPTOPS);
+    let key = [("idempotency-key", "order-42")];
+    let first = app.submit_with(&token, xml.clone(), &key).await;
+    assert_eq!(first.status, 201);
+    let again = app.submit_with(&token, xml.clone(), &key).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.json(), first.json());
+    assert_eq!(again.header("location"), first.header("location"));
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(app.count("declarations").await, 1);
+
+    let other = with_reference(&xml, "SV-IM-OTHER-1");
+    let conflict = app.submit_with(&token, other, &key).await;
+    assert_eq!(conflict.status, 409);
+    assert_eq!(conflict.json()["code"], "IDEMPOTENCY_KEY_REUSED");
+    assert_eq!(app.count("declarations").await, 1);
+
+    // concurrent requests with one fresh key: exactly one declaration
+    let key2 = [("idempotency-key", "order-43")];
+    let body = with_reference(&xml, "SV-IM-RACE-1");
+    let futures: Vec<_> = (0..8)
+        .map(|_| app.submit_with(&token, body.clone(), &key2))
+        .collect();
+    let results = futures_util::future::join_all(futures).await;
+    let ids: std::collections::BTreeSet<String> = results
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+            r.json()["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(app.count("declarations").await, 2);
+
+    let bad = app
+        .submit_with(&token, xml.clone(), &[("idempotency-key", "")])
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["code"], "IDEMPOTENCY_KEY_INVALID");
+}
+
+#[tokio::test]
+async fn enterprises_see_only_their_own_declarations() {
+    let app = spawn_app().await;
+    let owner = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let stranger = app.add_party(Role::Enterprise, "0999999999").await;
+    let customs = app.add_party(Role::Customs, "VNCUSTOMS-HCM").await;
+    let ministry = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let id = app.submit(&owner, fixture(LAPTOPS)).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    for path in [
+        format!("/api/v1/declarations/{id}"),
+        format!("/api/v1/declarations/{id}/document"),
+    ] {
+        let r = app.get(&stranger, &path).await;
+        assert_eq!(r.status, 404, "a stranger must not learn it exists: {path}");
+        assert_eq!(r.json()["code"], "NOT_FOUND");
+        assert_eq!(app.get(&ministry, &path).await.status, 404);
+        assert_eq!(app.get(&customs, &path).await.status, 200);
+        assert_eq!(app.get(&owner, &path).await.status, 200);
+    }
+    let unknown = app.get(&owner, "/api/v1/declarations/not-a-uuid").await;
+    assert_eq!(unknown.status, 404);
+
+    let list = app.get(&stranger, "/api/v1/declarations").await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+    let list = app.get(&customs, "/api/v1/declarations").await.json();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    // submitting in someone else's name
+    let r = app.submit(&stranger, fixture(LAPTOPS)).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "PARTY_MISMATCH");
+    // customs does not submit declarations
+    let r = app.submit(&customs, fixture(LAPTOPS)).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "ROLE_FORBIDDEN");
+    assert_eq!(app.count("declarations").await, 1);
+}
+
+#[tokio::test]
+async fn listing_pages_with_a_cursor_and_filters_by_status() {
+    let app = spawn_app().await;
+    let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let xml = fixture(LAPTOPS);
+    let mut submitted = Vec::new();
+    for i in 0..5 {
+        let r = app
+            .submit(&token, with_reference(&xml, &format!("SV-IM-PAGE-{i}")))
+            .await;
+        assert_eq!(r.status, 201);
+        submitted.push(r.json()["id"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(
+                &token,
+                &format!("/api/v1/declarations?limit=2&cursor={cursor}"),
+            )
+            .await
+            .json();
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    submitted.reverse();
+    assert_eq!(seen, submitted, "newest first, each exactly once");
+
+    let accepted = app
+        .get(&token, "/api/v1/declarations?status=accepted")
+        .await
+        .json();
+    assert_eq!(accepted["items"].as_array().unwrap().len(), 5);
+    let cleared = app
+        .get(&token, "/api/v1/declarations?status=cleared")
+        .await
+        .json();
+    assert_eq!(cleared["items"].as_array().unwrap().len(), 0);
+    let bad = app.get(&token, "/api/v1/declarations?status=bogus").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["code"], "STATUS_INVALID");
+    let bad = app.get(&token, "/api/v1/declarations?cursor=zzz").await;
+    assert_eq!(bad.status, 400);
+    let bad = app.get(&token, "/api/v1/declarations?limit=0").await;
+    assert_eq!(bad.status, 400);
+}
+
+#[tokio::test]
+async fn one_request_reports_every_violation_with_positions() {
+    let app = spawn_app().await;
+    let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let xml = String::from_utf8(fixture(LAPTOPS)).unwrap();
+    // break two rules at once: an unknown HS code and a wrong item count
+    let broken = xml
+        .replacen("<ItemCount>10</ItemCount>", "<ItemCount>11</ItemCount>", 1)
+        .replacen("<Origin>", "<Origin>X", 0);
+    let first_hs = broken.find("<HSCode>").unwrap() + "<HSCode>".len();
+    let mut broken = broken;
+    broken.replace_range(first_hs..first_hs + 6, "999999");
+    let r = app.submit(&token, broken.into_bytes()).await;
+    assert_eq!(r.status, 422);
+    let codes = r.error_codes();
+    assert!(
+        codes.contains(&(
+            "ITEM_COUNT_MISMATCH".into(),
+            "/Declaration/Totals/ItemCount".into()
+        )),
+        "{codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .any(|(c, p)| c == "HS_UNKNOWN" && p == "/Declaration/Item[1]/HSCode"),
+        "{codes:?}"
+    );
+    assert_eq!(app.count("declarations").await, 0);
+}
+
+#[tokio::test]
+async fn health_reports_the_database() {
+    let app = spawn_app().await;
+    let r = app
+        .request(reqwest::Method::GET, "/health", None, &[], None)
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["database"]["status"], "up");
+}

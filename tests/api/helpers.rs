@@ -1,0 +1,328 @@
+//! Spawns the real application on a random port against a real PostgreSQL: one shared cluster
+//! per machine (started from the system binaries under `target/` unless
+//! `NSW_TEST_DATABASE_URL` names a server), a migrated template database, and a fresh database
+//! cloned from it for every test.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use nsw::app::Application;
+use nsw::config::Settings;
+use nsw::db::embedded::EmbeddedCluster;
+use nsw::domain::party::Role;
+use reqwest::header::{HeaderMap, HeaderValue};
+use sha2::{Digest, Sha256};
+use tokio_postgres::NoTls;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("fixtures").join(rel))
+        .unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
+}
+
+/// How to reach the test server: a base connection string to which `dbname` is appended.
+enum Server {
+    Embedded(EmbeddedCluster),
+    Url(String),
+}
+
+impl Server {
+    fn conn(&self, db: &str) -> String {
+        match self {
+            Server::Embedded(c) => c.connection_string(db),
+            Server::Url(u) => {
+                // postgres://user@host:port/dbname?params → swap dbname
+                let (base, query) = u.split_once('?').unwrap_or((u.as_str(), ""));
+                let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+                let path_start = base[scheme_end..]
+                    .find('/')
+                    .map(|i| i + scheme_end)
+                    .unwrap_or(base.len());
+                let q = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{query}")
+                };
+                format!("{}/{db}{q}", &base[..path_start])
+            }
+        }
+    }
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| match std::env::var("NSW_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Server::Url(url),
+        _ => {
+            let root = repo_root().join("target").join("nsw-test-pg");
+            Server::Embedded(
+                EmbeddedCluster::start(&root).expect("start the test PostgreSQL cluster"),
+            )
+        }
+    })
+}
+
+fn template_name() -> String {
+    let mut h = Sha256::new();
+    for m in nsw::db::migrate::MIGRATIONS {
+        h.update(m.sql.as_bytes());
+    }
+    format!("nsw_tpl_{}", &hex::encode(h.finalize())[..16])
+}
+
+async fn admin() -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&server().conn("postgres"), NoTls)
+        .await
+        .expect("connect to the test server");
+    tokio::spawn(conn);
+    client
+}
+
+/// Creates the migrated template once per schema version (safe across test processes).
+async fn ensure_template() -> String {
+    static READY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    READY
+        .get_or_init(|| async {
+            let name = template_name();
+            let admin = admin().await;
+            admin
+                .execute("SELECT pg_advisory_lock(4242999)", &[])
+                .await
+                .unwrap();
+            let exists = admin
+                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+                .await
+                .unwrap()
+                .is_some();
+            if !exists {
+                let building = format!("{name}_building");
+                admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {building}"))
+                    .await
+                    .unwrap();
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {building}"))
+                    .await
+                    .unwrap();
+                {
+                    let (mut c, conn) = tokio_postgres::connect(&server().conn(&building), NoTls)
+                        .await
+                        .unwrap();
+                    let task = tokio::spawn(conn);
+                    nsw::db::migrate::run(&mut c)
+                        .await
+                        .expect("migrate template");
+                    drop(c);
+                    let _ = task.await;
+                }
+                admin
+                    .batch_execute(&format!("ALTER DATABASE {building} RENAME TO {name}"))
+                    .await
+                    .unwrap();
+            }
+            admin
+                .execute("SELECT pg_advisory_unlock(4242999)", &[])
+                .await
+                .unwrap();
+            name
+        })
+        .await
+        .clone()
+}
+
+/// A fresh database cloned from the migrated template; returns its connection string.
+pub async fn fresh_database() -> String {
+    let template = ensure_template().await;
+    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let admin = admin().await;
+    // Concurrent clones of one template can collide on its lock: retry briefly.
+    let mut attempt = 0;
+    loop {
+        match admin
+            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .await
+        {
+            Ok(()) => break,
+            Err(e) if attempt < 50 => {
+                attempt += 1;
+                let _ = e;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("create test database: {e}"),
+        }
+    }
+    server().conn(&name)
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub database_url: String,
+    pub pool: deadpool_postgres::Pool,
+    pub client: reqwest::Client,
+}
+
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut s = Settings::default();
+    s.listen = "127.0.0.1:0".into();
+    s.database_url = Some(database_url.to_owned());
+    s.pool_size = 16;
+    s.workers = Some(2);
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(&fresh_database().await).await
+}
+
+pub async fn spawn_app_on(database_url: &str) -> TestApp {
+    let settings = test_settings(database_url);
+    let pool = nsw::db::pool(database_url, 8).unwrap();
+    let database = nsw::app::connect(&settings).await.expect("connect");
+    let app = Application::with_database(settings, database)
+        .await
+        .expect("build app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        database_url: database_url.to_owned(),
+        pool,
+        client: reqwest::Client::new(),
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    }
+    /// The (code, path) pairs of a 422's `errors`.
+    pub fn error_codes(&self) -> Vec<(String, String)> {
+        self.json()["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["code"].as_str().unwrap_or("").to_owned(),
+                            e["path"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub async fn add_party(&self, role: Role, id: &str) -> String {
+        let mut client = self.pool.get().await.unwrap();
+        nsw::store::parties::add(&mut client, id, role, &format!("{id} test party"), None)
+            .await
+            .expect("add party")
+    }
+
+    pub async fn add_party_with_agency(&self, role: Role, id: &str, agency: &str) -> String {
+        let mut client = self.pool.get().await.unwrap();
+        nsw::store::parties::add(&mut client, id, role, id, Some(agency))
+            .await
+            .expect("add party")
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let mut rb = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.body(b);
+        }
+        let r = rb.send().await.expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.expect("body").to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn submit(&self, token: &str, xml: Vec<u8>) -> Resp {
+        self.submit_with(token, xml, &[]).await
+    }
+
+    pub async fn submit_with(&self, token: &str, xml: Vec<u8>, headers: &[(&str, &str)]) -> Resp {
+        let mut h = vec![("content-type", "application/xml")];
+        h.extend_from_slice(headers);
+        self.request(
+            reqwest::Method::POST,
+            "/api/v1/declarations",
+            Some(token),
+            &h,
+            Some(xml),
+        )
+        .await
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Resp {
+        self.request(reqwest::Method::GET, path, Some(token), &[], None)
+            .await
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let client = self.pool.get().await.unwrap();
+        client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Row counts of every table intake writes: nothing may change on a refused request.
+    pub async fn footprint(&self) -> [i64; 6] {
+        [
+            self.count("documents").await,
+            self.count("declarations").await,
+            self.count("declaration_items").await,
+            self.count("dossier_events").await,
+            self.count("audit_log").await,
+            self.count("idempotency_keys").await,
+        ]
+    }
+}
+
+/// Gives a fixture another declarant reference (the first `<Reference>`), so one document can be
+/// submitted several times as distinct declarations.
+pub fn with_reference(xml: &[u8], new_ref: &str) -> Vec<u8> {
+    let s = String::from_utf8(xml.to_vec()).unwrap();
+    let start = s.find("<Reference>").expect("Reference") + "<Reference>".len();
+    let end = start + s[start..].find("</Reference>").unwrap();
+    format!("{}{}{}", &s[..start], new_ref, &s[end..]).into_bytes()
+}

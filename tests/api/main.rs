@@ -1,0 +1,10 @@
+//! Integration tests through HTTP against a real PostgreSQL.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod cli;
+mod declarations;
+mod fixtures;
+mod restart;
