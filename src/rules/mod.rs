@@ -79,8 +79,7 @@ impl<'t, 'a> Checker<'t, 'a> {
     }
 
     pub fn finish(mut self) -> Vec<Violation> {
-        self.violations
-            .sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        self.violations.sort_by_key(|v| (v.line, v.column));
         self.violations
     }
 }

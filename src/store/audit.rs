@@ -52,8 +52,7 @@ pub async fn verify<C: GenericClient>(client: &C) -> Result<Verification, StoreE
         )
         .await?;
     let mut prev = vec![0u8; 32];
-    let mut expected_pos = 1i64;
-    for row in &rows {
+    for (expected_pos, row) in (1i64..).zip(rows.iter()) {
         let pos: i64 = row.get(0);
         let id: i64 = row.get(1);
         let stored_prev: Vec<u8> = row.get(2);
@@ -82,7 +81,6 @@ pub async fn verify<C: GenericClient>(client: &C) -> Result<Verification, StoreE
             )));
         }
         prev = computed;
-        expected_pos += 1;
     }
     let unsealed: i64 = client
         .query_one("SELECT count(*) FROM audit_log WHERE hash IS NULL", &[])

@@ -165,12 +165,13 @@ pub struct TestApp {
 }
 
 pub fn test_settings(database_url: &str) -> Settings {
-    let mut s = Settings::default();
-    s.listen = "127.0.0.1:0".into();
-    s.database_url = Some(database_url.to_owned());
-    s.pool_size = 16;
-    s.workers = Some(2);
-    s
+    Settings {
+        listen: "127.0.0.1:0".into(),
+        database_url: Some(database_url.to_owned()),
+        pool_size: 16,
+        workers: Some(2),
+        ..Settings::default()
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
