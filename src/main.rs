@@ -48,6 +48,25 @@ enum Command {
         #[command(subcommand)]
         command: PartyCommand,
     },
+    /// Load a real `nsw serve` over HTTP and measure, in the same run, the machine's limits
+    /// (database commits, libxml2 validation); prints the service's figures as ratios of them.
+    Loadtest {
+        /// Concurrent HTTP connections (and database connections for the commit baseline).
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Seconds per phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Item counts of the declarations in the mix.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+        items: Vec<usize>,
+        /// Load this database instead of a fresh one in the embedded cluster.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -115,10 +134,25 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command, settings)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("nsw: {e}");
+            eprintln!("nsw: {}", with_causes(&*e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error with its chain of causes ("db error: …" alone says little).
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }
 
 async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -170,6 +204,25 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::Loadtest {
+            connections,
+            seconds,
+            items,
+            database_url,
+            json,
+        } => {
+            nsw::loadtest::run(nsw::loadtest::Options {
+                connections,
+                duration: std::time::Duration::from_secs(seconds),
+                sizes: items,
+                database_url,
+                data_dir: settings.data_dir.clone(),
+                json,
+            })
+            .await
+            .map_err(|e| with_causes(&*e))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Validate { .. } => unreachable!("handled before the runtime starts"),
     }

@@ -59,7 +59,7 @@ impl Default for Limits {
         Limits {
             max_bytes: 16 * 1024 * 1024,
             max_depth: 64,
-            max_elements: 250_000,
+            max_elements: 500_000,
         }
     }
 }

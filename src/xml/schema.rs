@@ -349,6 +349,34 @@ pub fn validate(
     Ok(SchemaOutcome::Invalid(violations))
 }
 
+/// libxml2 alone: parse and validate, no error collection, no tree, no rules. The baseline the
+/// load generator measures the full pipeline against.
+pub fn libxml2_only(kind: DocKind, src: &[u8]) -> Result<bool, XmlError> {
+    let registry = registry()?;
+    let schema = registry
+        .schemas
+        .get(&kind)
+        .ok_or_else(|| XmlError::Internal(format!("no schema for {kind:?}")))?;
+    let len = c_int::try_from(src.len()).map_err(|_| XmlError::Internal("too large".into()))?;
+    unsafe {
+        let doc = xmlReadMemory(
+            src.as_ptr() as *const c_char,
+            len,
+            std::ptr::null(),
+            c"UTF-8".as_ptr(),
+            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING,
+        );
+        if doc.is_null() {
+            return Ok(false);
+        }
+        let vctxt = xmlSchemaNewValidCtxt(schema.0);
+        let rc = xmlSchemaValidateDoc(vctxt, doc);
+        xmlSchemaFreeValidCtxt(vctxt);
+        xmlFreeDoc(doc);
+        Ok(rc == 0)
+    }
+}
+
 /// Stable codes for libxml2's schema-validity error numbers (xmlerror.h, XML_SCHEMAV_*).
 fn schema_code(code: c_int) -> &'static str {
     match code {

@@ -1,0 +1,130 @@
+//! The machine's own limits, measured in the same run as the service: how many durable
+//! declaration transactions PostgreSQL commits without HTTP or validation in front, and how many
+//! documents libxml2 alone parses and validates.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use sha2::{Digest, Sha256};
+
+use crate::domain::declaration::Declaration;
+use crate::domain::party::{Principal, Role};
+use crate::store::declarations::{self, Submission};
+use crate::validation::{Valid, Validator, Verdict};
+use crate::xml::{schema, DocKind};
+
+/// Concurrent transactions writing exactly what an accepted declaration writes (document bytes,
+/// dossier, items, event, audit), through the same store code the service uses.
+pub async fn db_commits(
+    pool: &Pool,
+    docs: &[(Vec<u8>, Declaration)],
+    party: &str,
+    connections: usize,
+    duration: Duration,
+) -> f64 {
+    let principal = Arc::new(Principal {
+        party_id: party.to_owned(),
+        role: Role::Enterprise,
+        agency: None,
+    });
+    let docs = Arc::new(docs.to_vec());
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..connections {
+        let (pool, docs, count, principal) =
+            (pool.clone(), docs.clone(), count.clone(), principal.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut client) = pool.get().await else {
+                return;
+            };
+            let mut i = w;
+            while Instant::now() < deadline {
+                let (bytes, decl) = &docs[i % docs.len()];
+                i += 1;
+                let sha256: [u8; 32] = Sha256::digest(bytes).into();
+                let r = declarations::submit(
+                    &mut client,
+                    Submission {
+                        principal: &principal,
+                        body: bytes,
+                        sha256,
+                        declaration: decl,
+                        idempotency_key: None,
+                        country: "VN",
+                    },
+                )
+                .await;
+                if r.is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Documents per second over all cores, for a validation function.
+fn per_second(
+    threads: usize,
+    duration: Duration,
+    docs: Arc<Vec<Vec<u8>>>,
+    f: fn(&[u8]) -> bool,
+) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (stop, count, docs) = (stop.clone(), count.clone(), docs.clone());
+            std::thread::spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    if f(&docs[i % docs.len()]) {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn libxml2_alone(doc: &[u8]) -> bool {
+    schema::libxml2_only(DocKind::Declaration, doc).unwrap_or(false)
+}
+
+fn full_pipeline(doc: &[u8]) -> bool {
+    thread_local!(static V: Validator = Validator::new(crate::xml::Limits::default(), "VN"));
+    V.with(|v| {
+        matches!(
+            v.validate(doc, Some(DocKind::Declaration)),
+            Verdict::Valid(Valid::Declaration(_))
+        )
+    })
+}
+
+pub struct ValidationFigures {
+    pub libxml2_per_second: f64,
+    pub pipeline_per_second: f64,
+}
+
+pub fn validation(docs: Vec<Vec<u8>>, threads: usize, duration: Duration) -> ValidationFigures {
+    let docs = Arc::new(docs);
+    ValidationFigures {
+        libxml2_per_second: per_second(threads, duration, docs.clone(), libxml2_alone),
+        pipeline_per_second: per_second(threads, duration, docs, full_pipeline),
+    }
+}
