@@ -3,24 +3,26 @@
 //! column and an XPath-like path. It is also where hostile shapes are stopped (DTDs, depth and
 //! element-count floods) before libxml2 ever sees the bytes.
 
+use std::borrow::Cow;
+
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::Reader;
 
 use super::{Limits, Position, XmlError};
 
+/// Names and values borrow from the document; only text with escapes is copied.
 #[derive(Debug, Clone)]
-pub struct Attr {
-    pub name: String,
-    pub value: String,
+pub struct Attr<'a> {
+    pub name: &'a str,
+    pub value: Cow<'a, str>,
     pub offset: usize,
 }
 
 #[derive(Debug, Clone)]
-pub struct Node {
-    pub name: String,
-    pub attrs: Vec<Attr>,
-    pub text: String,
+pub struct Node<'a> {
+    pub name: &'a str,
+    pub attrs: Vec<Attr<'a>>,
+    pub text: Cow<'a, str>,
     pub children: Vec<usize>,
     pub parent: Option<usize>,
     pub offset: usize,
@@ -29,12 +31,26 @@ pub struct Node {
 #[derive(Debug)]
 pub struct Tree<'a> {
     pub src: &'a [u8],
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Node<'a>>,
     /// Namespace URI of the root element (empty when it has none).
     pub root_ns: String,
 }
 
 pub const ROOT: usize = 0;
+
+fn local(qname: &[u8]) -> &[u8] {
+    qname
+        .iter()
+        .position(|&b| b == b':')
+        .map_or(qname, |i| &qname[i + 1..])
+}
+
+fn utf8<'a>(src: &'a [u8], bytes: &'a [u8], at: usize) -> Result<&'a str, XmlError> {
+    std::str::from_utf8(bytes).map_err(|_| XmlError::Encoding {
+        pos: Position::at(src, at),
+        message: "invalid UTF-8 in a name".into(),
+    })
+}
 
 impl<'a> Tree<'a> {
     pub fn parse(src: &'a [u8], limits: &Limits) -> Result<Tree<'a>, XmlError> {
@@ -42,28 +58,25 @@ impl<'a> Tree<'a> {
             pos: Position::at(src, 0),
             message: "document is not valid UTF-8".into(),
         })?;
-        let mut reader = NsReader::from_str(text);
+        let mut reader = Reader::from_str(text);
         let config = reader.config_mut();
         config.check_end_names = true;
         config.trim_text(false);
         config.expand_empty_elements = true;
 
-        let mut nodes: Vec<Node> = Vec::new();
+        let malformed = |at: usize, message: String| XmlError::Malformed {
+            pos: Position::at(src, at),
+            message,
+        };
+        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(src.len() / 40);
         let mut stack: Vec<usize> = Vec::new();
         let mut root_ns = String::new();
         let mut seen_root_end = false;
         loop {
             let before = reader.buffer_position() as usize;
-            let event = reader.read_resolved_event();
-            let (resolved, event) = match event {
-                Ok(ev) => ev,
-                Err(e) => {
-                    return Err(XmlError::Malformed {
-                        pos: Position::at(src, reader.error_position() as usize),
-                        message: e.to_string(),
-                    })
-                }
-            };
+            let event = reader
+                .read_event()
+                .map_err(|e| malformed(reader.error_position() as usize, e.to_string()))?;
             match event {
                 Event::DocType(_) => {
                     return Err(XmlError::Doctype {
@@ -72,10 +85,7 @@ impl<'a> Tree<'a> {
                 }
                 Event::Start(e) => {
                     if seen_root_end {
-                        return Err(XmlError::Malformed {
-                            pos: Position::at(src, before),
-                            message: "content after the root element".into(),
-                        });
+                        return Err(malformed(before, "content after the root element".into()));
                     }
                     if stack.len() >= limits.max_depth {
                         return Err(XmlError::TooDeep {
@@ -89,31 +99,51 @@ impl<'a> Tree<'a> {
                             limit: limits.max_elements,
                         });
                     }
-                    if nodes.is_empty() {
-                        if let ResolveResult::Bound(ns) = resolved {
-                            root_ns = String::from_utf8_lossy(ns.as_ref()).into_owned();
-                        }
-                    }
-                    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                    // The tag's bytes, taken from the input itself so names and values keep the
+                    // input's lifetime: the event starts with '<' at `before`.
+                    let raw = borrowed(src, before + 1, &e)?;
+                    let name_len = e.name().as_ref().len();
+                    let e = quick_xml::events::BytesStart::from_content(
+                        utf8(src, raw, before)?,
+                        name_len,
+                    );
+                    // `e` now reads `raw` in place: its slices are slices of `raw`.
+                    let within = |part: &[u8]| -> Result<&'a [u8], XmlError> {
+                        (part.as_ptr() as usize)
+                            .checked_sub(raw.as_ptr() as usize)
+                            .and_then(|off| raw.get(off..off + part.len()))
+                            .ok_or_else(|| XmlError::Internal("attribute outside its tag".into()))
+                    };
+                    let qname: &'a [u8] = &raw[..e.name().as_ref().len()];
+                    let name = utf8(src, local(qname), before)?;
+                    let prefix = qname.len().checked_sub(name.len() + 1).map(|n| &qname[..n]);
                     let mut attrs = Vec::new();
                     for a in e.attributes() {
-                        let a = a.map_err(|err| XmlError::Malformed {
-                            pos: Position::at(src, before),
-                            message: err.to_string(),
-                        })?;
-                        let key = a.key;
-                        if key.as_ref().starts_with(b"xmlns") {
+                        let a = a.map_err(|err| malformed(before, err.to_string()))?;
+                        let key = within(a.key.as_ref())?;
+                        let value = match a.value {
+                            Cow::Borrowed(v) => {
+                                quick_xml::escape::unescape(utf8(src, within(v)?, before)?)
+                                    .map_err(|err| malformed(before, err.to_string()))?
+                            }
+                            Cow::Owned(v) => Cow::Owned(
+                                quick_xml::escape::unescape(&String::from_utf8_lossy(&v))
+                                    .map_err(|err| malformed(before, err.to_string()))?
+                                    .into_owned(),
+                            ),
+                        };
+                        let is_ns = key == b"xmlns" || key.starts_with(b"xmlns:");
+                        if nodes.is_empty() && is_ns {
+                            let declared = key.get(6..).filter(|p| !p.is_empty());
+                            if declared == prefix {
+                                root_ns = value.clone().into_owned();
+                            }
+                        }
+                        if is_ns {
                             continue;
                         }
-                        let value = a
-                            .unescape_value()
-                            .map_err(|err| XmlError::Malformed {
-                                pos: Position::at(src, before),
-                                message: err.to_string(),
-                            })?
-                            .into_owned();
                         attrs.push(Attr {
-                            name: String::from_utf8_lossy(key.local_name().as_ref()).into_owned(),
+                            name: utf8(src, local(key), before)?,
                             value,
                             offset: before,
                         });
@@ -123,7 +153,7 @@ impl<'a> Tree<'a> {
                     nodes.push(Node {
                         name,
                         attrs,
-                        text: String::new(),
+                        text: Cow::Borrowed(""),
                         children: Vec::new(),
                         parent,
                         offset: before,
@@ -140,24 +170,21 @@ impl<'a> Tree<'a> {
                     }
                 }
                 Event::Text(t) => {
-                    let s = t.unescape().map_err(|err| XmlError::Malformed {
-                        pos: Position::at(src, before),
-                        message: err.to_string(),
-                    })?;
+                    let raw = borrowed(src, before, &t)?;
+                    let piece = quick_xml::escape::unescape(utf8(src, raw, before)?)
+                        .map_err(|err| malformed(before, err.to_string()))?;
                     match stack.last() {
-                        Some(&top) => nodes[top].text.push_str(&s),
-                        None if s.trim().is_empty() => {}
+                        Some(&top) => append(&mut nodes[top].text, piece),
+                        None if piece.trim().is_empty() => {}
                         None => {
-                            return Err(XmlError::Malformed {
-                                pos: Position::at(src, before),
-                                message: "text outside the root element".into(),
-                            })
+                            return Err(malformed(before, "text outside the root element".into()))
                         }
                     }
                 }
                 Event::CData(t) => {
                     if let Some(&top) = stack.last() {
-                        nodes[top].text.push_str(&String::from_utf8_lossy(&t));
+                        let piece = String::from_utf8_lossy(&t).into_owned();
+                        append(&mut nodes[top].text, Cow::Owned(piece));
                     }
                 }
                 Event::Decl(d) => {
@@ -178,16 +205,13 @@ impl<'a> Tree<'a> {
             }
         }
         if nodes.is_empty() {
-            return Err(XmlError::Malformed {
-                pos: Position::at(src, src.len()),
-                message: "no root element".into(),
-            });
+            return Err(malformed(src.len(), "no root element".into()));
         }
         if !stack.is_empty() {
-            return Err(XmlError::Malformed {
-                pos: Position::at(src, src.len()),
-                message: "document ends before the root element is closed".into(),
-            });
+            return Err(malformed(
+                src.len(),
+                "document ends before the root element is closed".into(),
+            ));
         }
         Ok(Tree {
             src,
@@ -196,7 +220,7 @@ impl<'a> Tree<'a> {
         })
     }
 
-    pub fn node(&self, id: usize) -> &Node {
+    pub fn node(&self, id: usize) -> &Node<'a> {
         &self.nodes[id]
     }
 
@@ -224,7 +248,7 @@ impl<'a> Tree<'a> {
             .try_fold(id, |cur, name| self.child(cur, name))
     }
 
-    /// Whitespace-collapsed text of an element (schema types here are tokens).
+    /// Text of an element without surrounding whitespace (schema types here are tokens).
     pub fn text(&self, id: usize) -> &str {
         self.nodes[id].text.trim()
     }
@@ -249,15 +273,15 @@ impl<'a> Tree<'a> {
             let node = &self.nodes[n];
             let segment = match node.parent {
                 Some(p) => {
-                    let same: Vec<usize> = self.children(p, &node.name).collect();
+                    let same: Vec<usize> = self.children(p, node.name).collect();
                     if same.len() > 1 {
                         let idx = same.iter().position(|&s| s == n).unwrap_or(0) + 1;
                         format!("{}[{}]", node.name, idx)
                     } else {
-                        node.name.clone()
+                        node.name.to_owned()
                     }
                 }
-                None => node.name.clone(),
+                None => node.name.to_owned(),
             };
             parts.push(segment);
             cur = node.parent;
@@ -290,5 +314,24 @@ impl<'a> Tree<'a> {
             cur = self.children(cur, name).nth(idx.checked_sub(1)?)?;
         }
         Some(cur)
+    }
+}
+
+/// The input slice an event was read from, checked against the event's own bytes.
+fn borrowed<'a>(src: &'a [u8], start: usize, event: &[u8]) -> Result<&'a [u8], XmlError> {
+    src.get(start..start + event.len())
+        .filter(|s| *s == event)
+        .ok_or_else(|| XmlError::Internal("reader position out of step with its input".into()))
+}
+
+/// Adds a text piece to an element. Whitespace between child elements is dropped (no schema
+/// here has mixed content), so container elements never allocate for it.
+fn append<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
+    if text.is_empty() {
+        if !piece.trim().is_empty() {
+            *text = piece;
+        }
+    } else {
+        text.to_mut().push_str(&piece);
     }
 }
