@@ -2,11 +2,14 @@
 
 pub mod api;
 pub mod app;
+pub mod calendar;
 pub mod codelists;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod licensing;
+pub mod routing;
 pub mod rules;
 pub mod store;
 pub mod telemetry;
