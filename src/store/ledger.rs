@@ -80,8 +80,8 @@ pub async fn check_and_reserve<C: GenericClient>(
     let direction = d.direction.code();
     // Licences looked up once per declaration, however many items quote them.
     let mut licences: BTreeMap<String, Option<StoredLicence>> = BTreeMap::new();
-    // (licence, line) → [(item, quantity)]
-    let mut draws: BTreeMap<(Uuid, i32), Vec<(u32, Decimal)>> = BTreeMap::new();
+    // (licence, line) → [(item, quantity, agency, procedure)]
+    let mut draws: BTreeMap<(Uuid, i32), Vec<(u32, Decimal, String, String)>> = BTreeMap::new();
     let mut routing_rows: Vec<(i32, &str, &str, &str, &str)> = Vec::new();
 
     for item in &d.items {
@@ -237,7 +237,7 @@ pub async fn check_and_reserve<C: GenericClient>(
             draws
                 .entry((lic.id, *line))
                 .or_default()
-                .push((item.number, item.quantity));
+                .push((item.number, item.quantity, agency.clone(), procedure.clone()));
         }
     }
 
@@ -260,14 +260,14 @@ pub async fn check_and_reserve<C: GenericClient>(
         .await?;
     for ((licence_id, line), items) in &draws {
         let remaining: Decimal = tx.query_one(&lock, &[licence_id, line]).await?.get(0);
-        let wanted: Decimal = items.iter().map(|(_, q)| *q).sum();
+        let wanted: Decimal = items.iter().map(|(_, q, _, _)| *q).sum();
         if wanted > remaining {
             let number = licences
                 .iter()
                 .find(|(_, l)| l.as_ref().is_some_and(|l| l.id == *licence_id))
-                .map(|(n, l)| (n.clone(), l.as_ref().map(|l| l.agency.clone()).unwrap_or_default()))
+                .map(|(n, _)| n.as_str())
                 .unwrap_or_default();
-            for (item_no, q) in items {
+            for (item_no, q, agency, procedure) in items {
                 let item = d.items.iter().find(|i| i.number == *item_no);
                 let path = item.map(|i| item_path(d, i)).unwrap_or_default();
                 violations.push(Violation {
@@ -276,15 +276,15 @@ pub async fn check_and_reserve<C: GenericClient>(
                     path,
                     code: "LICENCE_BALANCE_INSUFFICIENT",
                     message: format!(
-                        "item {item_no}: agency {}: licence {} line {line} has {remaining} left, \
-                         the declaration draws {wanted} (this item {q})",
-                        number.1, number.0
+                        "item {item_no}: agency {agency}, procedure {procedure}: licence {number} \
+                         line {line} has {remaining} left, the declaration draws {wanted} \
+                         (this item {q})"
                     ),
                 });
             }
             continue;
         }
-        for (item_no, q) in items {
+        for (item_no, q, _, _) in items {
             tx.execute(&reserve, &[licence_id, line, &declaration_id, &(*item_no as i32), q])
                 .await?;
         }
