@@ -194,7 +194,11 @@ async fn install_routing(pool: &Pool, settings: &Settings) -> Result<(), StartEr
         .await
         .map_err(|e| StartError::Other(format!("installing the routing table: {e}")))?
     {
-        tracing::info!(version = v, rules = spec.rules.len(), "routing table installed");
+        tracing::info!(
+            version = v,
+            rules = spec.rules.len(),
+            "routing table installed"
+        );
     }
     Ok(())
 }

@@ -101,13 +101,25 @@ mod tests {
     fn a_working_day_has_eight_hours_and_a_weekend_none() {
         let c = cal();
         // Monday 2026-09-07
-        assert_eq!(c.working_seconds(at(2026, 9, 7, 0, 0), at(2026, 9, 8, 0, 0)), 8 * 3600);
+        assert_eq!(
+            c.working_seconds(at(2026, 9, 7, 0, 0), at(2026, 9, 8, 0, 0)),
+            8 * 3600
+        );
         // Saturday to Monday morning
-        assert_eq!(c.working_seconds(at(2026, 9, 5, 0, 0), at(2026, 9, 7, 8, 0)), 0);
+        assert_eq!(
+            c.working_seconds(at(2026, 9, 5, 0, 0), at(2026, 9, 7, 8, 0)),
+            0
+        );
         // a holiday (Wednesday 2026-09-02) counts nothing
-        assert_eq!(c.working_seconds(at(2026, 9, 2, 0, 0), at(2026, 9, 3, 0, 0)), 0);
+        assert_eq!(
+            c.working_seconds(at(2026, 9, 2, 0, 0), at(2026, 9, 3, 0, 0)),
+            0
+        );
         // Friday 15:00 to Monday 09:00: one hour each side
-        assert_eq!(c.working_seconds(at(2026, 9, 4, 15, 0), at(2026, 9, 7, 9, 0)), 2 * 3600);
+        assert_eq!(
+            c.working_seconds(at(2026, 9, 4, 15, 0), at(2026, 9, 7, 9, 0)),
+            2 * 3600
+        );
     }
 
     #[test]

@@ -77,8 +77,16 @@ impl Default for CalendarSettings {
             // Viet Nam's public holidays of 2026 (New Year, Tết, Hùng Kings, 30 April, 1 May,
             // National Day).
             holidays: [
-                "2026-01-01", "2026-02-16", "2026-02-17", "2026-02-18", "2026-02-19",
-                "2026-02-20", "2026-04-27", "2026-04-30", "2026-05-01", "2026-09-01",
+                "2026-01-01",
+                "2026-02-16",
+                "2026-02-17",
+                "2026-02-18",
+                "2026-02-19",
+                "2026-02-20",
+                "2026-04-27",
+                "2026-04-30",
+                "2026-05-01",
+                "2026-09-01",
                 "2026-09-02",
             ]
             .map(String::from)
@@ -211,8 +219,12 @@ impl Settings {
     pub fn calendar(&self) -> Result<crate::calendar::Calendar, String> {
         use chrono::{FixedOffset, NaiveDate, NaiveTime};
         let c = &self.calendar;
-        let offset = FixedOffset::east_opt(c.utc_offset_minutes * 60)
-            .ok_or_else(|| format!("utc_offset_minutes {} is out of range", c.utc_offset_minutes))?;
+        let offset = FixedOffset::east_opt(c.utc_offset_minutes * 60).ok_or_else(|| {
+            format!(
+                "utc_offset_minutes {} is out of range",
+                c.utc_offset_minutes
+            )
+        })?;
         let time = |s: &str| {
             NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("'{s}' is not HH:MM"))
         };

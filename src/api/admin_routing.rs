@@ -59,7 +59,10 @@ pub async fn replace(
                     .map(|r| Violation {
                         line: 0,
                         column: 0,
-                        path: r.rule.map(|id| format!("/rules/{id}")).unwrap_or_else(|| "/".into()),
+                        path: r
+                            .rule
+                            .map(|id| format!("/rules/{id}"))
+                            .unwrap_or_else(|| "/".into()),
                         code: "ROUTING_RULE_INVALID",
                         message: r.message,
                     })
@@ -69,7 +72,13 @@ pub async fn replace(
         });
     }
     let mut client = state.pool.get().await?;
-    let version = store::replace(&mut client, &spec, &principal.party_id, query.note.as_deref()).await?;
+    let version = store::replace(
+        &mut client,
+        &spec,
+        &principal.party_id,
+        query.note.as_deref(),
+    )
+    .await?;
     tracing::Span::current().record("version", version);
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "version": version,

@@ -21,7 +21,13 @@ pub async fn inbox(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&principal, &[Role::Customs])?;
-    const STATUSES: [&str; 5] = ["accepted", "under_inspection", "cleared", "rejected", "withdrawn"];
+    const STATUSES: [&str; 5] = [
+        "accepted",
+        "under_inspection",
+        "cleared",
+        "rejected",
+        "withdrawn",
+    ];
     if let Some(s) = query.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad_request(
             "STATUS_INVALID",
@@ -30,7 +36,10 @@ pub async fn inbox(
     }
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("LIMIT_INVALID", "limit must be 1 to 500"));
+        return Err(ApiError::bad_request(
+            "LIMIT_INVALID",
+            "limit must be 1 to 500",
+        ));
     }
     let client = state.pool.get().await?;
     let items = store::inbox(&client, query.status.as_deref(), limit).await?;
@@ -59,15 +68,28 @@ pub async fn decide(
     let action = Action::parse(&body.action).ok_or_else(|| {
         ApiError::bad_request(
             "ACTION_INVALID",
-            format!("unknown action '{}'; one of clear, reject, hold", body.action),
+            format!(
+                "unknown action '{}'; one of clear, reject, hold",
+                body.action
+            ),
         )
     })?;
-    let reason = body.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    let reason = body
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
     if action == Action::Reject && reason.is_none() {
-        return Err(ApiError::bad_request("REASON_REQUIRED", "'reject' needs a reason"));
+        return Err(ApiError::bad_request(
+            "REASON_REQUIRED",
+            "'reject' needs a reason",
+        ));
     }
     if reason.is_some_and(|r| r.chars().count() > 2000) {
-        return Err(ApiError::bad_request("REASON_TOO_LONG", "reason: at most 2000 characters"));
+        return Err(ApiError::bad_request(
+            "REASON_TOO_LONG",
+            "reason: at most 2000 characters",
+        ));
     }
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;

@@ -8,7 +8,10 @@ use crate::error::ApiError;
 
 const LIMIT: usize = 2 * 1024 * 1024;
 
-pub async fn read<T: DeserializeOwned>(req: &HttpRequest, payload: web::Payload) -> Result<T, ApiError> {
+pub async fn read<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
     let bytes = body::read_limited(req, payload, LIMIT).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("BODY_INVALID", format!("request body: {e}")))

@@ -159,7 +159,10 @@ pub async fn inbox(
     }
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("LIMIT_INVALID", "limit must be 1 to 500"));
+        return Err(ApiError::bad_request(
+            "LIMIT_INVALID",
+            "limit must be 1 to 500",
+        ));
     }
     let client = state.pool.get().await?;
     let items = store::inbox(&client, agency, query.status.as_deref(), limit).await?;
@@ -178,7 +181,10 @@ pub struct DecisionBody {
 fn reason_required(reason: Option<&str>, action: &str) -> Result<String, ApiError> {
     match reason.map(str::trim).filter(|r| !r.is_empty()) {
         Some(r) if r.chars().count() <= 2000 => Ok(r.to_owned()),
-        Some(_) => Err(ApiError::bad_request("REASON_TOO_LONG", "reason: at most 2000 characters")),
+        Some(_) => Err(ApiError::bad_request(
+            "REASON_TOO_LONG",
+            "reason: at most 2000 characters",
+        )),
         None => Err(ApiError::bad_request(
             "REASON_REQUIRED",
             format!("'{action}' needs a reason"),
@@ -204,14 +210,23 @@ pub async fn decide(
     let summary = match body.action.as_str() {
         "review" => {
             let tx = client.transaction().await?;
-            let s = store::transition(&tx, &scope, id, "under_review", actor, Some("under review")).await?;
+            let s = store::transition(&tx, &scope, id, "under_review", actor, Some("under review"))
+                .await?;
             tx.commit().await?;
             s
         }
         "request_supplement" => {
             let reason = reason_required(body.reason.as_deref(), &body.action)?;
             let tx = client.transaction().await?;
-            let s = store::transition(&tx, &scope, id, "supplement_requested", actor, Some(&reason)).await?;
+            let s = store::transition(
+                &tx,
+                &scope,
+                id,
+                "supplement_requested",
+                actor,
+                Some(&reason),
+            )
+            .await?;
             tx.commit().await?;
             s
         }
@@ -222,11 +237,23 @@ pub async fn decide(
             tx.commit().await?;
             s
         }
-        "issue" => return issue(&mut client, &state, &agency, actor, id, body.conditions.as_deref()).await,
+        "issue" => {
+            return issue(
+                &mut client,
+                &state,
+                &agency,
+                actor,
+                id,
+                body.conditions.as_deref(),
+            )
+            .await
+        }
         other => {
             return Err(ApiError::bad_request(
                 "ACTION_INVALID",
-                format!("unknown action '{other}'; one of review, request_supplement, issue, refuse"),
+                format!(
+                    "unknown action '{other}'; one of review, request_supplement, issue, refuse"
+                ),
             ))
         }
     };
@@ -244,7 +271,10 @@ async fn issue(
     conditions: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     if conditions.is_some_and(|c| c.chars().count() > 2000) {
-        return Err(ApiError::bad_request("CONDITIONS_TOO_LONG", "conditions: at most 2000 characters"));
+        return Err(ApiError::bad_request(
+            "CONDITIONS_TOO_LONG",
+            "conditions: at most 2000 characters",
+        ));
     }
     let table = state.routing.current(&*client).await?;
     let agency_name = table
@@ -275,7 +305,9 @@ async fn issue(
         },
     );
     let tree = schema_outcome(&xml_bytes, state, DocKind::Licence).map_err(|e| {
-        ApiError::Internal(format!("generated licence {number} is not schema-valid: {e:?}"))
+        ApiError::Internal(format!(
+            "generated licence {number} is not schema-valid: {e:?}"
+        ))
     })?;
     let licence = documents::read_licence(&tree).map_err(|v| {
         ApiError::Internal(format!("generated licence {number} breaks a rule: {v:?}"))
@@ -296,10 +328,7 @@ async fn issue(
     )
     .await?;
     tx.commit().await?;
-    let location = format!(
-        "/api/v1/licences/{}",
-        number.replace('/', "%2F")
-    );
+    let location = format!("/api/v1/licences/{}", number.replace('/', "%2F"));
     Ok(HttpResponse::Ok()
         .insert_header((header::LOCATION, location))
         .json(serde_json::json!({
@@ -327,7 +356,10 @@ pub async fn supplement(
     let body: SupplementBody = json::read(&req, payload).await?;
     let note = body.note.trim();
     if note.is_empty() || note.chars().count() > 4000 {
-        return Err(ApiError::bad_request("NOTE_INVALID", "note: 1 to 4000 characters"));
+        return Err(ApiError::bad_request(
+            "NOTE_INVALID",
+            "note: 1 to 4000 characters",
+        ));
     }
     let mut client = state.pool.get().await?;
     let s = store::supplement(&mut client, id, &principal.party_id, note).await?;

@@ -59,7 +59,9 @@ pub async fn deposit(
     let mut client = state.pool.get().await?;
     let trusted = keys::trusted(&client, &agency).await?;
     signing::verify_detached(&signature, &bytes, &trusted, &agency).map_err(|e| match e {
-        signing::SignError::Malformed => ApiError::bad_request("SIGNATURE_MALFORMED", e.to_string()),
+        signing::SignError::Malformed => {
+            ApiError::bad_request("SIGNATURE_MALFORMED", e.to_string())
+        }
         other => ApiError::Invalid {
             violations: vec![xml::Violation {
                 line: 1,
@@ -191,10 +193,17 @@ pub async fn register_certificate(
     let agency = path.into_inner();
     let pem = body::read_limited(&req, payload, 64 * 1024).await?;
     let cert = openssl::x509::X509::from_pem(&pem).map_err(|_| {
-        ApiError::bad_request("CERTIFICATE_INVALID", "the body is not a PEM X.509 certificate")
+        ApiError::bad_request(
+            "CERTIFICATE_INVALID",
+            "the body is not a PEM X.509 certificate",
+        )
     })?;
-    let pem = String::from_utf8_lossy(&cert.to_pem().map_err(|e| ApiError::Internal(e.to_string()))?)
-        .into_owned();
+    let pem = String::from_utf8_lossy(
+        &cert
+            .to_pem()
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    )
+    .into_owned();
     let mut client = state.pool.get().await?;
     let new = keys::register(&mut client, &agency, &pem, &principal.party_id).await?;
     Ok(if new {

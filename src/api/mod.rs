@@ -59,9 +59,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Ministries and customs: routing administration, licence applications, licences, customs.
 fn ministries_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/routing-rules", web::get().to(admin_routing::get))
-        .route("/admin/routing-rules", web::put().to(admin_routing::replace))
-        .route("/licence-applications", web::post().to(licence_applications::submit))
-        .route("/licence-applications/{id}", web::get().to(licence_applications::get))
+        .route(
+            "/admin/routing-rules",
+            web::put().to(admin_routing::replace),
+        )
+        .route(
+            "/licence-applications",
+            web::post().to(licence_applications::submit),
+        )
+        .route(
+            "/licence-applications/{id}",
+            web::get().to(licence_applications::get),
+        )
         .route(
             "/licence-applications/{id}/decision",
             web::post().to(licence_applications::decide),
@@ -77,16 +86,31 @@ fn ministries_routes(cfg: &mut web::ServiceConfig) {
         .route("/inbox", web::get().to(licence_applications::inbox))
         .route("/licences", web::post().to(licences::deposit))
         .route("/licences/{number}", web::get().to(licences::get))
-        .route("/licences/{number}/document", web::get().to(licences::document))
-        .route("/licences/{number}/signature", web::get().to(licences::signature))
-        .route("/agencies/{code}/certificates", web::get().to(licences::certificates))
+        .route(
+            "/licences/{number}/document",
+            web::get().to(licences::document),
+        )
+        .route(
+            "/licences/{number}/signature",
+            web::get().to(licences::signature),
+        )
+        .route(
+            "/agencies/{code}/certificates",
+            web::get().to(licences::certificates),
+        )
         .route(
             "/agencies/{code}/certificates",
             web::post().to(licences::register_certificate),
         )
         .route("/customs/inbox", web::get().to(customs::inbox))
-        .route("/declarations/{id}/decision", web::post().to(customs::decide))
-        .route("/declarations/{id}/withdrawal", web::post().to(customs::withdraw))
+        .route(
+            "/declarations/{id}/decision",
+            web::post().to(customs::decide),
+        )
+        .route(
+            "/declarations/{id}/withdrawal",
+            web::post().to(customs::withdraw),
+        )
         .route("/stats", web::get().to(stats::get));
 }
 

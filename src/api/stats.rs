@@ -8,7 +8,10 @@ use crate::error::ApiError;
 use crate::store::stats;
 
 #[tracing::instrument(name = "stats.get", skip_all, fields(party = %principal.party_id))]
-pub async fn get(principal: Principal, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     auth::require(&principal, &[Role::Admin, Role::Customs, Role::Ministry])?;
     // An agency's officers see their own agency's figures.
     let agency = match principal.role {

@@ -144,7 +144,13 @@ fn lines(c: &mut Checker, quantity: &str) -> Vec<GoodsLine> {
     out
 }
 
-fn validity_order(c: &mut Checker, from: NaiveDate, to: NaiveDate, to_chain: &str, code: &'static str) {
+fn validity_order(
+    c: &mut Checker,
+    from: NaiveDate,
+    to: NaiveDate,
+    to_chain: &str,
+    code: &'static str,
+) {
     if to < from {
         c.report_at(
             ROOT,
@@ -164,7 +170,13 @@ pub fn read_application(tree: &Tree) -> Result<Application, Vec<Violation>> {
     };
     let valid_from = c.date_at(ROOT, "Validity/From");
     let valid_to = c.date_at(ROOT, "Validity/To");
-    validity_order(&mut c, valid_from, valid_to, "Validity/To", "VALIDITY_ORDER");
+    validity_order(
+        &mut c,
+        valid_from,
+        valid_to,
+        "Validity/To",
+        "VALIDITY_ORDER",
+    );
     let codes = CodeLists::get();
     for chain in ["ExportCountry", "ImportCountry"] {
         let v = c.text_at(ROOT, chain).to_owned();
@@ -261,7 +273,9 @@ pub fn write_licence(app: &Application, issue: &Issue) -> Vec<u8> {
     };
     let h = &app.applicant;
     let mut x = String::with_capacity(2048);
-    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Licence xmlns=\"urn:nsw:licence:1\">\n");
+    x.push_str(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Licence xmlns=\"urn:nsw:licence:1\">\n",
+    );
     let _ = writeln!(x, "  <Number>{}</Number>", esc(issue.number));
     let _ = writeln!(x, "  <Type>{licence_type}</Type>");
     let _ = writeln!(
@@ -270,7 +284,12 @@ pub fn write_licence(app: &Application, issue: &Issue) -> Vec<u8> {
         esc(issue.agency),
         esc(issue.agency_name)
     );
-    let _ = writeln!(x, "  <Holder>\n    <ID>{}</ID>\n    <Name>{}</Name>\n    <Address>", esc(&h.id), esc(&h.name));
+    let _ = writeln!(
+        x,
+        "  <Holder>\n    <ID>{}</ID>\n    <Name>{}</Name>\n    <Address>",
+        esc(&h.id),
+        esc(&h.name)
+    );
     if let Some(s) = &h.address.street {
         let _ = writeln!(x, "      <Street>{}</Street>", esc(s));
     }
@@ -278,12 +297,20 @@ pub fn write_licence(app: &Application, issue: &Issue) -> Vec<u8> {
     if let Some(p) = &h.address.post_code {
         let _ = writeln!(x, "      <PostCode>{}</PostCode>", esc(p));
     }
-    let _ = writeln!(x, "      <Country>{}</Country>\n    </Address>\n  </Holder>", esc(&h.address.country));
+    let _ = writeln!(
+        x,
+        "      <Country>{}</Country>\n    </Address>\n  </Holder>",
+        esc(&h.address.country)
+    );
     let _ = writeln!(x, "  <Direction>{}</Direction>", esc(&app.direction));
     let _ = writeln!(x, "  <IssueDate>{}</IssueDate>", issue.issue_date);
     let _ = writeln!(x, "  <ValidFrom>{}</ValidFrom>", app.valid_from);
     let _ = writeln!(x, "  <ValidTo>{}</ValidTo>", app.valid_to);
-    let _ = writeln!(x, "  <ApplicationReference>{}</ApplicationReference>", esc(&app.reference));
+    let _ = writeln!(
+        x,
+        "  <ApplicationReference>{}</ApplicationReference>",
+        esc(&app.reference)
+    );
     for l in &app.lines {
         let _ = writeln!(
             x,

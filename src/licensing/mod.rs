@@ -4,7 +4,7 @@
 pub mod documents;
 pub mod signing;
 
-use crate::routing::{document_for_application, Rule, RoutingTable};
+use crate::routing::{document_for_application, RoutingTable, Rule};
 use documents::Application;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -29,16 +29,17 @@ pub enum RouteError {
 /// The rule that decides which agency and procedure handle an application: every line must
 /// lead, for the document the application asks for, to the same agency and procedure (and to
 /// the agency the applicant named, if any).
-pub fn route_application<'t>(table: &'t RoutingTable, app: &Application) -> Result<&'t Rule, RouteError> {
+pub fn route_application<'t>(
+    table: &'t RoutingTable,
+    app: &Application,
+) -> Result<&'t Rule, RouteError> {
     let document = document_for_application(&app.application_type);
     let mut chosen: Option<&Rule> = None;
     for l in &app.lines {
         let rule = table
             .requirements(&l.hs_code, &app.direction, Some(app.partner_country()))
             .into_iter()
-            .find(|r| {
-                r.document == document && app.agency.as_deref().is_none_or(|a| a == r.agency)
-            })
+            .find(|r| r.document == document && app.agency.as_deref().is_none_or(|a| a == r.agency))
             .ok_or_else(|| RouteError::NoRule {
                 line: l.number,
                 hs: l.hs_code.clone(),

@@ -110,10 +110,16 @@ impl TableSpec {
         let mut agencies = HashSet::new();
         for a in &self.agencies {
             if !agency_code_ok(&a.code) {
-                err(None, format!("agency code '{}' is not like MOIT or MARD-PPD", a.code));
+                err(
+                    None,
+                    format!("agency code '{}' is not like MOIT or MARD-PPD", a.code),
+                );
             }
             if a.name.trim().is_empty() || a.name.chars().count() > 140 {
-                err(None, format!("agency {} needs a name of 1 to 140 characters", a.code));
+                err(
+                    None,
+                    format!("agency {} needs a name of 1 to 140 characters", a.code),
+                );
             }
             if !agencies.insert(a.code.as_str()) {
                 err(None, format!("agency {} is listed twice", a.code));
@@ -136,15 +142,24 @@ impl TableSpec {
                 err(id, format!("hs '{}' must be 2, 4, 6 or 8 digits", r.hs));
             }
             if !matches!(r.direction.as_str(), "IM" | "EX" | "TR") {
-                err(id, format!("direction '{}' must be IM, EX or TR", r.direction));
+                err(
+                    id,
+                    format!("direction '{}' must be IM, EX or TR", r.direction),
+                );
             }
             if let Some(c) = &r.country {
                 if !crate::codelists::CodeLists::get().country_known(c) {
-                    err(id, format!("country '{c}' is not an ISO 3166-1 alpha-2 code"));
+                    err(
+                        id,
+                        format!("country '{c}' is not an ISO 3166-1 alpha-2 code"),
+                    );
                 }
             }
             if !agencies.contains(r.agency.as_str()) {
-                err(id, format!("agency {} is not in the agencies list", r.agency));
+                err(
+                    id,
+                    format!("agency {} is not in the agencies list", r.agency),
+                );
             }
             if r.procedure.is_empty() || r.procedure.len() > 40 {
                 err(id, "procedure code must be 1 to 40 characters".into());
@@ -286,7 +301,10 @@ mod tests {
     fn direction_matters() {
         let t = table();
         assert!(t.requirements("72044900", "EX", Some("JP")).is_empty());
-        assert_eq!(t.requirements("72044900", "IM", Some("US"))[0].agency, "MONRE");
+        assert_eq!(
+            t.requirements("72044900", "IM", Some("US"))[0].agency,
+            "MONRE"
+        );
     }
 
     #[test]

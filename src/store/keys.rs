@@ -64,7 +64,10 @@ pub async fn window_certificate<C: GenericClient>(
 }
 
 /// Every certificate a deposited licence of `agency` may be signed with.
-pub async fn trusted<C: GenericClient>(client: &C, agency: &str) -> Result<Vec<String>, StoreError> {
+pub async fn trusted<C: GenericClient>(
+    client: &C,
+    agency: &str,
+) -> Result<Vec<String>, StoreError> {
     let mut certs: Vec<String> = client
         .query(
             "SELECT certificate_pem FROM agency_certificates WHERE agency = $1 ORDER BY id",

@@ -60,6 +60,10 @@ async fn find_licence<C: GenericClient>(
     }))
 }
 
+/// One item's claim on a licence line: item number, quantity, and the agency and procedure the
+/// licence serves.
+type Draw = (u32, Decimal, String, String);
+
 fn item_path(d: &Declaration, item: &Item) -> String {
     if d.items.len() > 1 {
         format!("/Declaration/Item[{}]", item.number)
@@ -80,8 +84,7 @@ pub async fn check_and_reserve<C: GenericClient>(
     let direction = d.direction.code();
     // Licences looked up once per declaration, however many items quote them.
     let mut licences: BTreeMap<String, Option<StoredLicence>> = BTreeMap::new();
-    // (licence, line) → [(item, quantity, agency, procedure)]
-    let mut draws: BTreeMap<(Uuid, i32), Vec<(u32, Decimal, String, String)>> = BTreeMap::new();
+    let mut draws: BTreeMap<(Uuid, i32), Vec<Draw>> = BTreeMap::new();
     let mut routing_rows: Vec<(i32, &str, &str, &str, &str)> = Vec::new();
 
     for item in &d.items {
@@ -125,7 +128,10 @@ pub async fn check_and_reserve<C: GenericClient>(
                         "LICENCE_MISSING",
                         &rule.agency,
                         &rule.procedure,
-                        format!("requires a licence (LIC) issued by {}: {}", rule.agency, rule.title),
+                        format!(
+                            "requires a licence (LIC) issued by {}: {}",
+                            rule.agency, rule.title
+                        ),
                     );
                 } else {
                     report(
@@ -138,7 +144,11 @@ pub async fn check_and_reserve<C: GenericClient>(
             }
             if rule.document == "LIC" {
                 for doc in docs {
-                    quoted.push((doc.reference.as_str(), rule.agency.clone(), rule.procedure.clone()));
+                    quoted.push((
+                        doc.reference.as_str(),
+                        rule.agency.clone(),
+                        rule.procedure.clone(),
+                    ));
                 }
             }
         }
@@ -168,7 +178,10 @@ pub async fn check_and_reserve<C: GenericClient>(
                     "LICENCE_NOT_FOUND",
                     &agency,
                     &procedure,
-                    format!("licence {number} was issued by {}, not by {agency}", lic.agency),
+                    format!(
+                        "licence {number} was issued by {}, not by {agency}",
+                        lic.agency
+                    ),
                 );
                 continue;
             }
@@ -181,7 +194,11 @@ pub async fn check_and_reserve<C: GenericClient>(
                     format!(
                         "licence {number} is held by {}, not by the {} {trader}",
                         lic.holder,
-                        if direction == "IM" { "importer" } else { "exporter" }
+                        if direction == "IM" {
+                            "importer"
+                        } else {
+                            "exporter"
+                        }
                     ),
                 );
                 continue;
@@ -203,7 +220,10 @@ pub async fn check_and_reserve<C: GenericClient>(
                     "LICENCE_DIRECTION_MISMATCH",
                     &agency,
                     &procedure,
-                    format!("licence {number} covers direction {}, not {direction}", lic.direction),
+                    format!(
+                        "licence {number} covers direction {}, not {direction}",
+                        lic.direction
+                    ),
                 );
                 continue;
             }
@@ -234,10 +254,12 @@ pub async fn check_and_reserve<C: GenericClient>(
                 );
                 continue;
             }
-            draws
-                .entry((lic.id, *line))
-                .or_default()
-                .push((item.number, item.quantity, agency.clone(), procedure.clone()));
+            draws.entry((lic.id, *line)).or_default().push((
+                item.number,
+                item.quantity,
+                agency.clone(),
+                procedure.clone(),
+            ));
         }
     }
 
@@ -285,8 +307,11 @@ pub async fn check_and_reserve<C: GenericClient>(
             continue;
         }
         for (item_no, q, _, _) in items {
-            tx.execute(&reserve, &[licence_id, line, &declaration_id, &(*item_no as i32), q])
-                .await?;
+            tx.execute(
+                &reserve,
+                &[licence_id, line, &declaration_id, &(*item_no as i32), q],
+            )
+            .await?;
         }
     }
     if !violations.is_empty() {
@@ -309,7 +334,15 @@ pub async fn check_and_reserve<C: GenericClient>(
             .await?;
         tx.execute(
             &stmt,
-            &[&declaration_id, &items, &agencies, &procedures, &documents, &rule_ids, &table.version],
+            &[
+                &declaration_id,
+                &items,
+                &agencies,
+                &procedures,
+                &documents,
+                &rule_ids,
+                &table.version,
+            ],
         )
         .await?;
     }

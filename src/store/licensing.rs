@@ -219,7 +219,10 @@ pub struct HistoryEntry {
     pub note: Option<String>,
 }
 
-pub async fn history<C: GenericClient>(client: &C, id: Uuid) -> Result<Vec<HistoryEntry>, StoreError> {
+pub async fn history<C: GenericClient>(
+    client: &C,
+    id: Uuid,
+) -> Result<Vec<HistoryEntry>, StoreError> {
     Ok(client
         .query(
             "SELECT status, at, actor, note FROM dossier_events WHERE dossier_id = $1 ORDER BY id",
@@ -413,7 +416,8 @@ async fn insert_licence(tx: &Transaction<'_>, n: &NewLicence<'_>) -> Result<Uuid
     let l = n.licence;
     let id = Uuid::now_v7();
     let document_id = Uuid::now_v7();
-    let sha: [u8; 32] = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(n.body)).into();
+    let sha: [u8; 32] =
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(n.body)).into();
     let size = n.body.len() as i32;
     tx.execute(
         "INSERT INTO documents (id, kind, sha256, size, body, received_at)
@@ -493,7 +497,15 @@ pub async fn issue_licence(
     let app_id = n.application_id.ok_or(StoreError::NotFound)?;
     insert_licence(tx, n).await?;
     let note = format!("licence {} issued", n.licence.number);
-    transition(tx, &AppScope::Agency(agency), app_id, "issued", n.actor, Some(&note)).await
+    transition(
+        tx,
+        &AppScope::Agency(agency),
+        app_id,
+        "issued",
+        n.actor,
+        Some(&note),
+    )
+    .await
 }
 
 /// Stores a licence an agency issued elsewhere (signature already verified).

@@ -36,7 +36,10 @@ const FORBIDDEN_TRANSITION: &str = "NS409";
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if let Some(db) = e.as_db_error().filter(|d| d.code().code() == FORBIDDEN_TRANSITION) {
+        if let Some(db) = e
+            .as_db_error()
+            .filter(|d| d.code().code() == FORBIDDEN_TRANSITION)
+        {
             return StoreError::Transition(db.message().to_owned());
         }
         StoreError::Db(DbError::Postgres(e))

@@ -19,7 +19,10 @@ pub struct RoutingCache {
 
 impl RoutingCache {
     /// The current table, reloaded when another request or instance replaced it.
-    pub async fn current<C: GenericClient>(&self, client: &C) -> Result<Arc<RoutingTable>, StoreError> {
+    pub async fn current<C: GenericClient>(
+        &self,
+        client: &C,
+    ) -> Result<Arc<RoutingTable>, StoreError> {
         let stmt = client
             .prepare_cached("SELECT max(version) FROM routing_versions")
             .await?;

@@ -145,8 +145,7 @@ pub async fn compute<C: GenericClient>(
             a.hours.sort_by(f64::total_cmp);
             a.s.median_hours = percentile(&a.hours, 50.0);
             a.s.p90_hours = percentile(&a.hours, 90.0);
-            a.s.on_schedule_rate =
-                (a.s.decided > 0).then(|| a.on_time as f64 / a.s.decided as f64);
+            a.s.on_schedule_rate = (a.s.decided > 0).then(|| a.on_time as f64 / a.s.decided as f64);
             a.s
         })
         .collect();

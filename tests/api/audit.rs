@@ -40,7 +40,10 @@ async fn chain_verifies_refuses_edits_and_names_the_first_tampered_entry() {
     // routing table it installs).
     let entries = app.count("audit_log").await;
     assert!(entries >= 4);
-    assert!(out.contains(&format!("intact: {entries} entries chained")), "{out}");
+    assert!(
+        out.contains(&format!("intact: {entries} entries chained")),
+        "{out}"
+    );
 
     let client = app.pool.get().await.unwrap();
     let err = client

@@ -28,12 +28,34 @@ async fn apply(app: &TestApp, token: &str, file: &str) -> serde_json::Value {
     resp.json()
 }
 
-async fn decide(app: &TestApp, token: &str, id: &str, body: serde_json::Value) -> crate::helpers::Resp {
-    post_json(app, token, &format!("/api/v1/licence-applications/{id}/decision"), body).await
+async fn decide(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    body: serde_json::Value,
+) -> crate::helpers::Resp {
+    post_json(
+        app,
+        token,
+        &format!("/api/v1/licence-applications/{id}/decision"),
+        body,
+    )
+    .await
 }
 
-async fn customs(app: &TestApp, token: &str, id: &str, body: serde_json::Value) -> crate::helpers::Resp {
-    post_json(app, token, &format!("/api/v1/declarations/{id}/decision"), body).await
+async fn customs(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    body: serde_json::Value,
+) -> crate::helpers::Resp {
+    post_json(
+        app,
+        token,
+        &format!("/api/v1/declarations/{id}/decision"),
+        body,
+    )
+    .await
 }
 
 /// A licence document for the ledger tests, valid against licence.xsd.
@@ -68,7 +90,9 @@ fn licence_xml(
 }
 
 async fn balance(app: &TestApp, token: &str, number: &str, line: usize) -> serde_json::Value {
-    let resp = app.get(token, &format!("/api/v1/licences/{}", enc(number))).await;
+    let resp = app
+        .get(token, &format!("/api/v1/licences/{}", enc(number)))
+        .await;
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     resp.json()["lines"][line].clone()
 }
@@ -77,8 +101,12 @@ async fn balance(app: &TestApp, token: &str, number: &str, line: usize) -> serde
 async fn the_full_flow_from_application_to_clearance() {
     let app = spawn_app().await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
-    let moit = app.add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT").await;
-    let mard = app.add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD").await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let mard = app
+        .add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD")
+        .await;
     let officer = app.add_party(Role::Customs, "CUSTOMS-HCM-1").await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
 
@@ -97,12 +125,31 @@ async fn the_full_flow_from_application_to_clearance() {
         .is_empty());
 
     // MOIT reviews and issues: the window writes and signs the licence.
-    assert_eq!(decide(&app, &moit, &id, json!({"action": "review"})).await.status, 200);
-    let issued = decide(&app, &moit, &id, json!({"action": "issue", "conditions": "Export to PH only"})).await;
-    assert_eq!(issued.status, 200, "{}", String::from_utf8_lossy(&issued.body));
+    assert_eq!(
+        decide(&app, &moit, &id, json!({"action": "review"}))
+            .await
+            .status,
+        200
+    );
+    let issued = decide(
+        &app,
+        &moit,
+        &id,
+        json!({"action": "issue", "conditions": "Export to PH only"}),
+    )
+    .await;
+    assert_eq!(
+        issued.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&issued.body)
+    );
     let number = issued.json()["licence_number"].as_str().unwrap().to_owned();
     assert!(number.starts_with("MOIT-"), "{number}");
-    let detail = app.get(&enterprise, &format!("/api/v1/licence-applications/{id}")).await.json();
+    let detail = app
+        .get(&enterprise, &format!("/api/v1/licence-applications/{id}"))
+        .await
+        .json();
     assert_eq!(detail["status"], "issued");
     assert_eq!(detail["licence_number"], number.as_str());
     let statuses: Vec<&str> = detail["history"]
@@ -111,14 +158,29 @@ async fn the_full_flow_from_application_to_clearance() {
         .iter()
         .map(|h| h["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["submitted", "received", "under_review", "issued"]);
+    assert_eq!(
+        statuses,
+        ["submitted", "received", "under_review", "issued"]
+    );
 
     // The licence verifies with the openssl command line against the agency's certificate.
-    let doc = app.get(&enterprise, &format!("/api/v1/licences/{}/document", enc(&number))).await;
+    let doc = app
+        .get(
+            &enterprise,
+            &format!("/api/v1/licences/{}/document", enc(&number)),
+        )
+        .await;
     assert_eq!(doc.status, 200);
-    let sig = app.get(&enterprise, &format!("/api/v1/licences/{}/signature", enc(&number))).await;
+    let sig = app
+        .get(
+            &enterprise,
+            &format!("/api/v1/licences/{}/signature", enc(&number)),
+        )
+        .await;
     assert_eq!(sig.status, 200);
-    let cert = app.get(&enterprise, "/api/v1/agencies/MOIT/certificates").await;
+    let cert = app
+        .get(&enterprise, "/api/v1/agencies/MOIT/certificates")
+        .await;
     assert_eq!(cert.status, 200);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("licence.xml"), &doc.body).unwrap();
@@ -126,14 +188,33 @@ async fn the_full_flow_from_application_to_clearance() {
     std::fs::write(dir.path().join("agency.pem"), &cert.body).unwrap();
     let verify = |content: &str| {
         std::process::Command::new("openssl")
-            .args(["cms", "-verify", "-binary", "-inform", "DER", "-in", "sig.der", "-content", content,
-                   "-CAfile", "agency.pem", "-purpose", "any", "-out", "/dev/null"])
+            .args([
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                "sig.der",
+                "-content",
+                content,
+                "-CAfile",
+                "agency.pem",
+                "-purpose",
+                "any",
+                "-out",
+                "/dev/null",
+            ])
             .current_dir(dir.path())
             .output()
             .unwrap()
     };
     let ok = verify("licence.xml");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let mut tampered = doc.body.clone();
     let at = tampered.len() / 2;
     tampered[at] ^= 1;
@@ -152,10 +233,21 @@ async fn the_full_flow_from_application_to_clearance() {
 
     // Customs sees it, clears it: the reservation becomes a drawing.
     let inbox = app.get(&officer, "/api/v1/customs/inbox").await.json();
-    let entry = inbox["items"].as_array().unwrap().iter().find(|i| i["id"] == decl_id.as_str()).cloned().unwrap();
+    let entry = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == decl_id.as_str())
+        .cloned()
+        .unwrap();
     assert_eq!(entry["agencies"], json!(["MARD-PPD", "MOIT"]));
     let cleared = customs(&app, &officer, &decl_id, json!({"action": "clear"})).await;
-    assert_eq!(cleared.status, 200, "{}", String::from_utf8_lossy(&cleared.body));
+    assert_eq!(
+        cleared.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&cleared.body)
+    );
     assert_eq!(cleared.json()["status"], "cleared");
     let line1 = balance(&app, &officer, &number, 0).await;
     assert_eq!(line1["remaining"], "10000.000");
@@ -165,13 +257,27 @@ async fn the_full_flow_from_application_to_clearance() {
     assert_eq!(line2["committed"], "200.000");
 
     // Every status change is an event of the dossier.
-    let history = app.get(&enterprise, &format!("/api/v1/declarations/{decl_id}")).await.json();
-    let statuses: Vec<&str> = history["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    let history = app
+        .get(&enterprise, &format!("/api/v1/declarations/{decl_id}"))
+        .await
+        .json();
+    let statuses: Vec<&str> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["accepted", "cleared"]);
 
     // Figures: one decision by MOIT, fully online.
     let stats = app.get(&admin, "/api/v1/stats").await.json();
-    let moit_row = stats["procedures"].as_array().unwrap().iter().find(|p| p["agency"] == "MOIT").cloned().unwrap();
+    let moit_row = stats["procedures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["agency"] == "MOIT")
+        .cloned()
+        .unwrap();
     assert_eq!(moit_row["received"], 1);
     assert_eq!(moit_row["decided"], 1);
     assert_eq!(moit_row["pending"], 0);
@@ -186,7 +292,9 @@ async fn the_full_flow_from_application_to_clearance() {
 async fn supplement_loops_pause_the_clock_and_refusal_needs_a_reason() {
     let app = spawn_app().await;
     let enterprise = app.add_party(Role::Enterprise, "0312345678").await;
-    let mard = app.add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD").await;
+    let mard = app
+        .add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD")
+        .await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     let receipt = apply(&app, &enterprise, MAIZE_APPLICATION).await;
     assert_eq!(receipt["agency"], "MARD-PPD");
@@ -203,31 +311,87 @@ async fn supplement_loops_pause_the_clock_and_refusal_needs_a_reason() {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["status"], "supplement_requested");
         // The officer cannot review while the applicant owes the supplement.
-        assert_eq!(decide(&app, &mard, &id, json!({"action": "review"})).await.status, 409);
-        let r = post_json(&app, &enterprise, &sup, json!({"note": format!("fumigation certificate FC-{round}")})).await;
+        assert_eq!(
+            decide(&app, &mard, &id, json!({"action": "review"}))
+                .await
+                .status,
+            409
+        );
+        let r = post_json(
+            &app,
+            &enterprise,
+            &sup,
+            json!({"note": format!("fumigation certificate FC-{round}")}),
+        )
+        .await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["status"], "supplemented");
     }
-    assert_eq!(decide(&app, &mard, &id, json!({"action": "review"})).await.status, 200);
+    assert_eq!(
+        decide(&app, &mard, &id, json!({"action": "review"}))
+            .await
+            .status,
+        200
+    );
     let r = decide(&app, &mard, &id, json!({"action": "refuse"})).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["code"], "REASON_REQUIRED");
-    let r = decide(&app, &mard, &id, json!({"action": "refuse", "reason": "pest risk: Prostephanus truncatus found"})).await;
+    let r = decide(
+        &app,
+        &mard,
+        &id,
+        json!({"action": "refuse", "reason": "pest risk: Prostephanus truncatus found"}),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "refused");
-    assert_eq!(r.json()["decision_reason"], "pest risk: Prostephanus truncatus found");
+    assert_eq!(
+        r.json()["decision_reason"],
+        "pest risk: Prostephanus truncatus found"
+    );
 
-    let detail = app.get(&enterprise, &format!("/api/v1/licence-applications/{id}")).await.json();
+    let detail = app
+        .get(&enterprise, &format!("/api/v1/licence-applications/{id}"))
+        .await
+        .json();
     assert_eq!(detail["supplements"].as_array().unwrap().len(), 2);
-    let statuses: Vec<&str> = detail["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
     assert_eq!(
         statuses,
-        ["submitted", "received", "supplement_requested", "supplemented", "supplement_requested",
-         "supplemented", "under_review", "refused"]
+        [
+            "submitted",
+            "received",
+            "supplement_requested",
+            "supplemented",
+            "supplement_requested",
+            "supplemented",
+            "under_review",
+            "refused"
+        ]
     );
     // Decided: nothing more may happen to it.
-    assert_eq!(decide(&app, &mard, &id, json!({"action": "review"})).await.status, 409);
-    assert_eq!(post_json(&app, &enterprise, &format!("/api/v1/licence-applications/{id}/withdrawal"), json!({})).await.status, 409);
+    assert_eq!(
+        decide(&app, &mard, &id, json!({"action": "review"}))
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        post_json(
+            &app,
+            &enterprise,
+            &format!("/api/v1/licence-applications/{id}/withdrawal"),
+            json!({})
+        )
+        .await
+        .status,
+        409
+    );
 
     let stats = app.get(&admin, "/api/v1/stats").await.json();
     let row = &stats["procedures"][0];
@@ -241,8 +405,13 @@ async fn supplement_loops_pause_the_clock_and_refusal_needs_a_reason() {
 async fn withdrawal_before_decision_and_forbidden_transitions() {
     let app = spawn_app().await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
-    let moit = app.add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT").await;
-    let id = apply(&app, &enterprise, RICE_APPLICATION).await["id"].as_str().unwrap().to_owned();
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let id = apply(&app, &enterprise, RICE_APPLICATION).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Issue straight from received skips the review: refused, with a stable code.
     let r = decide(&app, &moit, &id, json!({"action": "issue"})).await;
@@ -251,15 +420,32 @@ async fn withdrawal_before_decision_and_forbidden_transitions() {
     let r = decide(&app, &moit, &id, json!({"action": "refuse", "reason": "x"})).await;
     assert_eq!(r.json()["code"], "TRANSITION_FORBIDDEN");
     // A supplement nobody asked for.
-    let r = post_json(&app, &enterprise, &format!("/api/v1/licence-applications/{id}/supplement"), json!({"note": "here"})).await;
+    let r = post_json(
+        &app,
+        &enterprise,
+        &format!("/api/v1/licence-applications/{id}/supplement"),
+        json!({"note": "here"}),
+    )
+    .await;
     assert_eq!(r.status, 409);
     let r = decide(&app, &moit, &id, json!({"action": "approve"})).await;
     assert_eq!(r.json()["code"], "ACTION_INVALID");
 
-    let r = post_json(&app, &enterprise, &format!("/api/v1/licence-applications/{id}/withdrawal"), json!({})).await;
+    let r = post_json(
+        &app,
+        &enterprise,
+        &format!("/api/v1/licence-applications/{id}/withdrawal"),
+        json!({}),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "withdrawn");
-    assert_eq!(decide(&app, &moit, &id, json!({"action": "review"})).await.status, 409);
+    assert_eq!(
+        decide(&app, &moit, &id, json!({"action": "review"}))
+            .await
+            .status,
+        409
+    );
 
     // The database itself refuses a transition outside the table, whoever asks.
     let client = app.pool.get().await.unwrap();
@@ -275,10 +461,17 @@ async fn an_officer_sees_and_decides_only_their_agencys_dossiers() {
     let app = spawn_app().await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
     let stranger = app.add_party(Role::Enterprise, "0999999999").await;
-    let moit = app.add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT").await;
-    let mard = app.add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD").await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let mard = app
+        .add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD")
+        .await;
     let customs_officer = app.add_party(Role::Customs, "CUSTOMS-1").await;
-    let id = apply(&app, &enterprise, RICE_APPLICATION).await["id"].as_str().unwrap().to_owned();
+    let id = apply(&app, &enterprise, RICE_APPLICATION).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let path = format!("/api/v1/licence-applications/{id}");
 
     assert_eq!(app.get(&moit, &path).await.status, 200);
@@ -290,31 +483,62 @@ async fn an_officer_sees_and_decides_only_their_agencys_dossiers() {
     assert_eq!(r.status, 404);
     // Roles: an enterprise has no inbox, customs no licence decisions.
     assert_eq!(app.get(&enterprise, "/api/v1/inbox").await.status, 403);
-    assert_eq!(decide(&app, &customs_officer, &id, json!({"action": "review"})).await.status, 403);
+    assert_eq!(
+        decide(&app, &customs_officer, &id, json!({"action": "review"}))
+            .await
+            .status,
+        403
+    );
     assert_eq!(app.get(&moit, "/api/v1/customs/inbox").await.status, 403);
     // Unauthenticated: 401.
-    let r = app.request(reqwest::Method::GET, "/api/v1/inbox", None, &[], None).await;
+    let r = app
+        .request(reqwest::Method::GET, "/api/v1/inbox", None, &[], None)
+        .await;
     assert_eq!(r.status, 401);
 
     decide(&app, &moit, &id, json!({"action": "review"})).await;
-    let number = decide(&app, &moit, &id, json!({"action": "issue"})).await.json()["licence_number"].as_str().unwrap().to_owned();
+    let number = decide(&app, &moit, &id, json!({"action": "issue"}))
+        .await
+        .json()["licence_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let lpath = format!("/api/v1/licences/{}", enc(&number));
     assert_eq!(app.get(&enterprise, &lpath).await.status, 200);
     assert_eq!(app.get(&moit, &lpath).await.status, 200);
     assert_eq!(app.get(&customs_officer, &lpath).await.status, 200);
     assert_eq!(app.get(&mard, &lpath).await.status, 404);
     assert_eq!(app.get(&stranger, &lpath).await.status, 404);
-    assert_eq!(app.get(&stranger, &format!("{lpath}/signature")).await.status, 404);
+    assert_eq!(
+        app.get(&stranger, &format!("{lpath}/signature"))
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
 async fn deposits_are_verified_against_the_agencys_registered_certificate() {
     let app = spawn_app().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
-    let sbv = app.add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV").await;
-    let moit = app.add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
     let key = register_signer(&app, &admin, "SBV").await;
-    let xml = licence_xml("DEP-1", "SBV", "0302468135", "IM", "2026-07-01", "2026-09-30", "71081210", "KGM", "50");
+    let xml = licence_xml(
+        "DEP-1",
+        "SBV",
+        "0302468135",
+        "IM",
+        "2026-07-01",
+        "2026-09-30",
+        "71081210",
+        "KGM",
+        "50",
+    );
 
     // Signed by a key nobody registered: refused.
     let rogue = nsw::licensing::signing::generate("SBV", "VN").unwrap();
@@ -340,31 +564,140 @@ async fn deposits_are_verified_against_the_agencys_registered_certificate() {
     // The stored bytes and signature come back exactly.
     let doc = app.get(&sbv, "/api/v1/licences/DEP-1/document").await;
     let sig = app.get(&sbv, "/api/v1/licences/DEP-1/signature").await;
-    nsw::licensing::signing::verify_detached(&sig.body, &doc.body, &[key.certificate_pem.clone()], "SBV").unwrap();
+    nsw::licensing::signing::verify_detached(
+        &sig.body,
+        &doc.body,
+        std::slice::from_ref(&key.certificate_pem),
+        "SBV",
+    )
+    .unwrap();
 }
 
 #[tokio::test]
 async fn a_declaration_is_refused_for_each_licence_problem() {
     let app = spawn_app().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
-    let sbv = app.add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
     let trader = app.add_party(Role::Enterprise, "0302468135").await;
     let key = register_signer(&app, &admin, "SBV").await;
-    let good = |n: &str| licence_xml(n, "SBV", "0302468135", "IM", "2026-07-01", "2026-09-30", "71081210", "KGM", "50");
+    let good = |n: &str| {
+        licence_xml(
+            n,
+            "SBV",
+            "0302468135",
+            "IM",
+            "2026-07-01",
+            "2026-09-30",
+            "71081210",
+            "KGM",
+            "50",
+        )
+    };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("EXPIRED-1", licence_xml("EXPIRED-1", "SBV", "0302468135", "IM", "2026-01-01", "2026-06-30", "71081210", "KGM", "50"), "LICENCE_EXPIRED"),
-        ("OTHERS-1", licence_xml("OTHERS-1", "SBV", "0300000001", "IM", "2026-07-01", "2026-09-30", "71081210", "KGM", "50"), "LICENCE_NOT_HOLDER"),
-        ("HS-1", licence_xml("HS-1", "SBV", "0302468135", "IM", "2026-07-01", "2026-09-30", "710813", "KGM", "50"), "LICENCE_HS_MISMATCH"),
-        ("UNIT-1", licence_xml("UNIT-1", "SBV", "0302468135", "IM", "2026-07-01", "2026-09-30", "710812", "GRM", "50000"), "LICENCE_UNIT_MISMATCH"),
-        ("DIR-1", licence_xml("DIR-1", "SBV", "0302468135", "EX", "2026-07-01", "2026-09-30", "71081210", "KGM", "50"), "LICENCE_DIRECTION_MISMATCH"),
-        ("SHORT-1", licence_xml("SHORT-1", "SBV", "0302468135", "IM", "2026-07-01", "2026-09-30", "71081210", "KGM", "49.999"), "LICENCE_BALANCE_INSUFFICIENT"),
+        (
+            "EXPIRED-1",
+            licence_xml(
+                "EXPIRED-1",
+                "SBV",
+                "0302468135",
+                "IM",
+                "2026-01-01",
+                "2026-06-30",
+                "71081210",
+                "KGM",
+                "50",
+            ),
+            "LICENCE_EXPIRED",
+        ),
+        (
+            "OTHERS-1",
+            licence_xml(
+                "OTHERS-1",
+                "SBV",
+                "0300000001",
+                "IM",
+                "2026-07-01",
+                "2026-09-30",
+                "71081210",
+                "KGM",
+                "50",
+            ),
+            "LICENCE_NOT_HOLDER",
+        ),
+        (
+            "HS-1",
+            licence_xml(
+                "HS-1",
+                "SBV",
+                "0302468135",
+                "IM",
+                "2026-07-01",
+                "2026-09-30",
+                "710813",
+                "KGM",
+                "50",
+            ),
+            "LICENCE_HS_MISMATCH",
+        ),
+        (
+            "UNIT-1",
+            licence_xml(
+                "UNIT-1",
+                "SBV",
+                "0302468135",
+                "IM",
+                "2026-07-01",
+                "2026-09-30",
+                "710812",
+                "GRM",
+                "50000",
+            ),
+            "LICENCE_UNIT_MISMATCH",
+        ),
+        (
+            "DIR-1",
+            licence_xml(
+                "DIR-1",
+                "SBV",
+                "0302468135",
+                "EX",
+                "2026-07-01",
+                "2026-09-30",
+                "71081210",
+                "KGM",
+                "50",
+            ),
+            "LICENCE_DIRECTION_MISMATCH",
+        ),
+        (
+            "SHORT-1",
+            licence_xml(
+                "SHORT-1",
+                "SBV",
+                "0302468135",
+                "IM",
+                "2026-07-01",
+                "2026-09-30",
+                "71081210",
+                "KGM",
+                "49.999",
+            ),
+            "LICENCE_BALANCE_INSUFFICIENT",
+        ),
         ("NOWHERE-1", Vec::new(), "LICENCE_NOT_FOUND"),
     ];
     let decl = fixture(GOLD_DECLARATION);
     for (number, lic, _) in &cases {
         if !lic.is_empty() {
             let r = deposit(&app, &sbv, &key, lic.clone()).await;
-            assert_eq!(r.status, 201, "{number}: {}", String::from_utf8_lossy(&r.body));
+            assert_eq!(
+                r.status,
+                201,
+                "{number}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
         }
     }
     let before = app.footprint().await;
@@ -372,14 +705,22 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
     for (number, _, code) in &cases {
         let xml = replace(&decl, "215/GP-NHNN", number);
         let r = app.submit(&trader, xml).await;
-        assert_eq!(r.status, 422, "{number}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            422,
+            "{number}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         let body = r.json();
         let err = &body["errors"][0];
         assert_eq!(err["code"], *code, "{number}: {body}");
         assert_eq!(err["path"], "/Declaration/Item");
         assert_eq!(err["line"], 62);
         let msg = err["message"].as_str().unwrap();
-        assert!(msg.contains("SBV") && msg.contains("SBV-GOLD") && msg.contains("item 1"), "{msg}");
+        assert!(
+            msg.contains("SBV") && msg.contains("SBV-GOLD") && msg.contains("item 1"),
+            "{msg}"
+        );
     }
     // The licence left out entirely.
     let s = String::from_utf8(decl.clone()).unwrap();
@@ -388,16 +729,33 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
     let without = format!("{}{}", &s[..start], &s[end..]);
     let r = app.submit(&trader, without.into_bytes()).await;
     assert_eq!(r.status, 422);
-    assert_eq!(r.error_codes(), vec![("LICENCE_MISSING".to_owned(), "/Declaration/Item".to_owned())]);
-    assert_eq!(app.footprint().await, before, "a refused declaration left something behind");
+    assert_eq!(
+        r.error_codes(),
+        vec![("LICENCE_MISSING".to_owned(), "/Declaration/Item".to_owned())]
+    );
+    assert_eq!(
+        app.footprint().await,
+        before,
+        "a refused declaration left something behind"
+    );
     assert_eq!(app.count("licence_ledger").await, ledger_before);
 
     // The fitting licence is accepted, and exactly once per balance.
     let r = deposit(&app, &sbv, &key, good("GOOD-1")).await;
     assert_eq!(r.status, 201);
-    let ok = app.submit(&trader, with_reference(&replace(&decl, "215/GP-NHNN", "GOOD-1"), "GOLD-A")).await;
+    let ok = app
+        .submit(
+            &trader,
+            with_reference(&replace(&decl, "215/GP-NHNN", "GOOD-1"), "GOLD-A"),
+        )
+        .await;
     assert_eq!(ok.status, 201, "{}", String::from_utf8_lossy(&ok.body));
-    let again = app.submit(&trader, with_reference(&replace(&decl, "215/GP-NHNN", "GOOD-1"), "GOLD-B")).await;
+    let again = app
+        .submit(
+            &trader,
+            with_reference(&replace(&decl, "215/GP-NHNN", "GOOD-1"), "GOLD-B"),
+        )
+        .await;
     assert_eq!(again.status, 422);
     assert_eq!(again.error_codes()[0].0, "LICENCE_BALANCE_INSUFFICIENT");
 }
@@ -406,11 +764,23 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
 async fn one_hundred_concurrent_declarations_draw_exactly_fifty_from_one_line() {
     let app = spawn_app().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
-    let sbv = app.add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
     let trader = app.add_party(Role::Enterprise, "0302468135").await;
     let key = register_signer(&app, &admin, "SBV").await;
     // 50 declarations of 50 KGM each exhaust it exactly.
-    let lic = licence_xml("RACE-1", "SBV", "0302468135", "IM", "2026-07-01", "2026-09-30", "71081210", "KGM", "2500");
+    let lic = licence_xml(
+        "RACE-1",
+        "SBV",
+        "0302468135",
+        "IM",
+        "2026-07-01",
+        "2026-09-30",
+        "71081210",
+        "KGM",
+        "2500",
+    );
     assert_eq!(deposit(&app, &sbv, &key, lic).await.status, 201);
     let decl = replace(&fixture(GOLD_DECLARATION), "215/GP-NHNN", "RACE-1");
     let requests = (0..100).map(|i| {
@@ -422,7 +792,12 @@ async fn one_hundred_concurrent_declarations_draw_exactly_fifty_from_one_line() 
     let accepted = results.iter().filter(|r| r.status == 201).count();
     let short = results
         .iter()
-        .filter(|r| r.status == 422 && r.error_codes().first().is_some_and(|(c, _)| c == "LICENCE_BALANCE_INSUFFICIENT"))
+        .filter(|r| {
+            r.status == 422
+                && r.error_codes()
+                    .first()
+                    .is_some_and(|(c, _)| c == "LICENCE_BALANCE_INSUFFICIENT")
+        })
         .count();
     let others: Vec<String> = results
         .iter()
@@ -443,30 +818,69 @@ async fn one_hundred_concurrent_declarations_draw_exactly_fifty_from_one_line() 
 async fn customs_decisions_settle_the_ledger_once() {
     let app = spawn_app().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
-    let sbv = app.add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
     let trader = app.add_party(Role::Enterprise, "0302468135").await;
     let officer = app.add_party(Role::Customs, "CUSTOMS-1").await;
     let key = register_signer(&app, &admin, "SBV").await;
-    let lic = licence_xml("LEDGER-1", "SBV", "0302468135", "IM", "2026-07-01", "2026-09-30", "71081210", "KGM", "200");
+    let lic = licence_xml(
+        "LEDGER-1",
+        "SBV",
+        "0302468135",
+        "IM",
+        "2026-07-01",
+        "2026-09-30",
+        "71081210",
+        "KGM",
+        "200",
+    );
     assert_eq!(deposit(&app, &sbv, &key, lic).await.status, 201);
     let decl = replace(&fixture(GOLD_DECLARATION), "215/GP-NHNN", "LEDGER-1");
     let mut ids = Vec::new();
     for i in 0..4 {
-        let r = app.submit(&trader, with_reference(&decl, &format!("LEDGER-{i}"))).await;
+        let r = app
+            .submit(&trader, with_reference(&decl, &format!("LEDGER-{i}")))
+            .await;
         assert_eq!(r.status, 201);
         ids.push(r.json()["id"].as_str().unwrap().to_owned());
     }
-    assert_eq!(balance(&app, &trader, "LEDGER-1", 0).await["remaining"], "0.000");
+    assert_eq!(
+        balance(&app, &trader, "LEDGER-1", 0).await["remaining"],
+        "0.000"
+    );
 
     // rejected: released; withdrawn: released; held then cleared: committed.
     let r = customs(&app, &officer, &ids[0], json!({"action": "reject"})).await;
     assert_eq!(r.json()["code"], "REASON_REQUIRED");
-    let r = customs(&app, &officer, &ids[0], json!({"action": "reject", "reason": "undervalued"})).await;
+    let r = customs(
+        &app,
+        &officer,
+        &ids[0],
+        json!({"action": "reject", "reason": "undervalued"}),
+    )
+    .await;
     assert_eq!(r.status, 200);
-    let r = post_json(&app, &trader, &format!("/api/v1/declarations/{}/withdrawal", ids[1]), json!({})).await;
+    let r = post_json(
+        &app,
+        &trader,
+        &format!("/api/v1/declarations/{}/withdrawal", ids[1]),
+        json!({}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(customs(&app, &officer, &ids[2], json!({"action": "hold"})).await.json()["status"], "under_inspection");
-    assert_eq!(customs(&app, &officer, &ids[2], json!({"action": "clear"})).await.json()["status"], "cleared");
+    assert_eq!(
+        customs(&app, &officer, &ids[2], json!({"action": "hold"}))
+            .await
+            .json()["status"],
+        "under_inspection"
+    );
+    assert_eq!(
+        customs(&app, &officer, &ids[2], json!({"action": "clear"}))
+            .await
+            .json()["status"],
+        "cleared"
+    );
     let line = balance(&app, &trader, "LEDGER-1", 0).await;
     assert_eq!(line["remaining"], "100.000");
     assert_eq!(line["reserved"], "50.000");
@@ -483,12 +897,29 @@ async fn customs_decisions_settle_the_ledger_once() {
         assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["code"], "TRANSITION_FORBIDDEN");
     }
-    let r = post_json(&app, &trader, &format!("/api/v1/declarations/{}/withdrawal", ids[2]), json!({})).await;
+    let r = post_json(
+        &app,
+        &trader,
+        &format!("/api/v1/declarations/{}/withdrawal", ids[2]),
+        json!({}),
+    )
+    .await;
     assert_eq!(r.status, 409);
     // Only customs decides; the trader cannot withdraw someone else's.
-    assert_eq!(customs(&app, &trader, &ids[3], json!({"action": "clear"})).await.status, 403);
+    assert_eq!(
+        customs(&app, &trader, &ids[3], json!({"action": "clear"}))
+            .await
+            .status,
+        403
+    );
     let other = app.add_party(Role::Enterprise, "0300000009").await;
-    let r = post_json(&app, &other, &format!("/api/v1/declarations/{}/withdrawal", ids[3]), json!({})).await;
+    let r = post_json(
+        &app,
+        &other,
+        &format!("/api/v1/declarations/{}/withdrawal", ids[3]),
+        json!({}),
+    )
+    .await;
     assert_eq!(r.status, 404);
 
     // Settling again changes nothing (idempotent per declaration, item and line); the ledger
@@ -503,16 +934,31 @@ async fn customs_decisions_settle_the_ledger_once() {
     );
     client.execute(tx_sql.as_str(), &[]).await.unwrap();
     assert_eq!(app.count("licence_ledger").await, entries);
-    assert!(client.execute("UPDATE licence_ledger SET quantity = 1", &[]).await.is_err());
-    assert!(client.execute("UPDATE licence_lines SET remaining = -1", &[]).await.is_err());
+    assert!(client
+        .execute("UPDATE licence_ledger SET quantity = 1", &[])
+        .await
+        .is_err());
+    assert!(client
+        .execute("UPDATE licence_lines SET remaining = -1", &[])
+        .await
+        .is_err());
     let release_committed = format!(
         "INSERT INTO licence_ledger (licence_id, line, declaration_id, item, kind, quantity)
          SELECT licence_id, line, declaration_id, item, 'release', quantity FROM licence_ledger
           WHERE declaration_id = '{}' AND kind = 'reserve'",
         ids[2]
     );
-    assert!(client.execute(release_committed.as_str(), &[]).await.is_err(), "a committed reservation cannot be released");
-    assert_eq!(balance(&app, &trader, "LEDGER-1", 0).await["remaining"], "100.000");
+    assert!(
+        client
+            .execute(release_committed.as_str(), &[])
+            .await
+            .is_err(),
+        "a committed reservation cannot be released"
+    );
+    assert_eq!(
+        balance(&app, &trader, "LEDGER-1", 0).await["remaining"],
+        "100.000"
+    );
 }
 
 #[tokio::test]
@@ -527,9 +973,13 @@ async fn every_routing_rule_kind_and_the_versioned_admin_api() {
     let current = current.json();
     assert_eq!(current["version"], 1);
     assert!(current["rules"].as_array().unwrap().len() >= 40);
-    assert_eq!(app.get(&trader, "/api/v1/admin/routing-rules").await.status, 403);
+    assert_eq!(
+        app.get(&trader, "/api/v1/admin/routing-rules").await.status,
+        403
+    );
 
-    let agency = |code: &str| json!({"code": code, "name": format!("{code} office"), "ministry": "Test"});
+    let agency =
+        |code: &str| json!({"code": code, "name": format!("{code} office"), "ministry": "Test"});
     let rule = |id: &str, hs: &str, dir: &str, country: Option<&str>, ag: &str, doc: &str| {
         let mut r = json!({"id": id, "hs": hs, "direction": dir, "agency": ag,
                            "procedure": format!("P-{id}"), "document": doc,
@@ -558,8 +1008,14 @@ async fn every_routing_rule_kind_and_the_versioned_admin_api() {
         let app = &app;
         let admin = &admin;
         async move {
-            app.request(reqwest::Method::PUT, "/api/v1/admin/routing-rules?note=test", Some(admin),
-                        &[("content-type", "application/json")], Some(serde_json::to_vec(&body).unwrap())).await
+            app.request(
+                reqwest::Method::PUT,
+                "/api/v1/admin/routing-rules?note=test",
+                Some(admin),
+                &[("content-type", "application/json")],
+                Some(serde_json::to_vec(&body).unwrap()),
+            )
+            .await
         }
     };
     let r = put(table.clone()).await;
@@ -575,7 +1031,14 @@ async fn every_routing_rule_kind_and_the_versioned_admin_api() {
         .iter()
         .map(|e| {
             let msg = e["message"].as_str().unwrap();
-            let agency = msg.split("agency ").nth(1).unwrap().split(',').next().unwrap().to_owned();
+            let agency = msg
+                .split("agency ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .to_owned();
             (agency, e["code"].as_str().unwrap().to_owned())
         })
         .collect();
@@ -590,8 +1053,19 @@ async fn every_routing_rule_kind_and_the_versioned_admin_api() {
         ],
         "{body}"
     );
-    let chapter = body["errors"].as_array().unwrap().iter().find(|e| e["message"].as_str().unwrap().contains("AG-CHAPTER")).unwrap();
-    assert!(chapter["message"].as_str().unwrap().contains("requires a CAT document"), "{chapter}");
+    let chapter = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["message"].as_str().unwrap().contains("AG-CHAPTER"))
+        .unwrap();
+    assert!(
+        chapter["message"]
+            .as_str()
+            .unwrap()
+            .contains("requires a CAT document"),
+        "{chapter}"
+    );
 
     // A broken table is refused whole, each problem named; the version stays.
     let mut broken = table.clone();
@@ -608,16 +1082,25 @@ async fn every_routing_rule_kind_and_the_versioned_admin_api() {
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let client = app.pool.get().await.unwrap();
     let row = client
-        .query_one("SELECT routing_version, (SELECT count(*) FROM declaration_routing) FROM declarations", &[])
+        .query_one(
+            "SELECT routing_version, (SELECT count(*) FROM declaration_routing) FROM declarations",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(row.get::<_, Option<i32>>(0), Some(3));
     assert_eq!(row.get::<_, i64>(1), 1);
-    let versions = app.get(&admin, "/api/v1/admin/routing-rules?version=2").await.json();
+    let versions = app
+        .get(&admin, "/api/v1/admin/routing-rules?version=2")
+        .await
+        .json();
     assert_eq!(versions["rules"].as_array().unwrap().len(), 8);
     assert_eq!(versions["versions"].as_array().unwrap().len(), 3);
     let audited: i64 = client
-        .query_one("SELECT count(*) FROM audit_log WHERE action = 'routing.replaced'", &[])
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'routing.replaced'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -628,14 +1111,30 @@ async fn every_routing_rule_kind_and_the_versioned_admin_api() {
 async fn an_application_no_rule_covers_is_refused_with_its_line() {
     let app = spawn_app().await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
-    let xml = replace(&fixture(RICE_APPLICATION), "<Agency>MOIT</Agency>", "<Agency>MOH-VFA</Agency>");
+    let xml = replace(
+        &fixture(RICE_APPLICATION),
+        "<Agency>MOIT</Agency>",
+        "<Agency>MOH-VFA</Agency>",
+    );
     let before = app.count("licence_applications").await;
     let r = post_xml(&app, &enterprise, "/api/v1/licence-applications", xml).await;
     assert_eq!(r.status, 422);
-    assert_eq!(r.error_codes()[0], ("ROUTING_NO_RULE".to_owned(), "/LicenceApplication/Line[1]".to_owned()));
+    assert_eq!(
+        r.error_codes()[0],
+        (
+            "ROUTING_NO_RULE".to_owned(),
+            "/LicenceApplication/Line[1]".to_owned()
+        )
+    );
     assert_eq!(app.count("licence_applications").await, before);
     // Someone else's application in my name: forbidden.
     let other = app.add_party(Role::Enterprise, "0312345678").await;
-    let r = post_xml(&app, &other, "/api/v1/licence-applications", fixture(RICE_APPLICATION)).await;
+    let r = post_xml(
+        &app,
+        &other,
+        "/api/v1/licence-applications",
+        fixture(RICE_APPLICATION),
+    )
+    .await;
     assert_eq!(r.status, 403);
 }

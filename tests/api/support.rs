@@ -90,7 +90,12 @@ pub async fn deposit_fixture_licences(app: &TestApp) -> usize {
         }
         let (token, key) = &officers[&agency];
         let resp = deposit(app, token, key, xml).await;
-        assert_eq!(resp.status, 201, "{f}: {}", String::from_utf8_lossy(&resp.body));
+        assert_eq!(
+            resp.status,
+            201,
+            "{f}: {}",
+            String::from_utf8_lossy(&resp.body)
+        );
     }
     files.len()
 }
