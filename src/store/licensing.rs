@@ -569,9 +569,9 @@ pub async fn get_licence<C: GenericClient>(
     let lines = client
         .query(
             "SELECT x.line, x.hs_code, x.description, x.unit, x.allowance, x.remaining,
-                    coalesce(sum(e.quantity) FILTER (WHERE e.kind = 'reserve'), 0)
-                    - coalesce(sum(e.quantity) FILTER (WHERE e.kind <> 'reserve'), 0),
-                    coalesce(sum(e.quantity) FILTER (WHERE e.kind = 'commit'), 0)
+                    (coalesce(sum(e.quantity) FILTER (WHERE e.kind = 'reserve'), 0)
+                     - coalesce(sum(e.quantity) FILTER (WHERE e.kind <> 'reserve'), 0))::numeric(18, 3),
+                    coalesce(sum(e.quantity) FILTER (WHERE e.kind = 'commit'), 0)::numeric(18, 3)
                FROM licence_lines x
                LEFT JOIN licence_ledger e ON e.licence_id = x.licence_id AND e.line = x.line
               WHERE x.licence_id = $1
