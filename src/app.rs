@@ -127,11 +127,15 @@ impl Application {
         let workers = settings
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let calendar = settings.calendar().map_err(StartError::Other)?;
+        install_routing(&database.pool, &settings).await?;
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
             validator: Validator::new(settings.limits(), settings.country.clone()),
             settings,
             tokens: api::auth::TokenCache::default(),
+            routing: Default::default(),
+            calendar,
         });
         spawn_audit_sealer(database.pool.clone());
         let server = HttpServer::new(move || {
@@ -174,6 +178,29 @@ impl Application {
         self.database.shutdown();
         result
     }
+}
+
+/// Installs the configured (or shipped) routing table on a database that has none.
+async fn install_routing(pool: &Pool, settings: &Settings) -> Result<(), StartError> {
+    let text = match &settings.routing_rules {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| StartError::Other(format!("routing rules {}: {e}", path.display())))?,
+        None => crate::routing::DEFAULT_TABLE.to_owned(),
+    };
+    let spec = crate::routing::TableSpec::from_toml(&text)
+        .map_err(|e| StartError::Other(format!("routing rules: {e}")))?;
+    let mut client = pool.get().await.map_err(DbError::from)?;
+    if let Some(v) = crate::store::routing::install_if_empty(&mut client, &spec)
+        .await
+        .map_err(|e| StartError::Other(format!("installing the routing table: {e}")))?
+    {
+        tracing::info!(
+            version = v,
+            rules = spec.rules.len(),
+            "routing table installed"
+        );
+    }
+    Ok(())
 }
 
 /// Links committed audit entries into the hash chain a few times a second.

@@ -49,6 +49,50 @@ pub struct Settings {
     pub workers: Option<usize>,
     pub log_format: LogFormat,
     pub limits: LimitSettings,
+    /// A routing table (TOML, as fixtures/routing/rules.toml) to install when the database has
+    /// none; absent: the table shipped with the service.
+    pub routing_rules: Option<PathBuf>,
+    pub calendar: CalendarSettings,
+}
+
+/// The working-time calendar agency time limits are measured on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CalendarSettings {
+    /// Offset of the window's local time from UTC, in minutes (Viet Nam: +420).
+    pub utc_offset_minutes: i32,
+    /// Start and end of the working day, local time, `HH:MM`.
+    pub day_start: String,
+    pub day_end: String,
+    /// Public holidays (`YYYY-MM-DD`), on which no working time passes.
+    pub holidays: Vec<String>,
+}
+
+impl Default for CalendarSettings {
+    fn default() -> Self {
+        CalendarSettings {
+            utc_offset_minutes: 7 * 60,
+            day_start: "08:00".into(),
+            day_end: "16:00".into(),
+            // Viet Nam's public holidays of 2026 (New Year, Tết, Hùng Kings, 30 April, 1 May,
+            // National Day).
+            holidays: [
+                "2026-01-01",
+                "2026-02-16",
+                "2026-02-17",
+                "2026-02-18",
+                "2026-02-19",
+                "2026-02-20",
+                "2026-04-27",
+                "2026-04-30",
+                "2026-05-01",
+                "2026-09-01",
+                "2026-09-02",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +125,8 @@ impl Default for Settings {
             workers: None,
             log_format: LogFormat::Auto,
             limits: LimitSettings::default(),
+            routing_rules: None,
+            calendar: CalendarSettings::default(),
         }
     }
 }
@@ -151,7 +197,50 @@ impl Settings {
         if let Some(v) = get("NSW_MAX_ELEMENTS") {
             self.limits.max_elements = num("NSW_MAX_ELEMENTS", v)?;
         }
+        if let Some(v) = get("NSW_ROUTING_RULES").filter(|v| !v.is_empty()) {
+            self.routing_rules = Some(v.into());
+        }
+        if let Some(v) = get("NSW_HOLIDAYS") {
+            self.calendar.holidays = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        self.calendar().map_err(|message| ConfigError::Env {
+            name: "calendar".into(),
+            message,
+        })?;
         Ok(())
+    }
+
+    /// The working-time calendar, or what is wrong with its settings.
+    pub fn calendar(&self) -> Result<crate::calendar::Calendar, String> {
+        use chrono::{FixedOffset, NaiveDate, NaiveTime};
+        let c = &self.calendar;
+        let offset = FixedOffset::east_opt(c.utc_offset_minutes * 60).ok_or_else(|| {
+            format!(
+                "utc_offset_minutes {} is out of range",
+                c.utc_offset_minutes
+            )
+        })?;
+        let time = |s: &str| {
+            NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("'{s}' is not HH:MM"))
+        };
+        let (start, end) = (time(&c.day_start)?, time(&c.day_end)?);
+        if start >= end {
+            return Err(format!("day_start {start} must be before day_end {end}"));
+        }
+        let holidays = c
+            .holidays
+            .iter()
+            .map(|d| {
+                NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map_err(|_| format!("holiday '{d}' is not YYYY-MM-DD"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::calendar::Calendar::new(offset, start, end, holidays))
     }
 
     pub fn limits(&self) -> Limits {

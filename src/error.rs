@@ -187,6 +187,8 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(detail) => ApiError::conflict("CONFLICT", detail),
+            StoreError::Transition(detail) => ApiError::conflict("TRANSITION_FORBIDDEN", detail),
+            StoreError::Rejected(violations) => ApiError::Invalid { violations },
         }
     }
 }

@@ -2,12 +2,15 @@
 
 pub mod api;
 pub mod app;
+pub mod calendar;
 pub mod codelists;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod licensing;
 pub mod loadtest;
+pub mod routing;
 pub mod rules;
 pub mod store;
 pub mod telemetry;

@@ -79,6 +79,7 @@ pub async fn submit(
     }
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     let mut client = state.pool.get().await?;
+    let routing = state.routing.current(&client).await?;
     let outcome = store::submit(
         &mut client,
         Submission {
@@ -88,9 +89,11 @@ pub async fn submit(
             declaration: &declaration,
             idempotency_key: key.as_deref(),
             country: &state.settings.country,
+            routing: &routing,
         },
     )
-    .await?;
+    .await
+    .map_err(|e| super::locate::store_error(e, &bytes, &state.validator.limits))?;
     let (receipt, replayed) = match outcome {
         Submitted::Created(r) => (r, false),
         Submitted::Replayed(r) => (r, true),

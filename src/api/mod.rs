@@ -1,10 +1,17 @@
 //! HTTP routes. Handlers parse requests, call validation and the store, and shape responses;
 //! they hold no SQL.
 
+pub mod admin_routing;
 pub mod auth;
 pub mod body;
+pub mod customs;
 pub mod declarations;
 pub mod health;
+pub mod json;
+pub mod licence_applications;
+pub mod licences;
+pub mod locate;
+pub mod stats;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -23,6 +30,16 @@ pub struct AppState {
     pub validator: Validator,
     pub settings: Settings,
     pub tokens: auth::TokenCache,
+    pub routing: crate::store::routing::RoutingCache,
+    pub calendar: crate::calendar::Calendar,
+}
+
+impl AppState {
+    /// The window's local time zone (licence issue dates are local dates).
+    pub fn calendar_offset(&self) -> chrono::FixedOffset {
+        chrono::FixedOffset::east_opt(self.settings.calendar.utc_offset_minutes * 60)
+            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"))
+    }
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -34,8 +51,67 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/declarations/{id}/document",
                 web::get().to(declarations::document),
-            ),
+            )
+            .configure(ministries_routes),
     );
+}
+
+/// Ministries and customs: routing administration, licence applications, licences, customs.
+fn ministries_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/routing-rules", web::get().to(admin_routing::get))
+        .route(
+            "/admin/routing-rules",
+            web::put().to(admin_routing::replace),
+        )
+        .route(
+            "/licence-applications",
+            web::post().to(licence_applications::submit),
+        )
+        .route(
+            "/licence-applications/{id}",
+            web::get().to(licence_applications::get),
+        )
+        .route(
+            "/licence-applications/{id}/decision",
+            web::post().to(licence_applications::decide),
+        )
+        .route(
+            "/licence-applications/{id}/supplement",
+            web::post().to(licence_applications::supplement),
+        )
+        .route(
+            "/licence-applications/{id}/withdrawal",
+            web::post().to(licence_applications::withdraw),
+        )
+        .route("/inbox", web::get().to(licence_applications::inbox))
+        .route("/licences", web::post().to(licences::deposit))
+        .route("/licences/{number}", web::get().to(licences::get))
+        .route(
+            "/licences/{number}/document",
+            web::get().to(licences::document),
+        )
+        .route(
+            "/licences/{number}/signature",
+            web::get().to(licences::signature),
+        )
+        .route(
+            "/agencies/{code}/certificates",
+            web::get().to(licences::certificates),
+        )
+        .route(
+            "/agencies/{code}/certificates",
+            web::post().to(licences::register_certificate),
+        )
+        .route("/customs/inbox", web::get().to(customs::inbox))
+        .route(
+            "/declarations/{id}/decision",
+            web::post().to(customs::decide),
+        )
+        .route(
+            "/declarations/{id}/withdrawal",
+            web::post().to(customs::withdraw),
+        )
+        .route("/stats", web::get().to(stats::get));
 }
 
 /// Unknown paths and methods answer in problem+json like everything else.

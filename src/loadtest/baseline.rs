@@ -29,14 +29,31 @@ pub async fn db_commits(
         role: Role::Enterprise,
         agency: None,
     });
+    let routing = {
+        let Ok(client) = pool.get().await else {
+            return 0.0;
+        };
+        match crate::store::routing::RoutingCache::default()
+            .current(&client)
+            .await
+        {
+            Ok(t) => t,
+            Err(_) => return 0.0,
+        }
+    };
     let docs = Arc::new(docs.to_vec());
     let count = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..connections {
-        let (pool, docs, count, principal) =
-            (pool.clone(), docs.clone(), count.clone(), principal.clone());
+        let (pool, docs, count, principal, routing) = (
+            pool.clone(),
+            docs.clone(),
+            count.clone(),
+            principal.clone(),
+            routing.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let Ok(mut client) = pool.get().await else {
                 return;
@@ -55,6 +72,7 @@ pub async fn db_commits(
                         declaration: decl,
                         idempotency_key: None,
                         country: "VN",
+                        routing: &routing,
                     },
                 )
                 .await;

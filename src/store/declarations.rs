@@ -36,6 +36,8 @@ pub struct Submission<'a> {
     pub idempotency_key: Option<&'a str>,
     /// Prefix of human references, e.g. `VN` → `VN-DEC-2026-000123`.
     pub country: &'a str,
+    /// The routing table its items are held to (licences, certificates).
+    pub routing: &'a crate::routing::RoutingTable,
 }
 
 /// Which declarations a caller may see.
@@ -205,6 +207,11 @@ pub async fn submit(
         ],
     )
     .await?;
+
+    let violations = super::ledger::check_and_reserve(&tx, id, d, s.routing).await?;
+    if !violations.is_empty() {
+        return Err(StoreError::Rejected(violations));
+    }
 
     let stmt = tx
         .prepare_cached(

@@ -1,8 +1,14 @@
 //! Persistence. Knows SQL, not HTTP.
 
 pub mod audit;
+pub mod customs;
 pub mod declarations;
+pub mod keys;
+pub mod ledger;
+pub mod licensing;
 pub mod parties;
+pub mod routing;
+pub mod stats;
 
 use crate::db::DbError;
 
@@ -16,10 +22,26 @@ pub enum StoreError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// The database refused a change of status its state machine does not allow.
+    #[error("{0}")]
+    Transition(String),
+    /// A document that passed its schema and rules fails a check against stored data
+    /// (licences, routing); every violation at once.
+    #[error("{} violation(s)", .0.len())]
+    Rejected(Vec<crate::xml::Violation>),
 }
+
+/// SQLSTATE raised by the state-machine triggers of migrations/0002_ministries.sql.
+const FORBIDDEN_TRANSITION: &str = "NS409";
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
+        if let Some(db) = e
+            .as_db_error()
+            .filter(|d| d.code().code() == FORBIDDEN_TRANSITION)
+        {
+            return StoreError::Transition(db.message().to_owned());
+        }
         StoreError::Db(DbError::Postgres(e))
     }
 }

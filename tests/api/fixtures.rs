@@ -39,6 +39,9 @@ async fn every_declaration_fixture_has_its_exact_outcome() {
         tokens.insert(s.clone(), app.add_party(Role::Enterprise, s).await);
     }
     let fallback = app.add_party(Role::Enterprise, "FALLBACK-1").await;
+    // Declarations are held to the routing table: the licences the valid fixtures quote are
+    // deposited first, signed, through the API.
+    assert!(crate::support::deposit_fixture_licences(&app).await >= 12);
     let mut failures = Vec::new();
     let mut created = 0;
     for e in &expectations {

@@ -8,3 +8,6 @@ mod cli;
 mod declarations;
 mod fixtures;
 mod restart;
+
+mod ministries;
+mod support;

@@ -40,6 +40,8 @@ async fn documents_survive_a_kill_and_restart() {
         pool,
         client: reqwest::Client::new(),
     };
+    // Fixture 09 quotes an SBV licence: deposit the fixture licences first.
+    crate::support::deposit_fixture_licences(&app).await;
     let files = [
         (
             "valid/declaration/01-import-laptops-10-items.xml",

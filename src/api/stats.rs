@@ -1,0 +1,26 @@
+//! `/api/v1/stats`: per agency and procedure volumes, processing times and on-schedule rates.
+
+use actix_web::{web, HttpResponse};
+
+use super::{auth, AppState};
+use crate::domain::party::{Principal, Role};
+use crate::error::ApiError;
+use crate::store::stats;
+
+#[tracing::instrument(name = "stats.get", skip_all, fields(party = %principal.party_id))]
+pub async fn get(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&principal, &[Role::Admin, Role::Customs, Role::Ministry])?;
+    // An agency's officers see their own agency's figures.
+    let agency = match principal.role {
+        Role::Ministry => Some(principal.agency.as_deref().ok_or_else(|| {
+            ApiError::forbidden("AGENCY_UNSET", "this officer is not bound to an agency")
+        })?),
+        _ => None,
+    };
+    let client = state.pool.get().await?;
+    let s = stats::compute(&client, &state.calendar, agency).await?;
+    Ok(HttpResponse::Ok().json(s))
+}

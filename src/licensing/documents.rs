@@ -1,0 +1,330 @@
+//! Licence applications and electronic licences as typed values: read from schema-valid trees
+//! (with their own business rules), and the licence document the window writes when an agency
+//! issues one.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::codelists::CodeLists;
+use crate::rules::Checker;
+use crate::xml::tree::ROOT;
+use crate::xml::{Tree, Violation};
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Address {
+    pub street: Option<String>,
+    pub city: String,
+    pub post_code: Option<String>,
+    pub country: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Party {
+    pub id: String,
+    pub name: String,
+    pub address: Address,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GoodsLine {
+    pub number: i32,
+    pub hs_code: String,
+    pub description: String,
+    pub quantity: Decimal,
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Application {
+    pub reference: String,
+    pub application_type: String,
+    pub direction: String,
+    pub agency: Option<String>,
+    pub applicant: Party,
+    pub export_country: String,
+    pub import_country: String,
+    pub valid_from: NaiveDate,
+    pub valid_to: NaiveDate,
+    pub lines: Vec<GoodsLine>,
+}
+
+impl Application {
+    /// The foreign country a routing rule's `country` is compared with: where imports come
+    /// from, where exports go.
+    pub fn partner_country(&self) -> &str {
+        if self.direction == "IM" {
+            &self.export_country
+        } else {
+            &self.import_country
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Licence {
+    pub number: String,
+    pub licence_type: String,
+    pub agency: String,
+    pub holder: Party,
+    pub direction: String,
+    pub issue_date: NaiveDate,
+    pub valid_from: NaiveDate,
+    pub valid_to: NaiveDate,
+    pub lines: Vec<GoodsLine>,
+}
+
+fn party(c: &mut Checker, node: usize) -> Party {
+    let opt = |c: &Checker, chain: &str| {
+        let t = c.text_at(node, chain);
+        (!t.is_empty()).then(|| t.to_owned())
+    };
+    let country = c.text_at(node, "Address/Country").to_owned();
+    if !CodeLists::get().country_known(&country) {
+        c.report_at(
+            node,
+            "Address/Country",
+            "COUNTRY_UNKNOWN",
+            format!("'{country}' is not an ISO 3166-1 alpha-2 country code"),
+        );
+    }
+    Party {
+        id: c.text_at(node, "ID").to_owned(),
+        name: c.text_at(node, "Name").to_owned(),
+        address: Address {
+            street: opt(c, "Address/Street"),
+            city: c.text_at(node, "Address/City").to_owned(),
+            post_code: opt(c, "Address/PostCode"),
+            country,
+        },
+    }
+}
+
+fn lines(c: &mut Checker, quantity: &str) -> Vec<GoodsLine> {
+    let codes = CodeLists::get();
+    let tree = c.tree;
+    let mut out = Vec::new();
+    for (i, n) in tree.children(ROOT, "Line").enumerate() {
+        let number: i32 = c.text_at(n, "Number").parse().unwrap_or(0);
+        if number != i as i32 + 1 {
+            c.report_at(
+                n,
+                "Number",
+                "LINE_NUMBER_SEQUENCE",
+                format!("line {} must be numbered {}", number, i + 1),
+            );
+        }
+        let hs = c.text_at(n, "HSCode").to_owned();
+        if !codes.hs_known(&hs) {
+            c.report_at(
+                n,
+                "HSCode",
+                "HS_UNKNOWN",
+                format!("'{hs}' is not an HS 2022 subheading or national tariff line"),
+            );
+        }
+        let unit = c.attr_at(n, quantity, "unit").to_owned();
+        if !codes.unit_known(&unit) {
+            if let Some(q) = tree.at(n, quantity) {
+                c.report_attr(
+                    q,
+                    "unit",
+                    "UNIT_UNKNOWN",
+                    format!("'{unit}' is not a UN/ECE Rec 20 unit"),
+                );
+            }
+        }
+        out.push(GoodsLine {
+            number,
+            hs_code: hs,
+            description: c.text_at(n, "Description").to_owned(),
+            quantity: c.decimal_at(n, quantity),
+            unit,
+        });
+    }
+    out
+}
+
+fn validity_order(
+    c: &mut Checker,
+    from: NaiveDate,
+    to: NaiveDate,
+    to_chain: &str,
+    code: &'static str,
+) {
+    if to < from {
+        c.report_at(
+            ROOT,
+            to_chain,
+            code,
+            format!("the validity ends ({to}) before it starts ({from})"),
+        );
+    }
+}
+
+/// Rules of a licence application past its schema.
+pub fn read_application(tree: &Tree) -> Result<Application, Vec<Violation>> {
+    let mut c = Checker::new(tree);
+    let applicant = match tree.child(ROOT, "Applicant") {
+        Some(n) => party(&mut c, n),
+        None => return Err(c.finish()),
+    };
+    let valid_from = c.date_at(ROOT, "Validity/From");
+    let valid_to = c.date_at(ROOT, "Validity/To");
+    validity_order(
+        &mut c,
+        valid_from,
+        valid_to,
+        "Validity/To",
+        "VALIDITY_ORDER",
+    );
+    let codes = CodeLists::get();
+    for chain in ["ExportCountry", "ImportCountry"] {
+        let v = c.text_at(ROOT, chain).to_owned();
+        if !codes.country_known(&v) {
+            c.report_at(
+                ROOT,
+                chain,
+                "COUNTRY_UNKNOWN",
+                format!("'{v}' is not an ISO 3166-1 alpha-2 country code"),
+            );
+        }
+    }
+    let lines = lines(&mut c, "Quantity");
+    let agency = c.text_at(ROOT, "Agency");
+    let app = Application {
+        reference: c.text_at(ROOT, "Header/Reference").to_owned(),
+        application_type: c.text_at(ROOT, "Header/ApplicationType").to_owned(),
+        direction: c.text_at(ROOT, "Header/Direction").to_owned(),
+        agency: (!agency.is_empty()).then(|| agency.to_owned()),
+        applicant,
+        export_country: c.text_at(ROOT, "ExportCountry").to_owned(),
+        import_country: c.text_at(ROOT, "ImportCountry").to_owned(),
+        valid_from,
+        valid_to,
+        lines,
+    };
+    let v = c.finish();
+    if v.is_empty() {
+        Ok(app)
+    } else {
+        Err(v)
+    }
+}
+
+/// Rules of an electronic licence past its schema.
+pub fn read_licence(tree: &Tree) -> Result<Licence, Vec<Violation>> {
+    let mut c = Checker::new(tree);
+    let holder = match tree.child(ROOT, "Holder") {
+        Some(n) => party(&mut c, n),
+        None => return Err(c.finish()),
+    };
+    let valid_from = c.date_at(ROOT, "ValidFrom");
+    let valid_to = c.date_at(ROOT, "ValidTo");
+    validity_order(&mut c, valid_from, valid_to, "ValidTo", "VALIDITY_ORDER");
+    let lines = lines(&mut c, "QuantityAllowance");
+    let lic = Licence {
+        number: c.text_at(ROOT, "Number").to_owned(),
+        licence_type: c.text_at(ROOT, "Type").to_owned(),
+        agency: c.text_at(ROOT, "Agency/Code").to_owned(),
+        holder,
+        direction: c.text_at(ROOT, "Direction").to_owned(),
+        issue_date: c.date_at(ROOT, "IssueDate"),
+        valid_from,
+        valid_to,
+        lines,
+    };
+    let v = c.finish();
+    if v.is_empty() {
+        Ok(lic)
+    } else {
+        Err(v)
+    }
+}
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// What an issuing agency decides beyond the application: number, date, and its own name.
+pub struct Issue<'a> {
+    pub number: &'a str,
+    pub agency: &'a str,
+    pub agency_name: &'a str,
+    pub issue_date: NaiveDate,
+    pub conditions: Option<&'a str>,
+}
+
+/// The electronic licence for an application, as UTF-8 XML in urn:nsw:licence:1.
+pub fn write_licence(app: &Application, issue: &Issue) -> Vec<u8> {
+    use std::fmt::Write;
+    let licence_type = match app.application_type.as_str() {
+        t @ ("IML" | "EXL" | "AIL" | "PQC" | "VHC" | "FSN" | "QIC" | "CAT" | "CIT") => t,
+        _ => "OTH",
+    };
+    let h = &app.applicant;
+    let mut x = String::with_capacity(2048);
+    x.push_str(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Licence xmlns=\"urn:nsw:licence:1\">\n",
+    );
+    let _ = writeln!(x, "  <Number>{}</Number>", esc(issue.number));
+    let _ = writeln!(x, "  <Type>{licence_type}</Type>");
+    let _ = writeln!(
+        x,
+        "  <Agency>\n    <Code>{}</Code>\n    <Name>{}</Name>\n  </Agency>",
+        esc(issue.agency),
+        esc(issue.agency_name)
+    );
+    let _ = writeln!(
+        x,
+        "  <Holder>\n    <ID>{}</ID>\n    <Name>{}</Name>\n    <Address>",
+        esc(&h.id),
+        esc(&h.name)
+    );
+    if let Some(s) = &h.address.street {
+        let _ = writeln!(x, "      <Street>{}</Street>", esc(s));
+    }
+    let _ = writeln!(x, "      <City>{}</City>", esc(&h.address.city));
+    if let Some(p) = &h.address.post_code {
+        let _ = writeln!(x, "      <PostCode>{}</PostCode>", esc(p));
+    }
+    let _ = writeln!(
+        x,
+        "      <Country>{}</Country>\n    </Address>\n  </Holder>",
+        esc(&h.address.country)
+    );
+    let _ = writeln!(x, "  <Direction>{}</Direction>", esc(&app.direction));
+    let _ = writeln!(x, "  <IssueDate>{}</IssueDate>", issue.issue_date);
+    let _ = writeln!(x, "  <ValidFrom>{}</ValidFrom>", app.valid_from);
+    let _ = writeln!(x, "  <ValidTo>{}</ValidTo>", app.valid_to);
+    let _ = writeln!(
+        x,
+        "  <ApplicationReference>{}</ApplicationReference>",
+        esc(&app.reference)
+    );
+    for l in &app.lines {
+        let _ = writeln!(
+            x,
+            "  <Line>\n    <Number>{}</Number>\n    <HSCode>{}</HSCode>\n    <Description>{}</Description>\n    <QuantityAllowance unit=\"{}\">{}</QuantityAllowance>\n  </Line>",
+            l.number,
+            esc(&l.hs_code),
+            esc(&l.description),
+            esc(&l.unit),
+            l.quantity.normalize()
+        );
+    }
+    if let Some(c) = issue.conditions.filter(|c| !c.trim().is_empty()) {
+        let _ = writeln!(x, "  <Conditions>{}</Conditions>", esc(c.trim()));
+    }
+    x.push_str("</Licence>\n");
+    x.into_bytes()
+}

@@ -1,0 +1,142 @@
+//! Agency signatures: EC P-256 keys with self-signed X.509 certificates, and detached CMS
+//! (PKCS#7, SHA-256) over a document's exact bytes, so `openssl cms -verify -binary` checks it.
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::cms::{CMSOptions, CmsContentInfo};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::stack::Stack;
+use openssl::x509::extension::{BasicConstraints, KeyUsage};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::{X509NameBuilder, X509};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("openssl: {0}")]
+    Openssl(#[from] openssl::error::ErrorStack),
+    #[error("the signature does not verify against any certificate registered for {agency}")]
+    NotVerified { agency: String },
+    #[error("the signature is not a DER CMS structure")]
+    Malformed,
+}
+
+/// A private key and its certificate, both PEM.
+pub struct KeyPair {
+    pub private_key_pem: Vec<u8>,
+    pub certificate_pem: String,
+}
+
+/// A fresh P-256 key with a self-signed certificate naming the agency, valid for ten years.
+pub fn generate(agency: &str, country: &str) -> Result<KeyPair, SignError> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_text("C", country)?;
+    name.append_entry_by_text("O", "National Single Window")?;
+    name.append_entry_by_text("CN", &format!("{agency} licence signing"))?;
+    let name = name.build();
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    let mut serial = BigNum::new()?;
+    serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    let serial = serial.to_asn1_integer()?;
+    b.set_serial_number(&serial)?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(&key)?;
+    b.set_not_before(&*Asn1Time::days_from_now(0)?)?;
+    b.set_not_after(&*Asn1Time::days_from_now(3650)?)?;
+    b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .non_repudiation()
+            .key_cert_sign()
+            .build()?,
+    )?;
+    b.sign(&key, MessageDigest::sha256())?;
+    let cert = b.build();
+    Ok(KeyPair {
+        private_key_pem: key.private_key_to_pem_pkcs8()?,
+        certificate_pem: String::from_utf8_lossy(&cert.to_pem()?).into_owned(),
+    })
+}
+
+/// Detached CMS signature (DER) over `content`, exactly as given.
+pub fn sign_detached(
+    private_key_pem: &[u8],
+    certificate_pem: &str,
+    content: &[u8],
+) -> Result<Vec<u8>, SignError> {
+    let key: PKey<Private> = PKey::private_key_from_pem(private_key_pem)?;
+    let cert = X509::from_pem(certificate_pem.as_bytes())?;
+    let cms = CmsContentInfo::sign(
+        Some(&cert),
+        Some(&key),
+        None,
+        Some(content),
+        CMSOptions::DETACHED | CMSOptions::BINARY,
+    )?;
+    Ok(cms.to_der()?)
+}
+
+/// Checks a detached CMS signature over `content` against each trusted certificate in turn.
+pub fn verify_detached(
+    signature_der: &[u8],
+    content: &[u8],
+    trusted_pem: &[String],
+    agency: &str,
+) -> Result<(), SignError> {
+    let mut cms = CmsContentInfo::from_der(signature_der).map_err(|_| SignError::Malformed)?;
+    for pem in trusted_pem {
+        let Ok(cert) = X509::from_pem(pem.as_bytes()) else {
+            continue;
+        };
+        let mut store = X509StoreBuilder::new()?;
+        store.add_cert(cert.clone())?;
+        let store = store.build();
+        let mut certs = Stack::new()?;
+        certs.push(cert)?;
+        let mut out = Vec::new();
+        // Only the registered certificate may have signed: NOINTERN ignores certificates the
+        // signature carries itself.
+        if cms
+            .verify(
+                Some(&certs),
+                Some(&store),
+                Some(content),
+                Some(&mut out),
+                CMSOptions::BINARY | CMSOptions::NOINTERN,
+            )
+            .is_ok()
+        {
+            return Ok(());
+        }
+    }
+    Err(SignError::NotVerified {
+        agency: agency.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_and_catches_a_changed_byte() {
+        let k = generate("MOIT", "VN").unwrap();
+        let doc = b"<Licence>exact bytes</Licence>".to_vec();
+        let sig = sign_detached(&k.private_key_pem, &k.certificate_pem, &doc).unwrap();
+        let trusted = vec![k.certificate_pem.clone()];
+        verify_detached(&sig, &doc, &trusted, "MOIT").unwrap();
+        let mut tampered = doc.clone();
+        tampered[10] ^= 1;
+        assert!(verify_detached(&sig, &tampered, &trusted, "MOIT").is_err());
+        let other = generate("MOIT", "VN").unwrap();
+        assert!(verify_detached(&sig, &doc, &[other.certificate_pem], "MOIT").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Customs decisions on declarations: clear, reject or hold for inspection, and the
+//! submitter's withdrawal. The database's state machine refuses any other move; the licence
+//! ledger is settled in the same transaction.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Transaction};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{audit, ledger, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Clear,
+    Reject,
+    Hold,
+    /// By the declarant or trader, before customs decides.
+    Withdraw,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "clear" => Action::Clear,
+            "reject" => Action::Reject,
+            "hold" => Action::Hold,
+            _ => return None,
+        })
+    }
+
+    pub fn target(self) -> &'static str {
+        match self {
+            Action::Clear => "cleared",
+            Action::Reject => "rejected",
+            Action::Hold => "under_inspection",
+            Action::Withdraw => "withdrawn",
+        }
+    }
+
+    /// How the licence reservations of the declaration are settled, if at all.
+    fn settlement(self) -> Option<&'static str> {
+        match self {
+            Action::Clear => Some("commit"),
+            Action::Reject | Action::Withdraw => Some("release"),
+            Action::Hold => None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Decided {
+    pub id: Uuid,
+    pub reference: String,
+    pub status: String,
+    pub direction: String,
+    pub export_country: String,
+    pub destination_country: String,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
+
+/// Applies a decision inside the caller's transaction. `party` limits it to declarations that
+/// party submitted or trades under (withdrawal); customs passes `None`. Work that must commit
+/// with a clearance (an outbox message to a partner window) joins the same transaction.
+pub async fn decide(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    party: Option<&str>,
+    actor: &str,
+    action: Action,
+    reason: Option<&str>,
+) -> Result<Decided, StoreError> {
+    let to = action.target();
+    let final_ = matches!(action, Action::Clear | Action::Reject | Action::Withdraw);
+    let row = tx
+        .query_opt(
+            "UPDATE declarations x SET status = $2, updated_at = now(),
+                    decided_at = CASE WHEN $3 THEN now() ELSE x.decided_at END,
+                    decision_reason = coalesce($4, x.decision_reason)
+              WHERE x.id = $1 AND ($5::text IS NULL OR x.submitter = $5 OR x.trader_id = $5
+                                   OR x.declarant_id = $5)
+              RETURNING x.id, x.reference, x.status, x.direction, x.export_country,
+                        x.destination_country, x.decided_at, x.decision_reason",
+            &[&id, &to, &final_, &reason, &party],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let d = Decided {
+        id: row.get(0),
+        reference: row.get(1),
+        status: row.get(2),
+        direction: row.get(3),
+        export_country: row.get(4),
+        destination_country: row.get(5),
+        decided_at: row.get(6),
+        reason: row.get(7),
+    };
+    tx.execute(
+        "INSERT INTO dossier_events (dossier_id, status, at, actor, note) VALUES ($1, $2, now(), $3, $4)",
+        &[&id, &to, &actor, &reason],
+    )
+    .await?;
+    let settled = match action.settlement() {
+        Some(kind) => ledger::settle(tx, id, kind).await?,
+        None => 0,
+    };
+    audit::append(
+        tx,
+        actor,
+        &format!("declaration.{to}"),
+        &d.reference,
+        &serde_json::json!({"id": id, "reason": reason, "ledger_entries": settled}),
+    )
+    .await?;
+    Ok(d)
+}
+
+#[derive(Debug, Serialize)]
+pub struct InboxEntry {
+    pub id: Uuid,
+    pub reference: String,
+    pub status: String,
+    pub direction: String,
+    pub trader_id: String,
+    pub declarant_id: String,
+    pub export_country: String,
+    pub destination_country: String,
+    pub item_count: i32,
+    pub received_at: DateTime<Utc>,
+    /// Agencies whose documents the items were checked against.
+    pub agencies: Vec<String>,
+}
+
+/// Declarations awaiting customs (accepted or under inspection), oldest first.
+pub async fn inbox<C: GenericClient>(
+    client: &C,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<InboxEntry>, StoreError> {
+    Ok(client
+        .query(
+            "SELECT x.id, x.reference, x.status, x.direction, x.trader_id, x.declarant_id,
+                    x.export_country, x.destination_country, x.item_count, x.received_at,
+                    coalesce((SELECT array_agg(DISTINCT r.agency ORDER BY r.agency)
+                                FROM declaration_routing r WHERE r.declaration_id = x.id),
+                             '{}')
+               FROM declarations x
+              WHERE ($1::text IS NULL AND x.status IN ('accepted', 'under_inspection'))
+                 OR x.status = $1
+              ORDER BY x.id LIMIT $2",
+            &[&status, &limit],
+        )
+        .await?
+        .iter()
+        .map(|r| InboxEntry {
+            id: r.get(0),
+            reference: r.get(1),
+            status: r.get(2),
+            direction: r.get(3),
+            trader_id: r.get(4),
+            declarant_id: r.get(5),
+            export_country: r.get(6),
+            destination_country: r.get(7),
+            item_count: r.get(8),
+            received_at: r.get(9),
+            agencies: r.get(10),
+        })
+        .collect())
+}

@@ -1,0 +1,1140 @@
+//! Ministries and customs through HTTP against real PostgreSQL: routing, licence applications
+//! and their state machine, issued and deposited licences, the ledger, customs decisions.
+
+use nsw::domain::party::Role;
+use serde_json::json;
+
+use crate::helpers::{fixture, spawn_app, with_reference, TestApp};
+use crate::support::{deposit, deposit_fixture_licences, post_json, post_xml, register_signer};
+
+const RICE_APPLICATION: &str = "valid/licence-application/moit-export-licence-rice.xml";
+const MAIZE_APPLICATION: &str = "valid/licence-application/mard-plant-quarantine-maize.xml";
+const RICE_DECLARATION: &str = "valid/declaration/02-export-rice-to-ph-moit-licence.xml";
+const GOLD_DECLARATION: &str = "valid/declaration/09-import-gold-sbv-1-item-air.xml";
+
+fn replace(xml: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let s = String::from_utf8(xml.to_vec()).unwrap();
+    assert!(s.contains(from), "{from} not in document");
+    s.replace(from, to).into_bytes()
+}
+
+fn enc(number: &str) -> String {
+    number.replace('/', "%2F")
+}
+
+async fn apply(app: &TestApp, token: &str, file: &str) -> serde_json::Value {
+    let resp = post_xml(app, token, "/api/v1/licence-applications", fixture(file)).await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+    resp.json()
+}
+
+async fn decide(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    body: serde_json::Value,
+) -> crate::helpers::Resp {
+    post_json(
+        app,
+        token,
+        &format!("/api/v1/licence-applications/{id}/decision"),
+        body,
+    )
+    .await
+}
+
+async fn customs(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    body: serde_json::Value,
+) -> crate::helpers::Resp {
+    post_json(
+        app,
+        token,
+        &format!("/api/v1/declarations/{id}/decision"),
+        body,
+    )
+    .await
+}
+
+/// A licence document for the ledger tests, valid against licence.xsd.
+#[allow(clippy::too_many_arguments)]
+fn licence_xml(
+    number: &str,
+    agency: &str,
+    holder: &str,
+    direction: &str,
+    from: &str,
+    to: &str,
+    hs: &str,
+    unit: &str,
+    qty: &str,
+) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Licence xmlns="urn:nsw:licence:1">
+  <Number>{number}</Number>
+  <Type>IML</Type>
+  <Agency><Code>{agency}</Code><Name>{agency} licensing</Name></Agency>
+  <Holder><ID>{holder}</ID><Name>Holder {holder}</Name><Address><City>Hà Nội</City><Country>VN</Country></Address></Holder>
+  <Direction>{direction}</Direction>
+  <IssueDate>{from}</IssueDate>
+  <ValidFrom>{from}</ValidFrom>
+  <ValidTo>{to}</ValidTo>
+  <Line><Number>1</Number><HSCode>{hs}</HSCode><Description>Gold</Description><QuantityAllowance unit="{unit}">{qty}</QuantityAllowance></Line>
+</Licence>
+"#
+    )
+    .into_bytes()
+}
+
+async fn balance(app: &TestApp, token: &str, number: &str, line: usize) -> serde_json::Value {
+    let resp = app
+        .get(token, &format!("/api/v1/licences/{}", enc(number)))
+        .await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    resp.json()["lines"][line].clone()
+}
+
+#[tokio::test]
+async fn the_full_flow_from_application_to_clearance() {
+    let app = spawn_app().await;
+    let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let mard = app
+        .add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD")
+        .await;
+    let officer = app.add_party(Role::Customs, "CUSTOMS-HCM-1").await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+
+    // The application is routed to MOIT's inbox by the table.
+    let receipt = apply(&app, &enterprise, RICE_APPLICATION).await;
+    assert_eq!(receipt["status"], "received");
+    assert_eq!(receipt["agency"], "MOIT");
+    assert_eq!(receipt["procedure_code"], "MOIT-EXL-RICE");
+    assert_eq!(receipt["routing_version"], 1);
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    let inbox = app.get(&moit, "/api/v1/inbox").await.json();
+    assert_eq!(inbox["items"].as_array().unwrap().len(), 1);
+    assert!(app.get(&mard, "/api/v1/inbox").await.json()["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // MOIT reviews and issues: the window writes and signs the licence.
+    assert_eq!(
+        decide(&app, &moit, &id, json!({"action": "review"}))
+            .await
+            .status,
+        200
+    );
+    let issued = decide(
+        &app,
+        &moit,
+        &id,
+        json!({"action": "issue", "conditions": "Export to PH only"}),
+    )
+    .await;
+    assert_eq!(
+        issued.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&issued.body)
+    );
+    let number = issued.json()["licence_number"].as_str().unwrap().to_owned();
+    assert!(number.starts_with("MOIT-"), "{number}");
+    let detail = app
+        .get(&enterprise, &format!("/api/v1/licence-applications/{id}"))
+        .await
+        .json();
+    assert_eq!(detail["status"], "issued");
+    assert_eq!(detail["licence_number"], number.as_str());
+    let statuses: Vec<&str> = detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["submitted", "received", "under_review", "issued"]
+    );
+
+    // The licence verifies with the openssl command line against the agency's certificate.
+    let doc = app
+        .get(
+            &enterprise,
+            &format!("/api/v1/licences/{}/document", enc(&number)),
+        )
+        .await;
+    assert_eq!(doc.status, 200);
+    let sig = app
+        .get(
+            &enterprise,
+            &format!("/api/v1/licences/{}/signature", enc(&number)),
+        )
+        .await;
+    assert_eq!(sig.status, 200);
+    let cert = app
+        .get(&enterprise, "/api/v1/agencies/MOIT/certificates")
+        .await;
+    assert_eq!(cert.status, 200);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("licence.xml"), &doc.body).unwrap();
+    std::fs::write(dir.path().join("sig.der"), &sig.body).unwrap();
+    std::fs::write(dir.path().join("agency.pem"), &cert.body).unwrap();
+    let verify = |content: &str| {
+        std::process::Command::new("openssl")
+            .args([
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                "sig.der",
+                "-content",
+                content,
+                "-CAfile",
+                "agency.pem",
+                "-purpose",
+                "any",
+                "-out",
+                "/dev/null",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let ok = verify("licence.xml");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut tampered = doc.body.clone();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 1;
+    std::fs::write(dir.path().join("tampered.xml"), &tampered).unwrap();
+    assert!(!verify("tampered.xml").status.success());
+
+    // The enterprise declares, quoting the licence; the declaration reserves its quantities.
+    let declaration = replace(&fixture(RICE_DECLARATION), "045/GCN-XKG", &number);
+    let resp = app.submit(&enterprise, declaration).await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+    let decl_id = resp.json()["id"].as_str().unwrap().to_owned();
+    let line1 = balance(&app, &enterprise, &number, 0).await;
+    assert_eq!(line1["allowance"], "12000.000");
+    assert_eq!(line1["remaining"], "10000.000"); // items 1 and 2: 1500 + 500 TNE
+    assert_eq!(line1["reserved"], "2000.000");
+
+    // Customs sees it, clears it: the reservation becomes a drawing.
+    let inbox = app.get(&officer, "/api/v1/customs/inbox").await.json();
+    let entry = inbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == decl_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["agencies"], json!(["MARD-PPD", "MOIT"]));
+    let cleared = customs(&app, &officer, &decl_id, json!({"action": "clear"})).await;
+    assert_eq!(
+        cleared.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&cleared.body)
+    );
+    assert_eq!(cleared.json()["status"], "cleared");
+    let line1 = balance(&app, &officer, &number, 0).await;
+    assert_eq!(line1["remaining"], "10000.000");
+    assert_eq!(line1["reserved"], "0.000");
+    assert_eq!(line1["committed"], "2000.000");
+    let line2 = balance(&app, &moit, &number, 1).await;
+    assert_eq!(line2["committed"], "200.000");
+
+    // Every status change is an event of the dossier.
+    let history = app
+        .get(&enterprise, &format!("/api/v1/declarations/{decl_id}"))
+        .await
+        .json();
+    let statuses: Vec<&str> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["accepted", "cleared"]);
+
+    // Figures: one decision by MOIT, fully online.
+    let stats = app.get(&admin, "/api/v1/stats").await.json();
+    let moit_row = stats["procedures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["agency"] == "MOIT")
+        .cloned()
+        .unwrap();
+    assert_eq!(moit_row["received"], 1);
+    assert_eq!(moit_row["decided"], 1);
+    assert_eq!(moit_row["pending"], 0);
+    assert_eq!(stats["full_online_rate"], 1.0);
+    assert_eq!(stats["licences_issued_online"], 1);
+    // An officer sees only the figures of their agency.
+    let own = app.get(&mard, "/api/v1/stats").await.json();
+    assert!(own["procedures"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn supplement_loops_pause_the_clock_and_refusal_needs_a_reason() {
+    let app = spawn_app().await;
+    let enterprise = app.add_party(Role::Enterprise, "0312345678").await;
+    let mard = app
+        .add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD")
+        .await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let receipt = apply(&app, &enterprise, MAIZE_APPLICATION).await;
+    assert_eq!(receipt["agency"], "MARD-PPD");
+    assert_eq!(receipt["procedure_code"], "PPD-PQC-IM");
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    let sup = format!("/api/v1/licence-applications/{id}/supplement");
+
+    // No reason, no request.
+    let r = decide(&app, &mard, &id, json!({"action": "request_supplement"})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["code"], "REASON_REQUIRED");
+    for round in 0..2 {
+        let r = decide(&app, &mard, &id, json!({"action": "request_supplement", "reason": format!("round {round}: send the fumigation certificate")})).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["status"], "supplement_requested");
+        // The officer cannot review while the applicant owes the supplement.
+        assert_eq!(
+            decide(&app, &mard, &id, json!({"action": "review"}))
+                .await
+                .status,
+            409
+        );
+        let r = post_json(
+            &app,
+            &enterprise,
+            &sup,
+            json!({"note": format!("fumigation certificate FC-{round}")}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["status"], "supplemented");
+    }
+    assert_eq!(
+        decide(&app, &mard, &id, json!({"action": "review"}))
+            .await
+            .status,
+        200
+    );
+    let r = decide(&app, &mard, &id, json!({"action": "refuse"})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["code"], "REASON_REQUIRED");
+    let r = decide(
+        &app,
+        &mard,
+        &id,
+        json!({"action": "refuse", "reason": "pest risk: Prostephanus truncatus found"}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "refused");
+    assert_eq!(
+        r.json()["decision_reason"],
+        "pest risk: Prostephanus truncatus found"
+    );
+
+    let detail = app
+        .get(&enterprise, &format!("/api/v1/licence-applications/{id}"))
+        .await
+        .json();
+    assert_eq!(detail["supplements"].as_array().unwrap().len(), 2);
+    let statuses: Vec<&str> = detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "submitted",
+            "received",
+            "supplement_requested",
+            "supplemented",
+            "supplement_requested",
+            "supplemented",
+            "under_review",
+            "refused"
+        ]
+    );
+    // Decided: nothing more may happen to it.
+    assert_eq!(
+        decide(&app, &mard, &id, json!({"action": "review"}))
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        post_json(
+            &app,
+            &enterprise,
+            &format!("/api/v1/licence-applications/{id}/withdrawal"),
+            json!({})
+        )
+        .await
+        .status,
+        409
+    );
+
+    let stats = app.get(&admin, "/api/v1/stats").await.json();
+    let row = &stats["procedures"][0];
+    assert_eq!(row["agency"], "MARD-PPD");
+    assert_eq!(row["refused"], 1);
+    assert_eq!(row["decided"], 1);
+    assert!(row["median_hours"].as_f64().unwrap() >= 0.0);
+}
+
+#[tokio::test]
+async fn withdrawal_before_decision_and_forbidden_transitions() {
+    let app = spawn_app().await;
+    let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let id = apply(&app, &enterprise, RICE_APPLICATION).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Issue straight from received skips the review: refused, with a stable code.
+    let r = decide(&app, &moit, &id, json!({"action": "issue"})).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json()["code"], "TRANSITION_FORBIDDEN");
+    let r = decide(&app, &moit, &id, json!({"action": "refuse", "reason": "x"})).await;
+    assert_eq!(r.json()["code"], "TRANSITION_FORBIDDEN");
+    // A supplement nobody asked for.
+    let r = post_json(
+        &app,
+        &enterprise,
+        &format!("/api/v1/licence-applications/{id}/supplement"),
+        json!({"note": "here"}),
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    let r = decide(&app, &moit, &id, json!({"action": "approve"})).await;
+    assert_eq!(r.json()["code"], "ACTION_INVALID");
+
+    let r = post_json(
+        &app,
+        &enterprise,
+        &format!("/api/v1/licence-applications/{id}/withdrawal"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "withdrawn");
+    assert_eq!(
+        decide(&app, &moit, &id, json!({"action": "review"}))
+            .await
+            .status,
+        409
+    );
+
+    // The database itself refuses a transition outside the table, whoever asks.
+    let client = app.pool.get().await.unwrap();
+    let err = client
+        .execute("UPDATE licence_applications SET status = 'issued', decided_at = now() WHERE id = $1::text::uuid", &[&id])
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "NS409");
+}
+
+#[tokio::test]
+async fn an_officer_sees_and_decides_only_their_agencys_dossiers() {
+    let app = spawn_app().await;
+    let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
+    let stranger = app.add_party(Role::Enterprise, "0999999999").await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let mard = app
+        .add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD")
+        .await;
+    let customs_officer = app.add_party(Role::Customs, "CUSTOMS-1").await;
+    let id = apply(&app, &enterprise, RICE_APPLICATION).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/licence-applications/{id}");
+
+    assert_eq!(app.get(&moit, &path).await.status, 200);
+    for token in [&mard, &stranger, &customs_officer] {
+        let r = app.get(token, &path).await;
+        assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let r = decide(&app, &mard, &id, json!({"action": "review"})).await;
+    assert_eq!(r.status, 404);
+    // Roles: an enterprise has no inbox, customs no licence decisions.
+    assert_eq!(app.get(&enterprise, "/api/v1/inbox").await.status, 403);
+    assert_eq!(
+        decide(&app, &customs_officer, &id, json!({"action": "review"}))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(app.get(&moit, "/api/v1/customs/inbox").await.status, 403);
+    // Unauthenticated: 401.
+    let r = app
+        .request(reqwest::Method::GET, "/api/v1/inbox", None, &[], None)
+        .await;
+    assert_eq!(r.status, 401);
+
+    decide(&app, &moit, &id, json!({"action": "review"})).await;
+    let number = decide(&app, &moit, &id, json!({"action": "issue"}))
+        .await
+        .json()["licence_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let lpath = format!("/api/v1/licences/{}", enc(&number));
+    assert_eq!(app.get(&enterprise, &lpath).await.status, 200);
+    assert_eq!(app.get(&moit, &lpath).await.status, 200);
+    assert_eq!(app.get(&customs_officer, &lpath).await.status, 200);
+    assert_eq!(app.get(&mard, &lpath).await.status, 404);
+    assert_eq!(app.get(&stranger, &lpath).await.status, 404);
+    assert_eq!(
+        app.get(&stranger, &format!("{lpath}/signature"))
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn deposits_are_verified_against_the_agencys_registered_certificate() {
+    let app = spawn_app().await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let key = register_signer(&app, &admin, "SBV").await;
+    let xml = licence_xml(
+        "DEP-1",
+        "SBV",
+        "0302468135",
+        "IM",
+        "2026-07-01",
+        "2026-09-30",
+        "71081210",
+        "KGM",
+        "50",
+    );
+
+    // Signed by a key nobody registered: refused.
+    let rogue = nsw::licensing::signing::generate("SBV", "VN").unwrap();
+    let before = app.count("licences").await;
+    let r = deposit(&app, &sbv, &rogue, xml.clone()).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.error_codes()[0].0, "SIGNATURE_INVALID");
+    // No signature at all.
+    let r = post_xml(&app, &sbv, "/api/v1/licences", xml.clone()).await;
+    assert_eq!(r.json()["code"], "SIGNATURE_MISSING");
+    // Another agency's officer may not deposit SBV's licence.
+    let r = deposit(&app, &moit, &key, xml.clone()).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(app.count("licences").await, before);
+
+    let r = deposit(&app, &sbv, &key, xml.clone()).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["origin"], "deposited");
+    assert_eq!(r.json()["lines"][0]["remaining"], "50.000");
+    // Same number again: conflict, nothing stored twice.
+    let r = deposit(&app, &sbv, &key, xml).await;
+    assert_eq!(r.status, 409);
+    // The stored bytes and signature come back exactly.
+    let doc = app.get(&sbv, "/api/v1/licences/DEP-1/document").await;
+    let sig = app.get(&sbv, "/api/v1/licences/DEP-1/signature").await;
+    nsw::licensing::signing::verify_detached(
+        &sig.body,
+        &doc.body,
+        std::slice::from_ref(&key.certificate_pem),
+        "SBV",
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_declaration_is_refused_for_each_licence_problem() {
+    let app = spawn_app().await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
+    let trader = app.add_party(Role::Enterprise, "0302468135").await;
+    let key = register_signer(&app, &admin, "SBV").await;
+    let good = |n: &str| {
+        licence_xml(
+            n,
+            "SBV",
+            "0302468135",
+            "IM",
+            "2026-07-01",
+            "2026-09-30",
+            "71081210",
+            "KGM",
+            "50",
+        )
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "EXPIRED-1",
+            licence_xml(
+                "EXPIRED-1",
+                "SBV",
+                "0302468135",
+                "IM",
+                "2026-01-01",
+                "2026-06-30",
+                "71081210",
+                "KGM",
+                "50",
+            ),
+            "LICENCE_EXPIRED",
+        ),
+        (
+            "OTHERS-1",
+            licence_xml(
+                "OTHERS-1",
+                "SBV",
+                "0300000001",
+                "IM",
+                "2026-07-01",
+                "2026-09-30",
+                "71081210",
+                "KGM",
+                "50",
+            ),
+            "LICENCE_NOT_HOLDER",
+        ),
+        (
+            "HS-1",
+            licence_xml(
+                "HS-1",
+                "SBV",
+                "0302468135",
+                "IM",
+                "2026-07-01",
+                "2026-09-30",
+                "710813",
+                "KGM",
+                "50",
+            ),
+            "LICENCE_HS_MISMATCH",
+        ),
+        (
+            "UNIT-1",
+            licence_xml(
+                "UNIT-1",
+                "SBV",
+                "0302468135",
+                "IM",
+                "2026-07-01",
+                "2026-09-30",
+                "710812",
+                "GRM",
+                "50000",
+            ),
+            "LICENCE_UNIT_MISMATCH",
+        ),
+        (
+            "DIR-1",
+            licence_xml(
+                "DIR-1",
+                "SBV",
+                "0302468135",
+                "EX",
+                "2026-07-01",
+                "2026-09-30",
+                "71081210",
+                "KGM",
+                "50",
+            ),
+            "LICENCE_DIRECTION_MISMATCH",
+        ),
+        (
+            "SHORT-1",
+            licence_xml(
+                "SHORT-1",
+                "SBV",
+                "0302468135",
+                "IM",
+                "2026-07-01",
+                "2026-09-30",
+                "71081210",
+                "KGM",
+                "49.999",
+            ),
+            "LICENCE_BALANCE_INSUFFICIENT",
+        ),
+        ("NOWHERE-1", Vec::new(), "LICENCE_NOT_FOUND"),
+    ];
+    let decl = fixture(GOLD_DECLARATION);
+    for (number, lic, _) in &cases {
+        if !lic.is_empty() {
+            let r = deposit(&app, &sbv, &key, lic.clone()).await;
+            assert_eq!(
+                r.status,
+                201,
+                "{number}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+    }
+    let before = app.footprint().await;
+    let ledger_before = app.count("licence_ledger").await;
+    for (number, _, code) in &cases {
+        let xml = replace(&decl, "215/GP-NHNN", number);
+        let r = app.submit(&trader, xml).await;
+        assert_eq!(
+            r.status,
+            422,
+            "{number}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let body = r.json();
+        let err = &body["errors"][0];
+        assert_eq!(err["code"], *code, "{number}: {body}");
+        assert_eq!(err["path"], "/Declaration/Item");
+        assert_eq!(err["line"], 62);
+        let msg = err["message"].as_str().unwrap();
+        assert!(
+            msg.contains("SBV") && msg.contains("SBV-GOLD") && msg.contains("item 1"),
+            "{msg}"
+        );
+    }
+    // The licence left out entirely.
+    let s = String::from_utf8(decl.clone()).unwrap();
+    let start = s.find("    <Document>").unwrap();
+    let end = s.find("    </Document>").unwrap() + "    </Document>\n".len();
+    let without = format!("{}{}", &s[..start], &s[end..]);
+    let r = app.submit(&trader, without.into_bytes()).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.error_codes(),
+        vec![("LICENCE_MISSING".to_owned(), "/Declaration/Item".to_owned())]
+    );
+    assert_eq!(
+        app.footprint().await,
+        before,
+        "a refused declaration left something behind"
+    );
+    assert_eq!(app.count("licence_ledger").await, ledger_before);
+
+    // The fitting licence is accepted, and exactly once per balance.
+    let r = deposit(&app, &sbv, &key, good("GOOD-1")).await;
+    assert_eq!(r.status, 201);
+    let ok = app
+        .submit(
+            &trader,
+            with_reference(&replace(&decl, "215/GP-NHNN", "GOOD-1"), "GOLD-A"),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{}", String::from_utf8_lossy(&ok.body));
+    let again = app
+        .submit(
+            &trader,
+            with_reference(&replace(&decl, "215/GP-NHNN", "GOOD-1"), "GOLD-B"),
+        )
+        .await;
+    assert_eq!(again.status, 422);
+    assert_eq!(again.error_codes()[0].0, "LICENCE_BALANCE_INSUFFICIENT");
+}
+
+#[tokio::test]
+async fn one_hundred_concurrent_declarations_draw_exactly_fifty_from_one_line() {
+    let app = spawn_app().await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
+    let trader = app.add_party(Role::Enterprise, "0302468135").await;
+    let key = register_signer(&app, &admin, "SBV").await;
+    // 50 declarations of 50 KGM each exhaust it exactly.
+    let lic = licence_xml(
+        "RACE-1",
+        "SBV",
+        "0302468135",
+        "IM",
+        "2026-07-01",
+        "2026-09-30",
+        "71081210",
+        "KGM",
+        "2500",
+    );
+    assert_eq!(deposit(&app, &sbv, &key, lic).await.status, 201);
+    let decl = replace(&fixture(GOLD_DECLARATION), "215/GP-NHNN", "RACE-1");
+    let requests = (0..100).map(|i| {
+        let xml = with_reference(&decl, &format!("RACE-{i:03}"));
+        let (app, trader) = (&app, &trader);
+        async move { app.submit(trader, xml).await }
+    });
+    let results = futures_util::future::join_all(requests).await;
+    let accepted = results.iter().filter(|r| r.status == 201).count();
+    let short = results
+        .iter()
+        .filter(|r| {
+            r.status == 422
+                && r.error_codes()
+                    .first()
+                    .is_some_and(|(c, _)| c == "LICENCE_BALANCE_INSUFFICIENT")
+        })
+        .count();
+    let others: Vec<String> = results
+        .iter()
+        .filter(|r| r.status != 201 && r.status != 422)
+        .map(|r| format!("{} {}", r.status, String::from_utf8_lossy(&r.body)))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    assert_eq!(accepted, 50);
+    assert_eq!(short, 50);
+    let line = balance(&app, &trader, "RACE-1", 0).await;
+    assert_eq!(line["remaining"], "0.000");
+    assert_eq!(line["reserved"], "2500.000");
+    assert_eq!(app.count("licence_ledger").await, 50);
+    assert_eq!(app.count("declarations").await, 50);
+}
+
+#[tokio::test]
+async fn customs_decisions_settle_the_ledger_once() {
+    let app = spawn_app().await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
+    let trader = app.add_party(Role::Enterprise, "0302468135").await;
+    let officer = app.add_party(Role::Customs, "CUSTOMS-1").await;
+    let key = register_signer(&app, &admin, "SBV").await;
+    let lic = licence_xml(
+        "LEDGER-1",
+        "SBV",
+        "0302468135",
+        "IM",
+        "2026-07-01",
+        "2026-09-30",
+        "71081210",
+        "KGM",
+        "200",
+    );
+    assert_eq!(deposit(&app, &sbv, &key, lic).await.status, 201);
+    let decl = replace(&fixture(GOLD_DECLARATION), "215/GP-NHNN", "LEDGER-1");
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let r = app
+            .submit(&trader, with_reference(&decl, &format!("LEDGER-{i}")))
+            .await;
+        assert_eq!(r.status, 201);
+        ids.push(r.json()["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        balance(&app, &trader, "LEDGER-1", 0).await["remaining"],
+        "0.000"
+    );
+
+    // rejected: released; withdrawn: released; held then cleared: committed.
+    let r = customs(&app, &officer, &ids[0], json!({"action": "reject"})).await;
+    assert_eq!(r.json()["code"], "REASON_REQUIRED");
+    let r = customs(
+        &app,
+        &officer,
+        &ids[0],
+        json!({"action": "reject", "reason": "undervalued"}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = post_json(
+        &app,
+        &trader,
+        &format!("/api/v1/declarations/{}/withdrawal", ids[1]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        customs(&app, &officer, &ids[2], json!({"action": "hold"}))
+            .await
+            .json()["status"],
+        "under_inspection"
+    );
+    assert_eq!(
+        customs(&app, &officer, &ids[2], json!({"action": "clear"}))
+            .await
+            .json()["status"],
+        "cleared"
+    );
+    let line = balance(&app, &trader, "LEDGER-1", 0).await;
+    assert_eq!(line["remaining"], "100.000");
+    assert_eq!(line["reserved"], "50.000");
+    assert_eq!(line["committed"], "50.000");
+
+    // Forbidden moves of the customs state machine.
+    for (id, body) in [
+        (&ids[2], json!({"action": "reject", "reason": "too late"})),
+        (&ids[2], json!({"action": "hold"})),
+        (&ids[0], json!({"action": "clear"})),
+        (&ids[1], json!({"action": "clear"})),
+    ] {
+        let r = customs(&app, &officer, id, body).await;
+        assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["code"], "TRANSITION_FORBIDDEN");
+    }
+    let r = post_json(
+        &app,
+        &trader,
+        &format!("/api/v1/declarations/{}/withdrawal", ids[2]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    // Only customs decides; the trader cannot withdraw someone else's.
+    assert_eq!(
+        customs(&app, &trader, &ids[3], json!({"action": "clear"}))
+            .await
+            .status,
+        403
+    );
+    let other = app.add_party(Role::Enterprise, "0300000009").await;
+    let r = post_json(
+        &app,
+        &other,
+        &format!("/api/v1/declarations/{}/withdrawal", ids[3]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+
+    // Settling again changes nothing (idempotent per declaration, item and line); the ledger
+    // cannot be rewritten; the balance can never go below zero.
+    let client = app.pool.get().await.unwrap();
+    let entries = app.count("licence_ledger").await;
+    let tx_sql = format!(
+        "INSERT INTO licence_ledger (licence_id, line, declaration_id, item, kind, quantity)
+         SELECT licence_id, line, declaration_id, item, 'commit', quantity FROM licence_ledger
+          WHERE declaration_id = '{}' AND kind = 'reserve'",
+        ids[2]
+    );
+    client.execute(tx_sql.as_str(), &[]).await.unwrap();
+    assert_eq!(app.count("licence_ledger").await, entries);
+    assert!(client
+        .execute("UPDATE licence_ledger SET quantity = 1", &[])
+        .await
+        .is_err());
+    assert!(client
+        .execute("UPDATE licence_lines SET remaining = -1", &[])
+        .await
+        .is_err());
+    let release_committed = format!(
+        "INSERT INTO licence_ledger (licence_id, line, declaration_id, item, kind, quantity)
+         SELECT licence_id, line, declaration_id, item, 'release', quantity FROM licence_ledger
+          WHERE declaration_id = '{}' AND kind = 'reserve'",
+        ids[2]
+    );
+    assert!(
+        client
+            .execute(release_committed.as_str(), &[])
+            .await
+            .is_err(),
+        "a committed reservation cannot be released"
+    );
+    assert_eq!(
+        balance(&app, &trader, "LEDGER-1", 0).await["remaining"],
+        "100.000"
+    );
+}
+
+#[tokio::test]
+async fn every_routing_rule_kind_and_the_versioned_admin_api() {
+    let app = spawn_app().await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let trader = app.add_party(Role::Enterprise, "0302468135").await;
+    deposit_fixture_licences(&app).await;
+
+    let current = app.get(&admin, "/api/v1/admin/routing-rules").await;
+    assert_eq!(current.status, 200);
+    let current = current.json();
+    assert_eq!(current["version"], 1);
+    assert!(current["rules"].as_array().unwrap().len() >= 40);
+    assert_eq!(
+        app.get(&trader, "/api/v1/admin/routing-rules").await.status,
+        403
+    );
+
+    let agency =
+        |code: &str| json!({"code": code, "name": format!("{code} office"), "ministry": "Test"});
+    let rule = |id: &str, hs: &str, dir: &str, country: Option<&str>, ag: &str, doc: &str| {
+        let mut r = json!({"id": id, "hs": hs, "direction": dir, "agency": ag,
+                           "procedure": format!("P-{id}"), "document": doc,
+                           "title": id, "sla_days": 2, "fee_vnd": 0});
+        if let Some(c) = country {
+            r["country"] = json!(c);
+        }
+        r
+    };
+    // Gold (71081210) imported from AU, under every kind of rule.
+    let table = json!({
+        "agencies": [agency("SBV"), agency("AG-CHAPTER"), agency("AG-SUB"), agency("AG-NATIONAL"),
+                     agency("AG-EXPORT"), agency("AG-AU"), agency("AG-JP")],
+        "rules": [
+            rule("sbv", "7108", "IM", None, "SBV", "LIC"),
+            rule("chapter", "71", "IM", None, "AG-CHAPTER", "QIC"),
+            rule("heading-wins", "7108", "IM", None, "AG-CHAPTER", "CAT"),
+            rule("subheading", "710812", "IM", None, "AG-SUB", "FSN"),
+            rule("national", "71081210", "IM", None, "AG-NATIONAL", "VHC"),
+            rule("export-only", "7108", "EX", None, "AG-EXPORT", "PQC"),
+            rule("from-au", "7108", "IM", Some("AU"), "AG-AU", "OTH"),
+            rule("from-jp", "7108", "IM", Some("JP"), "AG-JP", "PQC"),
+        ]
+    });
+    let put = |body: serde_json::Value| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            app.request(
+                reqwest::Method::PUT,
+                "/api/v1/admin/routing-rules?note=test",
+                Some(admin),
+                &[("content-type", "application/json")],
+                Some(serde_json::to_vec(&body).unwrap()),
+            )
+            .await
+        }
+    };
+    let r = put(table.clone()).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["version"], 2);
+
+    let r = app.submit(&trader, fixture(GOLD_DECLARATION)).await;
+    assert_eq!(r.status, 422);
+    let body = r.json();
+    let mut got: Vec<(String, String)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let msg = e["message"].as_str().unwrap();
+            let agency = msg
+                .split("agency ")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .to_owned();
+            (agency, e["code"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("AG-AU".to_owned(), "DOCUMENT_MISSING".to_owned()),
+            ("AG-CHAPTER".to_owned(), "DOCUMENT_MISSING".to_owned()),
+            ("AG-NATIONAL".to_owned(), "DOCUMENT_MISSING".to_owned()),
+            ("AG-SUB".to_owned(), "DOCUMENT_MISSING".to_owned()),
+        ],
+        "{body}"
+    );
+    let chapter = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["message"].as_str().unwrap().contains("AG-CHAPTER"))
+        .unwrap();
+    assert!(
+        chapter["message"]
+            .as_str()
+            .unwrap()
+            .contains("requires a CAT document"),
+        "{chapter}"
+    );
+
+    // A broken table is refused whole, each problem named; the version stays.
+    let mut broken = table.clone();
+    broken["rules"][0]["hs"] = json!("7");
+    broken["rules"][1]["agency"] = json!("NOBODY");
+    let r = put(broken).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["errors"].as_array().unwrap().len(), 2);
+
+    // Back to the shipped rules (version 3): the declaration passes, recording that version.
+    let r = put(json!({"agencies": current["agencies"], "rules": current["rules"]})).await;
+    assert_eq!(r.json()["version"], 3);
+    let r = app.submit(&trader, fixture(GOLD_DECLARATION)).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let client = app.pool.get().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT routing_version, (SELECT count(*) FROM declaration_routing) FROM declarations",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<i32>>(0), Some(3));
+    assert_eq!(row.get::<_, i64>(1), 1);
+    let versions = app
+        .get(&admin, "/api/v1/admin/routing-rules?version=2")
+        .await
+        .json();
+    assert_eq!(versions["rules"].as_array().unwrap().len(), 8);
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 3);
+    let audited: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'routing.replaced'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 3);
+}
+
+#[tokio::test]
+async fn an_application_no_rule_covers_is_refused_with_its_line() {
+    let app = spawn_app().await;
+    let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
+    let xml = replace(
+        &fixture(RICE_APPLICATION),
+        "<Agency>MOIT</Agency>",
+        "<Agency>MOH-VFA</Agency>",
+    );
+    let before = app.count("licence_applications").await;
+    let r = post_xml(&app, &enterprise, "/api/v1/licence-applications", xml).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.error_codes()[0],
+        (
+            "ROUTING_NO_RULE".to_owned(),
+            "/LicenceApplication/Line[1]".to_owned()
+        )
+    );
+    assert_eq!(app.count("licence_applications").await, before);
+    // Someone else's application in my name: forbidden.
+    let other = app.add_party(Role::Enterprise, "0312345678").await;
+    let r = post_xml(
+        &app,
+        &other,
+        "/api/v1/licence-applications",
+        fixture(RICE_APPLICATION),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+}
