@@ -30,6 +30,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Schemas(#[from] XmlError),
+    #[error(transparent)]
+    Exchange(#[from] crate::exchange::ExchangeError),
     #[error("{0}")]
     Other(String),
 }
@@ -127,11 +129,16 @@ impl Application {
         let workers = settings
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let exchange = crate::exchange::Exchange::from_settings(&settings)?.map(Arc::new);
+        if let Some(ex) = exchange.as_ref().filter(|_| settings.exchange.worker) {
+            crate::exchange::worker::spawn(database.pool.clone(), ex.clone(), settings.limits());
+        }
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
             validator: Validator::new(settings.limits(), settings.country.clone()),
             settings,
             tokens: api::auth::TokenCache::default(),
+            exchange,
         });
         spawn_audit_sealer(database.pool.clone());
         let server = HttpServer::new(move || {

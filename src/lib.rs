@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod exchange;
 pub mod rules;
 pub mod store;
 pub mod telemetry;

@@ -53,6 +53,22 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// This window's exchange keys (certificate authority and signing certificate).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the CA and signing certificate (EC P-256) in the keys directory
+    /// (default <data_dir>/keys).
+    Init {
+        /// ISO 3166-1 alpha-2 country of this window (default: the configured country).
+        #[arg(long)]
+        country: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -170,6 +186,20 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::Keys {
+            command: KeysCommand::Init { country },
+        } => {
+            let country = country.unwrap_or_else(|| settings.country.clone());
+            let dir = settings.exchange_keys_dir();
+            for path in nsw::exchange::keys::init(&dir, &country)? {
+                println!("{}", path.display());
+            }
+            eprintln!(
+                "keys for {country} created; give partners {} to pin",
+                dir.join(nsw::exchange::keys::CA_CERT).display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         Command::Validate { .. } => unreachable!("handled before the runtime starts"),
     }

@@ -2,6 +2,8 @@
 
 pub mod audit;
 pub mod declarations;
+pub mod inbound;
+pub mod outbox;
 pub mod parties;
 
 use crate::db::DbError;
