@@ -6,5 +6,6 @@ mod audit;
 mod auth;
 mod cli;
 mod declarations;
+mod exchange;
 mod fixtures;
 mod restart;
