@@ -873,3 +873,111 @@ async fn a_stored_signature_verifies_with_the_openssl_command_line() {
         .status
         .success());
 }
+
+fn serve(config: &Path) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nsw"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("NSW_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().expect("server exited before serving").unwrap();
+        if line.contains("serving on ") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+async fn outbox_row(pool: &deadpool_postgres::Pool, id: Uuid) -> (String, i32) {
+    let c = pool.get().await.unwrap();
+    let r = c
+        .query_one(
+            "SELECT status, attempts FROM outbox WHERE message_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[tokio::test]
+async fn a_sender_killed_mid_delivery_delivers_once_after_restart() {
+    let plan = Plan::new(&["VN", "SG"]);
+    let sg = plan.start("SG").await;
+    // The first delivery hangs at SG long enough to kill the sender in the middle of it.
+    sg.fault(json!({ "mode": "slow", "delay_ms": 1500 }), Some(1))
+        .await;
+
+    let db = fresh_database().await;
+    let dir = plan.dir.path();
+    let config = dir.join("vn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{db}\"\ncountry = \"VN\"\nworkers = 2\n\n[exchange]\nkeys_dir = \"{keys}\"\npartners_file = \"{partners}\"\nlease_secs = 2\nretry_base_ms = 100\nretry_max_ms = 400\npoll_ms = 50\nrequest_timeout_ms = 5000\n",
+            port = plan.port("VN"),
+            keys = dir.join("VN").display(),
+            partners = dir.join("VN-partners.toml").display(),
+        ),
+    )
+    .unwrap();
+    let mut vn = serve(&config);
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{}", plan.port("VN")),
+        database_url: db.clone(),
+        pool: nsw::db::pool(&db, 2).unwrap(),
+        client: reqwest::Client::new(),
+    };
+    let admin = app.add_party(Role::Admin, "VN-ADMIN").await;
+    let r = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/admin/exchange/form-d",
+            Some(&admin),
+            &[("content-type", "application/xml")],
+            Some(form_d()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id: Uuid = r.json()["message_id"].as_str().unwrap().parse().unwrap();
+
+    // Wait for the claim, give the request time to reach SG, then kill -9.
+    for _ in 0..400 {
+        if outbox_row(&app.pool, id).await.0 == "sending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(outbox_row(&app.pool, id).await, ("sending".to_owned(), 1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    vn.kill().unwrap();
+    vn.wait().unwrap();
+    assert_eq!(
+        outbox_row(&app.pool, id).await.0,
+        "sending",
+        "the killed worker still holds its lease"
+    );
+
+    let mut vn = serve(&config);
+    let mut last = (String::new(), 0);
+    for _ in 0..600 {
+        last = outbox_row(&app.pool, id).await;
+        if last.0 == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last.0, "delivered");
+    assert_eq!(last.1, 2, "one attempt killed, one after the lease ran out");
+    assert_eq!(sg.inbound_count().await, 1);
+    assert_eq!(sg.inbox().await[0]["message_id"], id.to_string());
+    vn.kill().unwrap();
+    vn.wait().unwrap();
+}
