@@ -105,6 +105,8 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
+    /// Background jobs, ended with the server so none outlives it.
+    jobs: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -130,8 +132,13 @@ impl Application {
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let exchange = crate::exchange::Exchange::from_settings(&settings)?.map(Arc::new);
+        let mut jobs = Vec::new();
         if let Some(ex) = exchange.as_ref().filter(|_| settings.exchange.worker) {
-            crate::exchange::worker::spawn(database.pool.clone(), ex.clone(), settings.limits());
+            jobs.push(crate::exchange::worker::spawn(
+                database.pool.clone(),
+                ex.clone(),
+                settings.limits(),
+            ));
         }
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
@@ -140,7 +147,7 @@ impl Application {
             tokens: api::auth::TokenCache::default(),
             exchange,
         });
-        spawn_audit_sealer(database.pool.clone());
+        jobs.push(spawn_audit_sealer(database.pool.clone()));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -164,6 +171,7 @@ impl Application {
             port,
             server,
             database,
+            jobs,
         })
     }
 
@@ -178,13 +186,16 @@ impl Application {
     /// Serves until stopped (signal or handle), then stops an embedded cluster we started.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        for job in &self.jobs {
+            job.abort();
+        }
         self.database.shutdown();
         result
     }
 }
 
 /// Links committed audit entries into the hash chain a few times a second.
-fn spawn_audit_sealer(pool: Pool) {
+fn spawn_audit_sealer(pool: Pool) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
@@ -203,5 +214,5 @@ fn spawn_audit_sealer(pool: Pool) {
             .instrument(span)
             .await;
         }
-    });
+    })
 }

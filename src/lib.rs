@@ -5,6 +5,7 @@ pub mod app;
 pub mod codelists;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod exchange;

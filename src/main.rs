@@ -53,6 +53,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Viet Nam plus Singapore and Thailand on loopback: an export's ACDD and e-Form D go
+    /// out, signed receipts and business responses come back.
+    Demo,
     /// This window's exchange keys (certificate authority and signing certificate).
     Keys {
         #[command(subcommand)]
@@ -117,6 +120,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, Command::Demo) && std::env::var_os("RUST_LOG").is_none() {
+        // The demo prints its own story; only problems go to the log.
+        // (the connection a partner drops on purpose is logged by actix_http as an error)
+        std::env::set_var("RUST_LOG", "warn,actix_server=error,actix_http=off");
+    }
     nsw::telemetry::init(settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -186,6 +194,10 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                     Ok(ExitCode::FAILURE)
                 }
             }
+        }
+        Command::Demo => {
+            nsw::demo::run(&settings.data_dir).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Keys {
             command: KeysCommand::Init { country },

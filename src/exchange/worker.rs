@@ -27,7 +27,7 @@ pub fn backoff_secs(base_ms: u64, max_ms: u64, attempts: i32) -> f64 {
     rand::thread_rng().gen_range(ceiling / 2.0..=ceiling) / 1000.0
 }
 
-pub fn spawn(pool: Pool, ex: Arc<Exchange>, limits: Limits) {
+pub fn spawn(pool: Pool, ex: Arc<Exchange>, limits: Limits) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(ex.policy.poll_ms.max(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -36,7 +36,7 @@ pub fn spawn(pool: Pool, ex: Arc<Exchange>, limits: Limits) {
             let span = tracing::debug_span!("job.outbox", worker = %ex.worker_id);
             run_once(&pool, &ex, &limits).instrument(span).await;
         }
-    });
+    })
 }
 
 /// One poll: return expired leases, claim a batch, deliver it concurrently.
