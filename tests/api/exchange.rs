@@ -981,3 +981,49 @@ async fn a_sender_killed_mid_delivery_delivers_once_after_restart() {
     vn.kill().unwrap();
     vn.wait().unwrap();
 }
+
+#[test]
+fn the_demo_runs_from_scratch() {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nsw"))
+        .arg("demo")
+        .env("NSW_DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "SG received ACDD",
+        "TH received ACDD",
+        "SG received FORM_D",
+        "receipt from TH: accepted, signed, digest matches; 2 attempt(s)",
+        "VN received from SG: preference-granted on VN-SG-26-02-0045218",
+        "TH stored 1 message(s), each once",
+        "Demo complete.",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing '{expected}' in:\n{stdout}"
+        );
+    }
+    let verify = data.path().join("demo/verify");
+    let ok = std::process::Command::new("openssl")
+        .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
+        .arg(verify.join("envelope.p7s"))
+        .arg("-content")
+        .arg(verify.join("envelope.xml"))
+        .arg("-CAfile")
+        .arg(data.path().join("demo/keys/VN/ca.crt"))
+        .args(["-out", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
