@@ -54,10 +54,10 @@ pub fn build(r: &Receipt) -> Vec<u8> {
         out.push_str(&format!(
             "  <Reason>\n    <Code>{}</Code>\n    <Text>{}</Text>\n",
             escape(&reason.code),
-            escape(&clip(&reason.text, 512))
+            escape(clip(&reason.text, 512))
         ));
         if let Some(p) = reason.path.as_deref().filter(|p| p.starts_with('/')) {
-            out.push_str(&format!("    <Path>{}</Path>\n", escape(&clip(p, 512))));
+            out.push_str(&format!("    <Path>{}</Path>\n", escape(clip(p, 512))));
         }
         out.push_str("  </Reason>\n");
     }
