@@ -107,6 +107,48 @@ pub struct Application {
     database: Database,
     /// Background jobs, ended with the server so none outlives it.
     jobs: Vec<tokio::task::JoinHandle<()>>,
+    /// The mutual-TLS listener for partner windows, when configured: (port, server).
+    tls: Option<(u16, Server)>,
+}
+
+/// The partner endpoint alone, on its own mutual-TLS listener.
+fn partner_listener(
+    addr: &str,
+    state: &web::Data<AppState>,
+    workers: usize,
+) -> Result<(u16, Server), StartError> {
+    let ex = state.exchange.as_ref().ok_or_else(|| {
+        StartError::Other("exchange.tls_listen is set but this window has no exchange keys".into())
+    })?;
+    let files = ex.tls.as_ref().ok_or_else(|| {
+        StartError::Other(
+            "exchange.tls_listen is set but the keys directory has no tls.crt/tls.key".into(),
+        )
+    })?;
+    let acceptor = crate::exchange::tls::acceptor(files, &ex.partners)?;
+    let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?
+        .port();
+    let state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(api::request_id_header))
+            .wrap(TracingLogger::default())
+            .configure(api::partner_routes)
+            .default_service(web::to(api::not_found))
+    })
+    .on_connect(crate::exchange::tls::on_connect)
+    .workers(workers)
+    .listen_openssl(listener, acceptor)
+    .map_err(|e| StartError::Other(e.to_string()))?
+    .run();
+    Ok((port, server))
 }
 
 impl Application {
@@ -140,6 +182,7 @@ impl Application {
                 settings.limits(),
             ));
         }
+        let tls_listen = settings.exchange.tls_listen.clone();
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
             validator: Validator::new(settings.limits(), settings.country.clone()),
@@ -148,9 +191,10 @@ impl Application {
             exchange,
         });
         jobs.push(spawn_audit_sealer(database.pool.clone()));
+        let main_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(main_state.clone())
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|_, _| crate::error::ApiError::NotFound.into()),
@@ -167,16 +211,26 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartError::Other(e.to_string()))?
         .run();
+        let tls = match tls_listen {
+            Some(addr) => Some(partner_listener(&addr, &state, workers)?),
+            None => None,
+        };
         Ok(Application {
             port,
             server,
             database,
             jobs,
+            tls,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Port of the mutual-TLS partner listener, when configured.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|(p, _)| *p)
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -185,7 +239,12 @@ impl Application {
 
     /// Serves until stopped (signal or handle), then stops an embedded cluster we started.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let tls = self.tls.map(|(_, s)| (s.handle(), tokio::spawn(s)));
         let result = self.server.await;
+        if let Some((handle, task)) = tls {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         for job in &self.jobs {
             job.abort();
         }

@@ -61,6 +61,9 @@ pub struct ExchangeSettings {
     pub keys_dir: Option<PathBuf>,
     /// The partner table (TOML, see docs/exchange.md); none means no partners.
     pub partners_file: Option<PathBuf>,
+    /// Address of the mutual-TLS listener for partner windows (e.g. `0.0.0.0:8443`); the
+    /// partner endpoint is then served there, with client certificates required.
+    pub tls_listen: Option<String>,
     /// Run the outbox worker in this process.
     pub worker: bool,
     /// First retry delay; each further attempt doubles it, with jitter, up to `retry_max_ms`.
@@ -86,6 +89,7 @@ impl Default for ExchangeSettings {
         ExchangeSettings {
             keys_dir: None,
             partners_file: None,
+            tls_listen: None,
             worker: true,
             retry_base_ms: 2_000,
             retry_max_ms: 600_000,
@@ -197,6 +201,9 @@ impl Settings {
         }
         if let Some(v) = get("NSW_EXCHANGE_PARTNERS") {
             self.exchange.partners_file = Some(v.into());
+        }
+        if let Some(v) = get("NSW_EXCHANGE_TLS_LISTEN") {
+            self.exchange.tls_listen = Some(v);
         }
         if let Some(v) = get("NSW_EXCHANGE_LEASE_SECS") {
             self.exchange.lease_secs = num("NSW_EXCHANGE_LEASE_SECS", v)? as u64;

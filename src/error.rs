@@ -208,6 +208,9 @@ impl From<ExchangeError> for ApiError {
     fn from(e: ExchangeError) -> Self {
         match e {
             ExchangeError::Signature(s) => ApiError::forbidden(s.code(), s.to_string()),
+            ExchangeError::TlsClientMismatch(_) => {
+                ApiError::forbidden("TLS_CLIENT_MISMATCH", e.to_string())
+            }
             ExchangeError::UnknownPartner(_) => {
                 ApiError::forbidden("PARTNER_UNKNOWN", e.to_string())
             }

@@ -71,6 +71,10 @@ enum KeysCommand {
         /// ISO 3166-1 alpha-2 country of this window (default: the configured country).
         #[arg(long)]
         country: Option<String>,
+        /// Host name partners reach this window by, for the TLS certificate (repeatable;
+        /// localhost, 127.0.0.1 and ::1 are always included).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
     },
 }
 
@@ -200,11 +204,11 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys {
-            command: KeysCommand::Init { country },
+            command: KeysCommand::Init { country, hosts },
         } => {
             let country = country.unwrap_or_else(|| settings.country.clone());
             let dir = settings.exchange_keys_dir();
-            for path in nsw::exchange::keys::init(&dir, &country)? {
+            for path in nsw::exchange::keys::init(&dir, &country, &hosts)? {
                 println!("{}", path.display());
             }
             eprintln!(

@@ -59,13 +59,32 @@ pub async fn receive(
         Fault::DropConnection => return Ok(dropped_connection()),
         _ => {}
     }
+    // Partners come over mutual TLS; plain HTTP only from this machine (tests, the demo).
+    let peer_country = req
+        .conn_data::<crate::exchange::tls::PeerCountry>()
+        .map(|p| p.0.clone());
+    let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    if peer_country.is_none() && !loopback {
+        return Err(ApiError::forbidden(
+            "TLS_REQUIRED",
+            "partner windows deliver over mutual TLS; plain HTTP is accepted only on loopback",
+        ));
+    }
     require_xml(&req)?;
     let body = read_limited(&req, payload, state.validator.limits.max_bytes).await?;
     let sig = req
         .headers()
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
-    let answer = inbound::receive(ex, &state.pool, &state.validator, &body, sig).await?;
+    let answer = inbound::receive(
+        ex,
+        &state.pool,
+        &state.validator,
+        &body,
+        sig,
+        peer_country.as_ref().map(|c| c.as_deref()),
+    )
+    .await?;
     let mut receipt_sig = answer.signature;
     match fault {
         Fault::LostReceipt => return Ok(dropped_connection()),

@@ -75,6 +75,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// What the mutual-TLS partner listener serves.
+pub fn partner_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health::health))
+        .route("/exchange/v1/messages", web::post().to(exchange::receive));
+}
+
 /// Unknown paths and methods answer in problem+json like everything else.
 pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound)

@@ -30,6 +30,7 @@ pub async fn receive(
     validator: &Validator,
     body: &[u8],
     signature_b64: Option<&str>,
+    tls_peer_country: Option<Option<&str>>,
 ) -> Result<Answer, ExchangeError> {
     let sig_b64 = signature_b64.ok_or(ExchangeError::SignatureMissing)?;
     let sig = base64::engine::general_purpose::STANDARD
@@ -52,6 +53,15 @@ pub async fn receive(
         .get(&header.sender)
         .ok_or_else(|| ExchangeError::UnknownPartner(header.sender.clone()))?;
     let signer = signature::verify(&sig, body, &partner.ca, &header.sender)?;
+    // On mutual TLS the connection itself must be the sender's too.
+    if let Some(peer) = tls_peer_country {
+        if peer != Some(header.sender.as_str()) {
+            return Err(ExchangeError::TlsClientMismatch(format!(
+                "the TLS client certificate is for {:?}, the message is from {}",
+                peer, header.sender
+            )));
+        }
+    }
     let digest: [u8; 32] = Sha256::digest(body).into();
 
     let client = pool.get().await?;

@@ -11,7 +11,8 @@ use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
 };
 use openssl::x509::{X509Name, X509};
 
@@ -21,6 +22,8 @@ pub const CA_CERT: &str = "ca.crt";
 pub const CA_KEY: &str = "ca.key";
 pub const SIGNING_CERT: &str = "signing.crt";
 pub const SIGNING_KEY: &str = "signing.key";
+pub const TLS_CERT: &str = "tls.crt";
+pub const TLS_KEY: &str = "tls.key";
 
 /// What this window signs with.
 #[derive(Clone)]
@@ -153,6 +156,74 @@ pub fn issue(
     Ok((b.build(), key))
 }
 
+/// The certificate this window presents on mutual TLS, as server and as client: issued by
+/// the window's CA, `C=country`, valid for loopback and the given host names.
+pub fn issue_tls(
+    ca: &X509,
+    ca_key: &PKey<Private>,
+    country: &str,
+    hosts: &[String],
+    validity: &Validity,
+) -> Result<(X509, PKey<Private>), ExchangeError> {
+    let key = ec_key()?;
+    let mut b = X509::builder().map_err(ssl)?;
+    b.set_version(2).map_err(ssl)?;
+    let sn = serial()?;
+    b.set_serial_number(&sn).map_err(ssl)?;
+    let subject = name(country, &format!("{country} Single Window TLS"))?;
+    b.set_subject_name(&subject).map_err(ssl)?;
+    b.set_issuer_name(ca.subject_name()).map_err(ssl)?;
+    b.set_pubkey(&key).map_err(ssl)?;
+    let t = Asn1Time::from_unix(validity.not_before).map_err(ssl)?;
+    b.set_not_before(&t).map_err(ssl)?;
+    let t = Asn1Time::from_unix(validity.not_after).map_err(ssl)?;
+    b.set_not_after(&t).map_err(ssl)?;
+    b.append_extension(BasicConstraints::new().critical().build().map_err(ssl)?)
+        .map_err(ssl)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .build()
+            .map_err(ssl)?,
+    )
+    .map_err(ssl)?;
+    b.append_extension(
+        ExtendedKeyUsage::new()
+            .server_auth()
+            .client_auth()
+            .build()
+            .map_err(ssl)?,
+    )
+    .map_err(ssl)?;
+    let mut san = SubjectAlternativeName::new();
+    san.dns("localhost").ip("127.0.0.1").ip("::1");
+    for h in hosts {
+        san.dns(h);
+    }
+    let san = san.build(&b.x509v3_context(Some(ca), None)).map_err(ssl)?;
+    b.append_extension(san).map_err(ssl)?;
+    b.sign(ca_key, MessageDigest::sha256()).map_err(ssl)?;
+    Ok((b.build(), key))
+}
+
+/// PEM certificate and PKCS#8 key for mutual TLS, when `init` made them.
+pub struct TlsFiles {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+pub fn load_tls(dir: &Path) -> Result<Option<TlsFiles>, ExchangeError> {
+    let (cert, key) = (dir.join(TLS_CERT), dir.join(TLS_KEY));
+    if !cert.exists() || !key.exists() {
+        return Ok(None);
+    }
+    Ok(Some(TlsFiles {
+        cert_pem: read(&cert)?,
+        key_pem: read(&key)?,
+    }))
+}
+
 fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), ExchangeError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -173,7 +244,7 @@ fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), ExchangeError> {
 
 /// Creates the CA and signing certificate in `dir`; refuses to overwrite existing keys, since
 /// partners have pinned the old CA.
-pub fn init(dir: &Path, country: &str) -> Result<Vec<PathBuf>, ExchangeError> {
+pub fn init(dir: &Path, country: &str, hosts: &[String]) -> Result<Vec<PathBuf>, ExchangeError> {
     if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(ExchangeError::Config(format!(
             "'{country}' is not an ISO 3166-1 alpha-2 code"
@@ -197,8 +268,15 @@ pub fn init(dir: &Path, country: &str) -> Result<Vec<PathBuf>, ExchangeError> {
         &format!("{country} Single Window signing"),
         &Validity::days_from_now(825),
     )?;
+    let (tls, tls_key) = issue_tls(&ca, &ca_key, country, hosts, &Validity::days_from_now(825))?;
     let files = [
         (CA_CERT, ca.to_pem().map_err(ssl)?, false),
+        (TLS_CERT, tls.to_pem().map_err(ssl)?, false),
+        (
+            TLS_KEY,
+            tls_key.private_key_to_pem_pkcs8().map_err(ssl)?,
+            true,
+        ),
         (
             CA_KEY,
             ca_key.private_key_to_pem_pkcs8().map_err(ssl)?,

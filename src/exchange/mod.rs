@@ -12,10 +12,11 @@ pub mod outbox;
 pub mod partners;
 pub mod receipt;
 pub mod signature;
+pub mod tls;
 pub mod worker;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -44,6 +45,8 @@ pub enum ExchangeError {
     UnknownPartner(String),
     #[error(transparent)]
     Signature(#[from] signature::SignatureError),
+    #[error("{0}")]
+    TlsClientMismatch(String),
     #[error("this message id was already received from {sender} with different content")]
     MessageIdReused { sender: String },
     #[error("{detail}")]
@@ -78,7 +81,10 @@ pub struct Exchange {
     pub policy: ExchangeSettings,
     /// Lease owner id of this process's outbox worker.
     pub worker_id: Uuid,
-    pub http: reqwest::Client,
+    /// One HTTP client per partner (each trusting only that partner's CA on TLS).
+    pub clients: HashMap<String, reqwest::Client>,
+    /// Our mutual-TLS certificate and key, when `nsw keys init` made them.
+    pub tls: Option<keys::TlsFiles>,
 }
 
 impl Exchange {
@@ -101,13 +107,13 @@ impl Exchange {
             Some(p) => partners::Partners::load(p)?,
             None => partners::Partners::default(),
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(s.exchange.request_timeout_ms))
-            .connect_timeout(Duration::from_millis(
-                s.exchange.request_timeout_ms.min(5_000),
-            ))
-            .build()
-            .map_err(|e| ExchangeError::Config(format!("HTTP client: {e}")))?;
+        let tls = keys::load_tls(&dir)?;
+        let mut clients = HashMap::new();
+        for c in partners.countries() {
+            if let Some(p) = partners.get(c) {
+                clients.insert(c.to_owned(), tls::client(p, tls.as_ref(), &s.exchange)?);
+            }
+        }
         Ok(Some(Exchange {
             country: s.country.clone(),
             identity,
@@ -115,7 +121,8 @@ impl Exchange {
             fault: fault::FaultSwitch::new(s.exchange.fault.clone()),
             policy: s.exchange.clone(),
             worker_id: Uuid::now_v7(),
-            http,
+            clients,
+            tls,
         }))
     }
 }

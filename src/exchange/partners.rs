@@ -75,9 +75,12 @@ const DOCUMENT_TYPES: [&str; 4] = [
 
 /// Plain HTTP carries signed messages only between processes on one machine.
 pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let rest = endpoint
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("endpoint '{endpoint}' must be http://<loopback>/… (TLS transport is not available in this build)"))?;
+    if endpoint.starts_with("https://") {
+        return Ok(());
+    }
+    let rest = endpoint.strip_prefix("http://").ok_or_else(|| {
+        format!("endpoint '{endpoint}' must be https://… (mutual TLS) or http://<loopback>/…")
+    })?;
     let authority = rest.split('/').next().unwrap_or("");
     let host = if let Some(v6) = authority.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
@@ -170,5 +173,6 @@ mod tests {
         assert!(check_endpoint("http://10.0.0.1:8092/x").is_err());
         assert!(check_endpoint("http://sg.example/x").is_err());
         assert!(check_endpoint("ftp://127.0.0.1/x").is_err());
+        assert!(check_endpoint("https://sg.example/exchange/v1/messages").is_ok());
     }
 }

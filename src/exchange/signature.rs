@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn the_openssl_command_line_verifies_our_signature() {
         let dir = tempfile::tempdir().unwrap();
-        keys::init(dir.path(), "VN").unwrap();
+        keys::init(dir.path(), "VN", &[]).unwrap();
         let vn = keys::load(dir.path(), "VN").unwrap();
         let sig = sign(&vn, MSG).unwrap();
         std::fs::write(dir.path().join("msg.xml"), MSG).unwrap();

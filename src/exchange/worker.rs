@@ -173,8 +173,11 @@ async fn post(
     sig_b64: &str,
     partner: &super::partners::Partner,
 ) -> Result<Verified, String> {
-    let resp = ex
-        .http
+    let http = ex
+        .clients
+        .get(&partner.country)
+        .ok_or_else(|| format!("no client for {}", partner.country))?;
+    let resp = http
         .post(endpoint)
         .header("content-type", "application/xml")
         .header(SIGNATURE_HEADER, sig_b64)
