@@ -397,6 +397,9 @@ pub async fn inbox_raw(
         "signature" => (sig, "application/pkcs7-signature"),
         "receipt" => (receipt, "application/xml"),
         "receipt-signature" => (receipt_sig, "application/pkcs7-signature"),
+        // The carried document in our own format: as received, or mapped back from a
+        // partner's format (Korea's certificate of origin → ours).
+        "document" => (document(&env, &state.validator.limits)?, "application/xml"),
         _ => return Err(ApiError::NotFound),
     };
     Ok(HttpResponse::Ok().content_type(ct).body(body))
@@ -529,4 +532,15 @@ pub async fn respond(
         "reference": msg.reference,
         "decision": body.decision,
     })))
+}
+
+fn document(envelope_bytes: &[u8], limits: &crate::xml::Limits) -> Result<Vec<u8>, ApiError> {
+    let payload = envelope::payload(envelope_bytes)
+        .ok_or_else(|| ApiError::Internal("a stored envelope has no payload".into()))?;
+    let tree = crate::xml::Tree::parse(payload, limits).map_err(ApiError::Xml)?;
+    if tree.root_ns == DocKind::KrCoo.namespace() {
+        Ok(form_d::from_korea(&tree)?)
+    } else {
+        Ok(payload.to_vec())
+    }
 }

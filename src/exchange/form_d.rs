@@ -277,3 +277,200 @@ mod tests {
         assert_eq!(origin_criterion("RVC 100%"), None);
     }
 }
+
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// Maps Korea's `KoreaCertificateOfOrigin` back onto our certificate of origin
+/// (`urn:nsw:certificate-of-origin:1`) for the customs inbox. Korea's format writes an
+/// address on one line: it goes to `Street` (clipped to 140), and the part before the last
+/// comma (usually the city, the last being the country) becomes `City`. What our schema needs
+/// and Korea's certificate does not carry (business number, package count) is refused, not
+/// invented.
+pub fn from_korea(tree: &Tree<'_>) -> Result<Vec<u8>, ExchangeError> {
+    let get = |id: usize, chain: &str| -> Result<String, ExchangeError> {
+        tree.at(id, chain)
+            .map(|n| tree.text(n).to_owned())
+            .ok_or_else(|| refused("PROFILE_UNMAPPABLE", format!("no {chain}")))
+    };
+    let e = |s: &str| escape(s).into_owned();
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CertificateOfOrigin xmlns=\"urn:nsw:certificate-of-origin:1\">\n");
+    o.push_str(&format!(
+        "  <ReferenceNumber>{}</ReferenceNumber>\n  <IssueDate>{}</IssueDate>\n",
+        e(&get(ROOT, "CertificateNo")?),
+        e(&get(ROOT, "IssuedDate")?)
+    ));
+    let exporter_country = get(ROOT, "ExporterInfo/CountryCode")?;
+    o.push_str(&format!(
+        "  <IssuingAuthority>\n    <Code>KR-{}</Code>\n    <Name>{}</Name>\n    <Country>{}</Country>\n  </IssuingAuthority>\n",
+        e(&get(ROOT, "IssuingOffice/OfficeCode")?),
+        e(&clip(&get(ROOT, "IssuingOffice/OfficeName")?, 140)),
+        e(&exporter_country)
+    ));
+    for (theirs, ours) in [("ExporterInfo", "Exporter"), ("ImporterInfo", "Consignee")] {
+        let p = tree
+            .child(ROOT, theirs)
+            .ok_or_else(|| refused("PROFILE_UNMAPPABLE", format!("no {theirs}")))?;
+        let id = tree
+            .at(p, "BusinessNo")
+            .map(|n| tree.text(n).to_owned())
+            .ok_or_else(|| {
+                refused(
+                    "PROFILE_UNMAPPABLE",
+                    format!("{theirs} has no BusinessNo, which a Form D party needs"),
+                )
+            })?;
+        let address = get(p, "Address")?;
+        let parts: Vec<&str> = address
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let city = if parts.len() >= 2 {
+            parts[parts.len() - 2]
+        } else {
+            address.as_str()
+        };
+        o.push_str(&format!(
+            "  <{ours}>\n    <ID>{}</ID>\n    <Name>{}</Name>\n    <Address>\n      <Street>{}</Street>\n      <City>{}</City>\n      <Country>{}</Country>\n    </Address>\n  </{ours}>\n",
+            e(&id),
+            e(&clip(&get(p, "CompanyName")?, 140)),
+            e(&clip(&address, 140)),
+            e(&clip(city, 70)),
+            e(&get(p, "CountryCode")?)
+        ));
+    }
+    o.push_str(&format!(
+        "  <ExportCountry>{}</ExportCountry>\n  <ImportCountry>{}</ImportCountry>\n",
+        e(&exporter_country),
+        e(&get(ROOT, "ImporterInfo/CountryCode")?)
+    ));
+    let means = tree
+        .at(ROOT, "ShipmentInfo/VesselName")
+        .or_else(|| tree.at(ROOT, "ShipmentInfo/TransportMeans"))
+        .map(|n| tree.text(n).to_owned())
+        .unwrap_or_default();
+    o.push_str(&format!(
+        "  <Transport>\n    <DepartureDate>{}</DepartureDate>\n    <MeansName>{}</MeansName>\n    <LoadingPort>{}</LoadingPort>\n    <DischargePort>{}</DischargePort>\n  </Transport>\n",
+        e(&get(ROOT, "ShipmentInfo/DepartureDate")?),
+        e(&clip(&means, 70)),
+        e(&get(ROOT, "ShipmentInfo/LoadingPortCode")?),
+        e(&get(ROOT, "ShipmentInfo/DischargePortCode")?)
+    ));
+    let list = tree
+        .child(ROOT, "GoodsList")
+        .ok_or_else(|| refused("PROFILE_UNMAPPABLE", "no GoodsList"))?;
+    for g in tree.children(list, "Goods") {
+        let line = tree.attr(g, "lineNo").unwrap_or("");
+        let criterion = get(g, "OriginCriteria")?;
+        let ours = match criterion.as_str() {
+            "WO" | "PE" | "CTH" | "CTSH" => criterion.clone(),
+            c if c.starts_with("RVC ") => c.to_owned(),
+            other => {
+                return Err(refused(
+                    "PROFILE_UNMAPPABLE",
+                    format!(
+                        "origin criterion '{other}' of goods line {line} has no Form D equivalent"
+                    ),
+                ))
+            }
+        };
+        let packages = tree
+            .at(g, "PackageQty")
+            .map(|n| tree.text(n).to_owned())
+            .ok_or_else(|| {
+                refused(
+                    "PROFILE_UNMAPPABLE",
+                    format!("goods line {line} has no PackageQty, which a Form D item needs"),
+                )
+            })?;
+        let amount = tree
+            .child(g, "Amount")
+            .ok_or_else(|| refused("PROFILE_UNMAPPABLE", "goods without Amount"))?;
+        o.push_str(&format!(
+            "  <Item>\n    <Number>{}</Number>\n    <PackageCount kind=\"PK\">{}</PackageCount>\n    <Description>{}</Description>\n    <HSCode>{}</HSCode>\n    <OriginCriterion>{}</OriginCriterion>\n    <Quantity unit=\"{}\">{}</Quantity>\n    <FOBValue currency=\"{}\">{}</FOBValue>\n    <InvoiceNumber>{}</InvoiceNumber>\n    <InvoiceDate>{}</InvoiceDate>\n  </Item>\n",
+            e(line),
+            e(&packages),
+            e(&clip(&get(g, "GoodsName")?, 512)),
+            e(&get(g, "HsCode")?.chars().take(6).collect::<String>()),
+            e(&ours),
+            e(&get(g, "QuantityUnit")?),
+            e(&get(g, "Quantity")?),
+            e(tree.attr(amount, "currencyCode").unwrap_or("")),
+            e(tree.text(amount)),
+            e(&get(g, "InvoiceNo")?),
+            e(&get(g, "InvoiceDate")?)
+        ));
+    }
+    let cases: Vec<&str> = tree
+        .children(ROOT, "SpecialCase")
+        .map(|n| tree.text(n))
+        .collect();
+    let has = |c: &str| if cases.contains(&c) { "true" } else { "false" };
+    o.push_str(&format!(
+        "  <Flags>\n    <ThirdCountryInvoicing>{}</ThirdCountryInvoicing>\n    <Exhibition>{}</Exhibition>\n    <BackToBack>{}</BackToBack>\n    <IssuedRetroactively>{}</IssuedRetroactively>\n    <Accumulation>{}</Accumulation>\n    <PartialCumulation>false</PartialCumulation>\n    <DeMinimis>{}</DeMinimis>\n  </Flags>\n",
+        has("THIRD_PARTY_INVOICING"), has("EXHIBITION"), has("BACK_TO_BACK"),
+        has("ISSUED_RETROSPECTIVELY"), has("ACCUMULATION"), has("DE_MINIMIS")
+    ));
+    if let Some(r) = tree.at(ROOT, "Remark") {
+        o.push_str(&format!(
+            "  <Remarks>{}</Remarks>\n",
+            e(&clip(tree.text(r), 512))
+        ));
+    }
+    o.push_str("</CertificateOfOrigin>\n");
+    Ok(o.into_bytes())
+}
+
+#[cfg(test)]
+mod back {
+    use super::*;
+    use crate::validation::{Validator, Verdict};
+    use crate::xml::DocKind;
+
+    #[test]
+    fn a_korean_certificate_maps_back_to_a_valid_certificate_of_origin() {
+        let src = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/valid/kr-coo/akfta-kr-vn-steel.xml"
+        ))
+        .unwrap();
+        let tree = Tree::parse(&src, &Limits::default()).unwrap();
+        let ours = from_korea(&tree).unwrap();
+        let v = Validator::new(Limits::default(), "VN");
+        match v.validate(&ours, Some(DocKind::CertificateOfOrigin)) {
+            Verdict::Valid(_) => {}
+            Verdict::Invalid { violations, .. } => {
+                panic!("{violations:?}\n{}", String::from_utf8_lossy(&ours))
+            }
+            Verdict::Unusable(e) => panic!("{e}"),
+        }
+        let s = String::from_utf8(ours).unwrap();
+        assert!(s.contains("<ReferenceNumber>26-AK-BS-0071523</ReferenceNumber>"));
+        assert!(s.contains("<Code>KR-KCSBUSAN</Code>"));
+        assert!(s.contains("<OriginCriterion>RVC 45%</OriginCriterion>"));
+        assert!(s.contains("<City>Busan 48821</City>"));
+    }
+
+    #[test]
+    fn a_round_trip_keeps_what_both_formats_say() {
+        let src = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/valid/certificate-of-origin/vn-sg-form-d.xml"
+        ))
+        .unwrap();
+        let kr = to_korea(&Tree::parse(&src, &Limits::default()).unwrap()).unwrap();
+        let back = from_korea(&Tree::parse(&kr, &Limits::default()).unwrap()).unwrap();
+        let s = String::from_utf8(back).unwrap();
+        for kept in [
+            "<ReferenceNumber>VN-SG-26-02-0045218</ReferenceNumber>",
+            "<HSCode>100630</HSCode>",
+            "<OriginCriterion>RVC 42%</OriginCriterion>",
+            "<FOBValue currency=\"USD\">28250.00</FOBValue>",
+            "<InvoiceNumber>SGF-INV-2605-118</InvoiceNumber>",
+        ] {
+            assert!(s.contains(kept), "{kept} lost:\n{s}");
+        }
+    }
+}

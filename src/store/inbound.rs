@@ -221,3 +221,22 @@ pub async fn mark_answered<C: GenericClient>(
     .await?;
     Ok(())
 }
+
+/// A certificate of origin received from a partner window, by its reference: the proof of
+/// origin an import declaration's item can quote.
+pub async fn certificate_of_origin<C: GenericClient>(
+    client: &C,
+    reference: &str,
+) -> Result<Option<InboundRow>, StoreError> {
+    let r = client
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM inbound_messages
+                  WHERE reference = $1 AND document_type IN ('FORM_D', 'CERTIFICATE_OF_ORIGIN_KR')
+                  ORDER BY id DESC LIMIT 1"
+            ),
+            &[&reference],
+        )
+        .await?;
+    Ok(r.as_ref().map(row))
+}
