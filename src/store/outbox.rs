@@ -100,14 +100,22 @@ pub async fn claim<C: GenericClient>(
 ) -> Result<Vec<Claimed>, StoreError> {
     let rows = client
         .query(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, locked_by = $1,
-                    locked_until = now() + make_interval(secs => $2), updated_at = now()
-              WHERE id IN (SELECT id FROM outbox
-                            WHERE status IN ('pending', 'retry_wait') AND available_at <= now()
-                            ORDER BY available_at, id
-                            FOR UPDATE SKIP LOCKED LIMIT $3)
-              RETURNING id, message_id, receiver, envelope, sha256, signature, attempts,
-                        max_attempts, expires_at <= now()",
+            // The audit entries go in with the claim itself: one statement, one transaction.
+            "WITH claimed AS (
+                UPDATE outbox SET status = 'sending', attempts = attempts + 1, locked_by = $1,
+                       locked_until = now() + make_interval(secs => $2), updated_at = now()
+                 WHERE id IN (SELECT id FROM outbox
+                               WHERE status IN ('pending', 'retry_wait') AND available_at <= now()
+                               ORDER BY available_at, id
+                               FOR UPDATE SKIP LOCKED LIMIT $3)
+                 RETURNING id, message_id, receiver, envelope, sha256, signature, attempts,
+                           max_attempts, expires_at <= now() AS expired),
+             audited AS (
+                INSERT INTO audit_log (actor, action, subject, details)
+                SELECT 'exchange-worker', 'exchange.sending', message_id::text,
+                       jsonb_build_object('attempt', attempts, 'worker', $1::uuid::text)
+                  FROM claimed)
+             SELECT * FROM claimed",
             &[&worker, &lease_secs, &limit],
         )
         .await?;

@@ -434,7 +434,14 @@ async fn acdd_form_d_and_business_response_travel_both_ways() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(actions, ["exchange.enqueued", "exchange.delivered"]);
+    assert_eq!(
+        actions,
+        [
+            "exchange.enqueued",
+            "exchange.sending",
+            "exchange.delivered"
+        ]
+    );
 }
 
 #[tokio::test]
