@@ -12,6 +12,7 @@ pub mod outbox;
 pub mod partners;
 pub mod receipt;
 pub mod signature;
+pub use crate::domain::message_state as state;
 pub mod tls;
 pub mod worker;
 

@@ -10,14 +10,15 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{audit, StoreError};
+use crate::domain::message_state::Status;
 
 pub const STATUSES: [&str; 6] = [
-    "pending",
-    "sending",
-    "retry_wait",
-    "delivered",
-    "rejected",
-    "dead_letter",
+    Status::Pending.as_str(),
+    Status::Sending.as_str(),
+    Status::RetryWait.as_str(),
+    Status::Delivered.as_str(),
+    Status::Rejected.as_str(),
+    Status::DeadLetter.as_str(),
 ];
 
 pub struct NewOutbound<'a> {
@@ -375,14 +376,12 @@ pub async fn requeue(
         )
         .await?
         .map(|r| r.get(0));
-    match status.as_deref() {
-        None => return Err(StoreError::NotFound),
-        Some("dead_letter") => {}
-        Some(other) => {
-            return Err(StoreError::Conflict(format!(
-                "only dead letters can be requeued; this message is {other}"
-            )))
-        }
+    let status = status.ok_or(StoreError::NotFound)?;
+    let can = Status::parse(&status).is_some_and(|s| s.can_become(Status::Pending));
+    if !can {
+        return Err(StoreError::Conflict(format!(
+            "only dead letters can be requeued; this message is {status}"
+        )));
     }
     tx.execute(
         "UPDATE outbox SET status = 'pending', attempts = 0, available_at = now(),

@@ -1258,3 +1258,101 @@ async fn korea_gets_certificates_in_its_own_format_and_back() {
     // Nothing was enqueued for the refused certificate.
     assert_eq!(vn.app.count("outbox").await, 1);
 }
+
+#[tokio::test]
+async fn the_database_and_the_code_agree_on_the_message_state_machine() {
+    use nsw::exchange::state::Status;
+    let db = fresh_database().await;
+    let pool = nsw::db::pool(&db, 2).unwrap();
+    {
+        let mut c = pool.get().await.unwrap();
+        nsw::db::migrate::run(&mut c).await.unwrap();
+    }
+    let client = pool.get().await.unwrap();
+    // Columns each state needs, so that only the trigger can say no.
+    let fields = "locked_by = CASE WHEN $2 = 'sending' THEN gen_random_uuid() END,
+                  locked_until = CASE WHEN $2 = 'sending' THEN now() END,
+                  receipt = CASE WHEN $2 IN ('delivered', 'rejected') THEN 'r'::bytea END,
+                  receipt_signature = CASE WHEN $2 IN ('delivered', 'rejected') THEN 's'::bytea END";
+    for from in Status::ALL {
+        for to in Status::ALL.into_iter().filter(|&t| t != from) {
+            let id = Uuid::now_v7();
+            // Rows are created as pending; reach `from` without the trigger in the way.
+            client
+                .batch_execute("ALTER TABLE outbox DISABLE TRIGGER outbox_state_machine")
+                .await
+                .unwrap();
+            client
+                .execute(
+                    "INSERT INTO outbox (id, message_id, conversation_id, receiver, document_type,
+                        function, reference, envelope, sha256, max_attempts, expires_at)
+                     VALUES ($1, $1, $1, 'SG', 'ACDD', 'submit', 'R', 'x', sha256('x'), 3, now())",
+                    &[&id],
+                )
+                .await
+                .unwrap();
+            client
+                .execute(
+                    &format!("UPDATE outbox SET status = $2, {fields} WHERE id = $1"),
+                    &[&id, &from.as_str()],
+                )
+                .await
+                .unwrap();
+            client
+                .batch_execute("ALTER TABLE outbox ENABLE TRIGGER outbox_state_machine")
+                .await
+                .unwrap();
+            let db_allows = client
+                .execute(
+                    &format!("UPDATE outbox SET status = $2, {fields} WHERE id = $1"),
+                    &[&id, &to.as_str()],
+                )
+                .await
+                .is_ok();
+            assert_eq!(
+                db_allows,
+                from.can_become(to),
+                "{from:?} -> {to:?}: database and code disagree"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_signed_rejection_ends_the_message_without_retries() {
+    let plan = Plan::new(&["VN", "SG"]);
+    // SG takes only ACDDs from VN: a Form D is refused with a signed receipt.
+    std::fs::write(
+        plan.dir.path().join("SG-partners.toml"),
+        format!(
+            "[[partner]]\ncountry = \"VN\"\nendpoint = \"http://127.0.0.1:{}/exchange/v1/messages\"\nca_cert = \"VN/ca.crt\"\ndocuments = [\"ACDD\"]\nprofile = \"asw\"\n",
+            plan.port("VN")
+        ),
+    )
+    .unwrap();
+    let vn = plan.start("VN").await;
+    let sg = plan.start("SG").await;
+    let sent = vn.send_form_d(form_d()).await;
+    let done = vn
+        .wait_status(sent["message_id"].as_str().unwrap(), "rejected")
+        .await;
+    assert_eq!(done["attempts"], 1);
+    let receipt = done["receipt"].as_str().unwrap();
+    assert!(
+        receipt.contains("<Code>DOCUMENT_NOT_EXCHANGED</Code>"),
+        "{receipt}"
+    );
+    assert_eq!(sg.inbound_count().await, 0);
+    // A rejected message is final: not even an operator requeues it.
+    let r = vn
+        .post_json(
+            &vn.admin,
+            &format!(
+                "/api/v1/admin/exchange/outbox/{}/requeue",
+                sent["message_id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+}
