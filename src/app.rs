@@ -30,6 +30,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Schemas(#[from] XmlError),
+    #[error(transparent)]
+    Exchange(#[from] crate::exchange::ExchangeError),
     #[error("{0}")]
     Other(String),
 }
@@ -103,6 +105,50 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
+    /// Background jobs, ended with the server so none outlives it.
+    jobs: Vec<tokio::task::JoinHandle<()>>,
+    /// The mutual-TLS listener for partner windows, when configured: (port, server).
+    tls: Option<(u16, Server)>,
+}
+
+/// The partner endpoint alone, on its own mutual-TLS listener.
+fn partner_listener(
+    addr: &str,
+    state: &web::Data<AppState>,
+    workers: usize,
+) -> Result<(u16, Server), StartError> {
+    let ex = state.exchange.as_ref().ok_or_else(|| {
+        StartError::Other("exchange.tls_listen is set but this window has no exchange keys".into())
+    })?;
+    let files = ex.tls.as_ref().ok_or_else(|| {
+        StartError::Other(
+            "exchange.tls_listen is set but the keys directory has no tls.crt/tls.key".into(),
+        )
+    })?;
+    let acceptor = crate::exchange::tls::acceptor(files, &ex.partners)?;
+    let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?
+        .port();
+    let state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(api::request_id_header))
+            .wrap(TracingLogger::default())
+            .configure(api::partner_routes)
+            .default_service(web::to(api::not_found))
+    })
+    .on_connect(crate::exchange::tls::on_connect)
+    .workers(workers)
+    .listen_openssl(listener, acceptor)
+    .map_err(|e| StartError::Other(e.to_string()))?
+    .run();
+    Ok((port, server))
 }
 
 impl Application {
@@ -129,6 +175,16 @@ impl Application {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let calendar = settings.calendar().map_err(StartError::Other)?;
         install_routing(&database.pool, &settings).await?;
+        let exchange = crate::exchange::Exchange::from_settings(&settings)?.map(Arc::new);
+        let mut jobs = Vec::new();
+        if let Some(ex) = exchange.as_ref().filter(|_| settings.exchange.worker) {
+            jobs.push(crate::exchange::worker::spawn(
+                database.pool.clone(),
+                ex.clone(),
+                settings.limits(),
+            ));
+        }
+        let tls_listen = settings.exchange.tls_listen.clone();
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
             validator: Validator::new(settings.limits(), settings.country.clone()),
@@ -136,11 +192,13 @@ impl Application {
             tokens: api::auth::TokenCache::default(),
             routing: Default::default(),
             calendar,
+            exchange,
         });
-        spawn_audit_sealer(database.pool.clone());
+        jobs.push(spawn_audit_sealer(database.pool.clone()));
+        let main_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(main_state.clone())
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|_, _| crate::error::ApiError::NotFound.into()),
@@ -157,15 +215,26 @@ impl Application {
         .listen(listener)
         .map_err(|e| StartError::Other(e.to_string()))?
         .run();
+        let tls = match tls_listen {
+            Some(addr) => Some(partner_listener(&addr, &state, workers)?),
+            None => None,
+        };
         Ok(Application {
             port,
             server,
             database,
+            jobs,
+            tls,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Port of the mutual-TLS partner listener, when configured.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|(p, _)| *p)
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -174,7 +243,15 @@ impl Application {
 
     /// Serves until stopped (signal or handle), then stops an embedded cluster we started.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let tls = self.tls.map(|(_, s)| (s.handle(), tokio::spawn(s)));
         let result = self.server.await;
+        if let Some((handle, task)) = tls {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
+        for job in &self.jobs {
+            job.abort();
+        }
         self.database.shutdown();
         result
     }
@@ -204,7 +281,7 @@ async fn install_routing(pool: &Pool, settings: &Settings) -> Result<(), StartEr
 }
 
 /// Links committed audit entries into the hash chain a few times a second.
-fn spawn_audit_sealer(pool: Pool) {
+fn spawn_audit_sealer(pool: Pool) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
@@ -223,5 +300,5 @@ fn spawn_audit_sealer(pool: Pool) {
             .instrument(span)
             .await;
         }
-    });
+    })
 }

@@ -53,6 +53,7 @@ pub struct Settings {
     /// none; absent: the table shipped with the service.
     pub routing_rules: Option<PathBuf>,
     pub calendar: CalendarSettings,
+    pub exchange: ExchangeSettings,
 }
 
 /// The working-time calendar agency time limits are measured on.
@@ -95,6 +96,58 @@ impl Default for CalendarSettings {
     }
 }
 
+/// Exchange with partner windows: keys, partner table, outbox retry policy, fault mode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExchangeSettings {
+    /// Where `nsw keys init` put this window's CA and signing certificate
+    /// (default `<data_dir>/keys`).
+    pub keys_dir: Option<PathBuf>,
+    /// The partner table (TOML, see docs/exchange.md); none means no partners.
+    pub partners_file: Option<PathBuf>,
+    /// Address of the mutual-TLS listener for partner windows (e.g. `0.0.0.0:8443`); the
+    /// partner endpoint is then served there, with client certificates required.
+    pub tls_listen: Option<String>,
+    /// Run the outbox worker in this process.
+    pub worker: bool,
+    /// First retry delay; each further attempt doubles it, with jitter, up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    /// Delivery attempts before a message becomes a dead letter.
+    pub max_attempts: i32,
+    /// Time after which an undelivered message becomes a dead letter.
+    pub ttl_secs: u64,
+    /// How long a worker holds a claimed message; must exceed `request_timeout_ms`.
+    pub lease_secs: u64,
+    pub request_timeout_ms: u64,
+    /// How often the worker looks for due messages.
+    pub poll_ms: u64,
+    /// Messages claimed per poll.
+    pub batch: i64,
+    /// A fault this window shows its partners (testing and demonstrations).
+    pub fault: crate::exchange::fault::Fault,
+}
+
+impl Default for ExchangeSettings {
+    fn default() -> Self {
+        ExchangeSettings {
+            keys_dir: None,
+            partners_file: None,
+            tls_listen: None,
+            worker: true,
+            retry_base_ms: 2_000,
+            retry_max_ms: 600_000,
+            max_attempts: 12,
+            ttl_secs: 86_400,
+            lease_secs: 60,
+            request_timeout_ms: 20_000,
+            poll_ms: 500,
+            batch: 16,
+            fault: crate::exchange::fault::Fault::None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
@@ -127,6 +180,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             routing_rules: None,
             calendar: CalendarSettings::default(),
+            exchange: ExchangeSettings::default(),
         }
     }
 }
@@ -188,6 +242,21 @@ impl Settings {
                 }
             };
         }
+        if let Some(v) = get("NSW_EXCHANGE_KEYS_DIR") {
+            self.exchange.keys_dir = Some(v.into());
+        }
+        if let Some(v) = get("NSW_EXCHANGE_PARTNERS") {
+            self.exchange.partners_file = Some(v.into());
+        }
+        if let Some(v) = get("NSW_EXCHANGE_TLS_LISTEN") {
+            self.exchange.tls_listen = Some(v);
+        }
+        if let Some(v) = get("NSW_EXCHANGE_LEASE_SECS") {
+            self.exchange.lease_secs = num("NSW_EXCHANGE_LEASE_SECS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_EXCHANGE_RETRY_BASE_MS") {
+            self.exchange.retry_base_ms = num("NSW_EXCHANGE_RETRY_BASE_MS", v)? as u64;
+        }
         if let Some(v) = get("NSW_MAX_BODY_BYTES") {
             self.limits.max_body_bytes = num("NSW_MAX_BODY_BYTES", v)?;
         }
@@ -241,6 +310,13 @@ impl Settings {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(crate::calendar::Calendar::new(offset, start, end, holidays))
+    }
+
+    pub fn exchange_keys_dir(&self) -> PathBuf {
+        self.exchange
+            .keys_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys"))
     }
 
     pub fn limits(&self) -> Limits {

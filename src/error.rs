@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::db::DbError;
+use crate::exchange::ExchangeError;
 use crate::store::StoreError;
 use crate::xml::{Violation, XmlError};
 
@@ -202,5 +203,38 @@ impl From<tokio_postgres::Error> for ApiError {
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         ApiError::from(DbError::from(e))
+    }
+}
+
+impl From<ExchangeError> for ApiError {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            ExchangeError::Signature(s) => ApiError::forbidden(s.code(), s.to_string()),
+            ExchangeError::TlsClientMismatch(_) => {
+                ApiError::forbidden("TLS_CLIENT_MISMATCH", e.to_string())
+            }
+            ExchangeError::UnknownPartner(_) => {
+                ApiError::forbidden("PARTNER_UNKNOWN", e.to_string())
+            }
+            ExchangeError::SignatureMissing => {
+                ApiError::bad_request("SIGNATURE_MISSING", e.to_string())
+            }
+            ExchangeError::SignatureEncoding(_) => {
+                ApiError::bad_request("SIGNATURE_MALFORMED", e.to_string())
+            }
+            ExchangeError::MessageIdReused { .. } => {
+                ApiError::conflict("MESSAGE_ID_REUSED", e.to_string())
+            }
+            ExchangeError::Refused { code, detail } => ApiError::conflict(code, detail),
+            ExchangeError::NotConfigured => {
+                ApiError::conflict("EXCHANGE_NOT_CONFIGURED", e.to_string())
+            }
+            ExchangeError::EnvelopeInvalid(violations) => ApiError::Invalid { violations },
+            ExchangeError::Xml(x) => ApiError::Xml(x),
+            ExchangeError::Store(s) => s.into(),
+            ExchangeError::Config(_) | ExchangeError::Keys { .. } | ExchangeError::Crypto(_) => {
+                ApiError::Internal(e.to_string())
+            }
+        }
     }
 }

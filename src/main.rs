@@ -72,6 +72,29 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Viet Nam plus Singapore and Thailand on loopback: an export's ACDD and e-Form D go
+    /// out, signed receipts and business responses come back.
+    Demo,
+    /// This window's exchange keys (certificate authority and signing certificate).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the CA and signing certificate (EC P-256) in the keys directory
+    /// (default <data_dir>/keys).
+    Init {
+        /// ISO 3166-1 alpha-2 country of this window (default: the configured country).
+        #[arg(long)]
+        country: Option<String>,
+        /// Host name partners reach this window by, for the TLS certificate (repeatable;
+        /// localhost, 127.0.0.1 and ::1 are always included).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +143,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, Command::Demo) && std::env::var_os("RUST_LOG").is_none() {
+        // The demo prints its own story; only problems go to the log.
+        // (the connection a partner drops on purpose is logged by actix_http as an error)
+        std::env::set_var("RUST_LOG", "warn,actix_server=error,actix_http=off");
+    }
     nsw::telemetry::init(settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -222,6 +250,24 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             })
             .await
             .map_err(|e| with_causes(&*e))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo => {
+            nsw::demo::run(&settings.data_dir).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys {
+            command: KeysCommand::Init { country, hosts },
+        } => {
+            let country = country.unwrap_or_else(|| settings.country.clone());
+            let dir = settings.exchange_keys_dir();
+            for path in nsw::exchange::keys::init(&dir, &country, &hosts)? {
+                println!("{}", path.display());
+            }
+            eprintln!(
+                "keys for {country} created; give partners {} to pin",
+                dir.join(nsw::exchange::keys::CA_CERT).display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { .. } => unreachable!("handled before the runtime starts"),

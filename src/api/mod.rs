@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod customs;
 pub mod declarations;
+pub mod exchange;
 pub mod health;
 pub mod json;
 pub mod licence_applications;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub tokens: auth::TokenCache,
     pub routing: crate::store::routing::RoutingCache,
     pub calendar: crate::calendar::Calendar,
+    /// Partner-window exchange; `None` when this window has no keys.
+    pub exchange: Option<std::sync::Arc<crate::exchange::Exchange>>,
 }
 
 impl AppState {
@@ -43,17 +46,62 @@ impl AppState {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health)).service(
-        web::scope("/api/v1")
-            .route("/declarations", web::post().to(declarations::submit))
-            .route("/declarations", web::get().to(declarations::list))
-            .route("/declarations/{id}", web::get().to(declarations::get))
-            .route(
-                "/declarations/{id}/document",
-                web::get().to(declarations::document),
-            )
-            .configure(ministries_routes),
-    );
+    cfg.route("/health", web::get().to(health::health))
+        .route("/exchange/v1/messages", web::post().to(exchange::receive))
+        .service(
+            web::scope("/api/v1")
+                .route("/declarations", web::post().to(declarations::submit))
+                .route("/declarations", web::get().to(declarations::list))
+                .route("/declarations/{id}", web::get().to(declarations::get))
+                .route(
+                    "/declarations/{id}/document",
+                    web::get().to(declarations::document),
+                )
+                .configure(ministries_routes)
+                .configure(exchange_routes),
+        );
+}
+
+/// Exchange with partner windows: operator and customs endpoints.
+fn exchange_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/exchange/send", web::post().to(exchange::send_acdd))
+        .route(
+            "/admin/exchange/form-d",
+            web::post().to(exchange::send_form_d),
+        )
+        .route(
+            "/admin/exchange/outbox",
+            web::get().to(exchange::outbox_list),
+        )
+        .route(
+            "/admin/exchange/outbox/{id}",
+            web::get().to(exchange::outbox_get),
+        )
+        .route(
+            "/admin/exchange/outbox/{id}/requeue",
+            web::post().to(exchange::requeue),
+        )
+        .route(
+            "/admin/exchange/outbox/{id}/{part}",
+            web::get().to(exchange::outbox_raw),
+        )
+        .route("/admin/exchange/fault", web::put().to(exchange::set_fault))
+        .route("/exchange/inbox", web::get().to(exchange::inbox))
+        .route("/exchange/inbox/{id}", web::get().to(exchange::inbox_get))
+        .route(
+            "/exchange/inbox/{id}/{part}",
+            web::get().to(exchange::inbox_raw),
+        )
+        .route(
+            "/exchange/messages/{id}/response",
+            web::post().to(exchange::respond),
+        );
+}
+
+/// What the mutual-TLS partner listener serves.
+pub fn partner_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health::health))
+        .route("/exchange/v1/messages", web::post().to(exchange::receive));
 }
 
 /// Ministries and customs: routing administration, licence applications, licences, customs.

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ministries",
         sql: include_str!("../../migrations/0002_ministries.sql"),
     },
+    Migration {
+        version: 3,
+        name: "exchange",
+        sql: include_str!("../../migrations/0003_exchange.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

@@ -2,6 +2,7 @@
 //! intake never re-checks strings.
 
 pub mod declaration;
+pub mod message_state;
 pub mod party;
 
 use serde::{Deserialize, Serialize};

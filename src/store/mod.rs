@@ -3,9 +3,11 @@
 pub mod audit;
 pub mod customs;
 pub mod declarations;
+pub mod inbound;
 pub mod keys;
 pub mod ledger;
 pub mod licensing;
+pub mod outbox;
 pub mod parties;
 pub mod routing;
 pub mod stats;

@@ -1,0 +1,231 @@
+//! The outbox worker: claims due messages (FOR UPDATE SKIP LOCKED, with a lease), signs each
+//! once, posts it to the partner, and settles it only on a receipt whose signature, message id
+//! and digest all check out. Anything else is a failed attempt, retried with exponential
+//! backoff and jitter until the attempts or the time to live run out (dead letter).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use deadpool_postgres::Pool;
+use rand::Rng;
+use tracing::Instrument;
+
+use super::fault::Fault;
+use super::{receipt, signature, Exchange, SIGNATURE_HEADER};
+use crate::store::outbox::{self as store, Claimed, Outcome};
+use crate::xml::{DocKind, Limits, Tree};
+
+/// Delay before attempt `attempts + 1`: base·2^(attempts-1), capped, then drawn uniformly
+/// from its upper half so that many failed messages do not all come back at once.
+pub fn backoff_secs(base_ms: u64, max_ms: u64, attempts: i32) -> f64 {
+    let exp = attempts.clamp(1, 32) as u32 - 1;
+    let ceiling = base_ms
+        .saturating_mul(1u64 << exp.min(40))
+        .min(max_ms)
+        .max(1) as f64;
+    rand::thread_rng().gen_range(ceiling / 2.0..=ceiling) / 1000.0
+}
+
+pub fn spawn(pool: Pool, ex: Arc<Exchange>, limits: Limits) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(ex.policy.poll_ms.max(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let span = tracing::debug_span!("job.outbox", worker = %ex.worker_id);
+            run_once(&pool, &ex, &limits).instrument(span).await;
+        }
+    })
+}
+
+/// One poll: return expired leases, claim a batch, deliver it concurrently.
+pub async fn run_once(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> usize {
+    let mut client = match pool.get().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "outbox: no database connection");
+            return 0;
+        }
+    };
+    if let Err(e) = store::reap(&mut client).await {
+        tracing::warn!(error = %e, "outbox: reaping expired leases failed");
+    }
+    let claimed = match store::claim(
+        &client,
+        ex.worker_id,
+        ex.policy.lease_secs as f64,
+        ex.policy.batch,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "outbox: claim failed");
+            return 0;
+        }
+    };
+    drop(client);
+    let n = claimed.len();
+    let jobs = claimed.into_iter().map(|c| {
+        let span = tracing::info_span!("job.outbox.deliver", message_id = %c.message_id, receiver = %c.receiver, attempt = c.attempts);
+        deliver(pool, ex, limits, c).instrument(span)
+    });
+    futures_util::future::join_all(jobs).await;
+    n
+}
+
+async fn deliver(pool: &Pool, ex: &Exchange, limits: &Limits, c: Claimed) {
+    let outcome = attempt(pool, ex, limits, &c).await;
+    let mut client = match pool.get().await {
+        Ok(cl) => cl,
+        Err(e) => {
+            // The lease runs out and the reaper puts the message back: nothing is lost.
+            tracing::warn!(error = %e, "outbox: cannot record the outcome");
+            return;
+        }
+    };
+    let result = match &outcome {
+        Ok((accepted, body, sig)) => {
+            tracing::info!(accepted, "receipt verified");
+            store::finish(
+                &mut client,
+                c.id,
+                ex.worker_id,
+                Outcome::Receipt {
+                    accepted: *accepted,
+                    receipt: body,
+                    signature: sig,
+                },
+            )
+            .await
+        }
+        Err(error) => {
+            let retry = (c.attempts < c.max_attempts && !c.expired)
+                .then(|| backoff_secs(ex.policy.retry_base_ms, ex.policy.retry_max_ms, c.attempts));
+            tracing::warn!(%error, retry_in_secs = ?retry, "delivery attempt failed");
+            store::finish(
+                &mut client,
+                c.id,
+                ex.worker_id,
+                Outcome::Failed {
+                    error,
+                    retry_in_secs: retry,
+                },
+            )
+            .await
+        }
+    };
+    match result {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("outbox: lease lost before the outcome was recorded"),
+        Err(e) => tracing::warn!(error = %e, "outbox: recording the outcome failed"),
+    }
+}
+
+type Verified = (bool, Vec<u8>, Vec<u8>);
+
+async fn attempt(
+    pool: &Pool,
+    ex: &Exchange,
+    limits: &Limits,
+    c: &Claimed,
+) -> Result<Verified, String> {
+    if c.expired {
+        return Err("time to live exceeded".into());
+    }
+    let partner = ex
+        .partners
+        .get(&c.receiver)
+        .ok_or_else(|| format!("{} is not in the partner table", c.receiver))?;
+    let sig = match &c.signature {
+        Some(s) => s.clone(),
+        None => {
+            let s = signature::sign(&ex.identity, &c.envelope).map_err(|e| e.to_string())?;
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            if !store::set_signature(&client, c.id, ex.worker_id, &s)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err("lease lost before signing".into());
+            }
+            s
+        }
+    };
+    let sig_b64 = base64::engine::general_purpose::STANDARD.encode(&sig);
+    let times = if ex.fault.outbound() == Fault::DuplicateDelivery {
+        2
+    } else {
+        1
+    };
+    let mut last = Err(String::new());
+    for _ in 0..times {
+        last = post(ex, limits, c, &partner.endpoint, &sig_b64, partner).await;
+    }
+    last
+}
+
+async fn post(
+    ex: &Exchange,
+    limits: &Limits,
+    c: &Claimed,
+    endpoint: &str,
+    sig_b64: &str,
+    partner: &super::partners::Partner,
+) -> Result<Verified, String> {
+    let http = ex
+        .clients
+        .get(&partner.country)
+        .ok_or_else(|| format!("no client for {}", partner.country))?;
+    let resp = http
+        .post(endpoint)
+        .header("content-type", "application/xml")
+        .header(SIGNATURE_HEADER, sig_b64)
+        .body(c.envelope.clone())
+        .send()
+        .await
+        .map_err(|e| format!("transport: {e}"))?;
+    let status = resp.status().as_u16();
+    let rsig = resp
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("transport: answer cut off: {e}"))?
+        .to_vec();
+    if status != 200 && status != 422 {
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        return Err(format!("HTTP {status} {code}").trim_end().to_owned());
+    }
+    let rsig = rsig.ok_or("the receipt carries no signature")?;
+    let rsig = base64::engine::general_purpose::STANDARD
+        .decode(rsig.trim())
+        .map_err(|e| format!("receipt signature is not base64: {e}"))?;
+    signature::verify(&rsig, &body, &partner.ca, &partner.country)
+        .map_err(|e| format!("receipt refused: {} ({e})", e.code()))?;
+    match crate::xml::check(&body, limits, Some(DocKind::Receipt)) {
+        Ok(Ok(_)) => {}
+        _ => return Err("receipt refused: not a valid receipt document".into()),
+    }
+    let tree = Tree::parse(&body, limits).map_err(|e| format!("receipt unreadable: {e}"))?;
+    let r = receipt::parse(&tree).ok_or("receipt unreadable")?;
+    if r.received_message_id != c.message_id {
+        return Err(format!(
+            "receipt is for message {}, not {}",
+            r.received_message_id, c.message_id
+        ));
+    }
+    if r.digest_hex != hex::encode(&c.sha256) {
+        return Err("receipt digest does not match the bytes sent".into());
+    }
+    if r.sender != partner.country || r.receiver != ex.country {
+        return Err(format!("receipt is from {} to {}", r.sender, r.receiver));
+    }
+    Ok((r.accepted, body, rsig))
+}

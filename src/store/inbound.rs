@@ -1,0 +1,242 @@
+//! Messages received from partner windows, stored as received (envelope and signature bytes)
+//! together with the receipt we answered, deduplicated by the database on (sender, message id).
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{audit, StoreError};
+
+pub struct NewInbound<'a> {
+    pub sender: &'a str,
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub document_type: &'a str,
+    pub function: &'a str,
+    pub reference: &'a str,
+    pub previous_reference: Option<&'a str>,
+    pub envelope: &'a [u8],
+    pub sha256: &'a [u8],
+    pub signature: &'a [u8],
+    pub signer_subject: &'a str,
+    pub receipt: &'a [u8],
+    pub receipt_signature: &'a [u8],
+}
+
+/// An earlier delivery of the same (sender, message id).
+pub struct Earlier {
+    pub sha256: Vec<u8>,
+    pub receipt: Vec<u8>,
+    pub receipt_signature: Vec<u8>,
+}
+
+pub async fn find<C: GenericClient>(
+    client: &C,
+    sender: &str,
+    message_id: Uuid,
+) -> Result<Option<Earlier>, StoreError> {
+    let r = client
+        .query_opt(
+            "SELECT sha256, receipt, receipt_signature FROM inbound_messages
+              WHERE sender = $1 AND message_id = $2",
+            &[&sender, &message_id],
+        )
+        .await?;
+    Ok(r.map(|r| Earlier {
+        sha256: r.get(0),
+        receipt: r.get(1),
+        receipt_signature: r.get(2),
+    }))
+}
+
+pub enum Stored {
+    New(Uuid),
+    /// Another delivery of the same message won the race; its row.
+    AlreadyThere(Earlier),
+}
+
+/// Stores a verified, valid message and its receipt with an audit entry, in one transaction.
+pub async fn insert(
+    client: &mut deadpool_postgres::Object,
+    m: &NewInbound<'_>,
+) -> Result<Stored, StoreError> {
+    let id = Uuid::now_v7();
+    let tx = client.transaction().await?;
+    let n = tx
+        .execute(
+            "INSERT INTO inbound_messages (id, sender, message_id, conversation_id, document_type,
+                function, reference, previous_reference, envelope, sha256, signature,
+                signer_subject, receipt, receipt_signature)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (sender, message_id) DO NOTHING",
+            &[
+                &id,
+                &m.sender,
+                &m.message_id,
+                &m.conversation_id,
+                &m.document_type,
+                &m.function,
+                &m.reference,
+                &m.previous_reference,
+                &m.envelope,
+                &m.sha256,
+                &m.signature,
+                &m.signer_subject,
+                &m.receipt,
+                &m.receipt_signature,
+            ],
+        )
+        .await?;
+    if n == 0 {
+        drop(tx);
+        return find(&*client, m.sender, m.message_id)
+            .await?
+            .map(Stored::AlreadyThere)
+            .ok_or(StoreError::NotFound);
+    }
+    audit::append(
+        &tx,
+        &format!("partner:{}", m.sender),
+        "exchange.received",
+        &m.message_id.to_string(),
+        &serde_json::json!({
+            "id": id,
+            "document_type": m.document_type,
+            "function": m.function,
+            "reference": m.reference,
+            "previous_reference": m.previous_reference,
+            "sha256": hex::encode(m.sha256),
+            "signer": m.signer_subject,
+        }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Stored::New(id))
+}
+
+#[derive(Debug, Serialize)]
+pub struct InboundRow {
+    pub id: Uuid,
+    pub sender: String,
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub document_type: String,
+    pub function: String,
+    pub reference: String,
+    pub previous_reference: Option<String>,
+    pub sha256: String,
+    pub signer: String,
+    pub status: String,
+    pub received_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, sender, message_id, conversation_id, document_type, function,
+    reference, previous_reference, sha256, signer_subject, status, received_at";
+
+fn row(r: &tokio_postgres::Row) -> InboundRow {
+    InboundRow {
+        id: r.get(0),
+        sender: r.get::<_, String>(1),
+        message_id: r.get(2),
+        conversation_id: r.get(3),
+        document_type: r.get(4),
+        function: r.get(5),
+        reference: r.get(6),
+        previous_reference: r.get(7),
+        sha256: hex::encode(r.get::<_, Vec<u8>>(8)),
+        signer: r.get(9),
+        status: r.get(10),
+        received_at: r.get(11),
+    }
+}
+
+/// Received messages, newest first, optionally of one document type.
+pub async fn list<C: GenericClient>(
+    client: &C,
+    document_type: Option<&str>,
+    limit: i64,
+) -> Result<Vec<InboundRow>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM inbound_messages
+                  WHERE ($1::text IS NULL OR document_type = $1) ORDER BY id DESC LIMIT $2"
+            ),
+            &[&document_type, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(row).collect())
+}
+
+pub async fn get<C: GenericClient>(client: &C, id: Uuid) -> Result<Option<InboundRow>, StoreError> {
+    let r = client
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM inbound_messages WHERE id = $1"),
+            &[&id],
+        )
+        .await?;
+    Ok(r.as_ref().map(row))
+}
+
+/// Envelope, signature, receipt and receipt signature as stored.
+pub async fn raw<C: GenericClient>(
+    client: &C,
+    id: Uuid,
+) -> Result<Option<[Vec<u8>; 4]>, StoreError> {
+    let r = client
+        .query_opt(
+            "SELECT envelope, signature, receipt, receipt_signature FROM inbound_messages WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(r.map(|r| [r.get(0), r.get(1), r.get(2), r.get(3)]))
+}
+
+/// Marks a received document answered, in the transaction that enqueues the answer.
+pub async fn mark_answered<C: GenericClient>(
+    tx: &C,
+    id: Uuid,
+    actor: &str,
+    response_message: Uuid,
+) -> Result<(), StoreError> {
+    let n = tx
+        .execute(
+            "UPDATE inbound_messages SET status = 'answered' WHERE id = $1 AND status = 'received'",
+            &[&id],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::Conflict(
+            "this message has already been answered".into(),
+        ));
+    }
+    audit::append(
+        tx,
+        actor,
+        "exchange.answered",
+        &id.to_string(),
+        &serde_json::json!({ "response_message_id": response_message }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A certificate of origin received from a partner window, by its reference: the proof of
+/// origin an import declaration's item can quote.
+pub async fn certificate_of_origin<C: GenericClient>(
+    client: &C,
+    reference: &str,
+) -> Result<Option<InboundRow>, StoreError> {
+    let r = client
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM inbound_messages
+                  WHERE reference = $1 AND document_type IN ('FORM_D', 'CERTIFICATE_OF_ORIGIN_KR')
+                  ORDER BY id DESC LIMIT 1"
+            ),
+            &[&reference],
+        )
+        .await?;
+    Ok(r.as_ref().map(row))
+}
