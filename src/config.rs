@@ -49,6 +49,58 @@ pub struct Settings {
     pub workers: Option<usize>,
     pub log_format: LogFormat,
     pub limits: LimitSettings,
+    pub events: EventSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// The events feed (`GET /api/v1/events`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// Longest long poll a client may ask for, in seconds.
+    pub max_wait_secs: u64,
+    /// How often waiting requests and the sequencer look for new events without a notification.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        EventSettings {
+            max_wait_secs: 30,
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+/// Webhook delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// First retry delay after a failed delivery; doubles with every further failure.
+    pub retry_base_ms: u64,
+    /// Upper bound of the retry delay.
+    pub retry_max_ms: u64,
+    /// Time allowed for one delivery (connect, send, answer).
+    pub timeout_ms: u64,
+    /// Accept `http://` URLs to any host, not only to loopback addresses.
+    pub allow_http: bool,
+    /// How long a worker holds a claimed subscription before another instance may take it over.
+    pub lease_secs: u64,
+    /// Subscriptions an enterprise may have at once.
+    pub max_per_party: i64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            retry_base_ms: 1000,
+            retry_max_ms: 15 * 60 * 1000,
+            timeout_ms: 10_000,
+            allow_http: false,
+            lease_secs: 60,
+            max_per_party: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +133,8 @@ impl Default for Settings {
             workers: None,
             log_format: LogFormat::Auto,
             limits: LimitSettings::default(),
+            events: EventSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -150,6 +204,36 @@ impl Settings {
         }
         if let Some(v) = get("NSW_MAX_ELEMENTS") {
             self.limits.max_elements = num("NSW_MAX_ELEMENTS", v)?;
+        }
+        if let Some(v) = get("NSW_EVENTS_MAX_WAIT_SECS") {
+            self.events.max_wait_secs = num("NSW_EVENTS_MAX_WAIT_SECS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_EVENTS_POLL_INTERVAL_MS") {
+            self.events.poll_interval_ms = num("NSW_EVENTS_POLL_INTERVAL_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_WEBHOOK_RETRY_BASE_MS") {
+            self.webhooks.retry_base_ms = num("NSW_WEBHOOK_RETRY_BASE_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_WEBHOOK_RETRY_MAX_MS") {
+            self.webhooks.retry_max_ms = num("NSW_WEBHOOK_RETRY_MAX_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_WEBHOOK_TIMEOUT_MS") {
+            self.webhooks.timeout_ms = num("NSW_WEBHOOK_TIMEOUT_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_WEBHOOK_LEASE_SECS") {
+            self.webhooks.lease_secs = num("NSW_WEBHOOK_LEASE_SECS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_WEBHOOK_ALLOW_HTTP") {
+            self.webhooks.allow_http = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "NSW_WEBHOOK_ALLOW_HTTP".into(),
+                        message: format!("'{v}' is not one of true, false"),
+                    })
+                }
+            };
         }
         Ok(())
     }

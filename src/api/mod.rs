@@ -4,7 +4,9 @@
 pub mod auth;
 pub mod body;
 pub mod declarations;
+pub mod events;
 pub mod health;
+pub mod webhooks;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -34,6 +36,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/declarations/{id}/document",
                 web::get().to(declarations::document),
+            )
+            .route("/events", web::get().to(events::feed))
+            .route("/webhooks", web::post().to(webhooks::create))
+            .route("/webhooks", web::get().to(webhooks::list))
+            .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+            .route(
+                "/webhooks/{id}/deliveries",
+                web::get().to(webhooks::deliveries),
             ),
     );
 }

@@ -12,11 +12,18 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "intake",
-    sql: include_str!("../../migrations/0001_intake.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "intake",
+        sql: include_str!("../../migrations/0001_intake.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "events",
+        sql: include_str!("../../migrations/0004_events.sql"),
+    },
+];
 
 const LOCK_KEY: i64 = 4_242_000;
 

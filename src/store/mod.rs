@@ -2,7 +2,9 @@
 
 pub mod audit;
 pub mod declarations;
+pub mod events;
 pub mod parties;
+pub mod webhooks;
 
 use crate::db::DbError;
 
