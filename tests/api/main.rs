@@ -6,5 +6,6 @@ mod audit;
 mod auth;
 mod cli;
 mod declarations;
+mod events;
 mod fixtures;
 mod restart;
