@@ -151,8 +151,7 @@ async fn deliver(pool: &Pool, http: &reqwest::Client, s: &WebhookSettings, mut c
                 let delay = retry_delay_ms(s, c.failures + 1);
                 tracing::info!(event = event.id, ?status, %error, retry_in_ms = delay, "webhook delivery failed");
                 let delay = i64::try_from(delay).unwrap_or(i64::MAX);
-                if let Err(e) =
-                    store::failed(&mut client, &c, &event, status, &error, delay).await
+                if let Err(e) = store::failed(&mut client, &c, &event, status, &error, delay).await
                 {
                     tracing::warn!(error = %e, "webhook: cannot record the failure");
                 }

@@ -129,7 +129,10 @@ async fn feed_returns_only_own_events_paged_with_after_and_limit() {
     assert_eq!(p2["events"][0]["dossier_id"], mine[2].as_str());
     let p3 = feed(&app, &a, &format!("after={}", p2["next_after"])).await;
     assert!(ids(&p3).is_empty());
-    assert_eq!(p3["next_after"], p2["next_after"], "an empty page keeps the cursor");
+    assert_eq!(
+        p3["next_after"], p2["next_after"],
+        "an empty page keeps the cursor"
+    );
 
     let dossiers: Vec<&str> = p1["events"]
         .as_array()
@@ -138,7 +141,10 @@ async fn feed_returns_only_own_events_paged_with_after_and_limit() {
         .chain(p2["events"].as_array().unwrap())
         .map(|e| e["dossier_id"].as_str().unwrap())
         .collect();
-    assert_eq!(dossiers, mine.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        dossiers,
+        mine.iter().map(String::as_str).collect::<Vec<_>>()
+    );
 
     // B sees only its own, and cannot use A's event ids as a cursor.
     let pb = feed(&app, &b, "").await;
@@ -206,7 +212,10 @@ async fn long_poll_wakes_when_a_declaration_is_submitted_during_the_wait() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     declare(&app, &b, RICE, "RICE-POLL-1").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "the request should still be waiting");
+    assert!(
+        !waiting.is_finished(),
+        "the request should still be waiting"
+    );
     let second = declare(&app, &a, LAPTOPS, "SV-POLL-1").await;
 
     let woke = waiting.await.unwrap();
@@ -353,8 +362,9 @@ async fn webhook_delivers_events_signed_with_an_hmac_the_receiver_can_verify() {
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(list["items"][0]["id"], hook_id.as_str());
     assert!(list["items"][0].get("secret").is_none());
-    assert!(!String::from_utf8_lossy(&app.get(&a, "/api/v1/webhooks").await.body)
-        .contains(&secret));
+    assert!(
+        !String::from_utf8_lossy(&app.get(&a, "/api/v1/webhooks").await.body).contains(&secret)
+    );
 
     let dossier = declare(&app, &a, LAPTOPS, "SV-HOOK-1").await;
     eventually("the receiver got the event", || async {
@@ -510,9 +520,10 @@ async fn deleting_a_subscription_stops_its_deliveries() {
     declare(&app, &a, LAPTOPS, "SV-DEL-2").await;
     declare(&app, &a, LAPTOPS, "SV-DEL-3").await;
     // The remaining subscription is the witness that delivery went on.
-    eventually("the kept subscription receives the later events", || async {
-        rx.delivered("/kept").len() == 3
-    })
+    eventually(
+        "the kept subscription receives the later events",
+        || async { rx.delivered("/kept").len() == 3 },
+    )
     .await;
     assert_eq!(rx.delivered("/gone").len(), 1);
     let list = app.get(&a, "/api/v1/webhooks").await.json();
@@ -594,9 +605,18 @@ async fn webhook_registration_refuses_bad_urls_and_other_roles() {
     let customs = app.add_party(Role::Customs, "vn-customs-hq").await;
     let before = app.count("webhooks").await;
     for (body, code) in [
-        (json!({"url": "http://hooks.example.vn/nsw"}), "WEBHOOK_URL_INVALID"),
-        (json!({"url": "ftp://hooks.example.vn/nsw"}), "WEBHOOK_URL_INVALID"),
-        (json!({"url": "https://u:p@hooks.example.vn/"}), "WEBHOOK_URL_INVALID"),
+        (
+            json!({"url": "http://hooks.example.vn/nsw"}),
+            "WEBHOOK_URL_INVALID",
+        ),
+        (
+            json!({"url": "ftp://hooks.example.vn/nsw"}),
+            "WEBHOOK_URL_INVALID",
+        ),
+        (
+            json!({"url": "https://u:p@hooks.example.vn/"}),
+            "WEBHOOK_URL_INVALID",
+        ),
         (json!({"url": "nowhere"}), "WEBHOOK_URL_INVALID"),
         (json!({"uri": "https://hooks.example.vn/"}), "BODY_INVALID"),
     ] {
@@ -618,7 +638,11 @@ async fn webhook_registration_refuses_bad_urls_and_other_roles() {
             "/api/v1/webhooks",
             Some(&customs),
             &[("content-type", "application/json")],
-            Some(json!({"url": "https://hooks.example.vn/"}).to_string().into_bytes()),
+            Some(
+                json!({"url": "https://hooks.example.vn/"})
+                    .to_string()
+                    .into_bytes(),
+            ),
         )
         .await;
     assert_eq!(r.status, 403);
