@@ -182,6 +182,56 @@ async fn feed_returns_only_own_events_paged_with_after_and_limit() {
 }
 
 #[tokio::test]
+async fn an_event_committed_late_with_a_smaller_id_is_not_skipped() {
+    let app = spawn_app().await;
+    let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let first = declare(&app, &a, LAPTOPS, "SV-GAP-0").await;
+    let page = feed(&app, &a, "wait=30").await;
+    let cursor = page["next_after"].as_i64().unwrap();
+
+    // A status change whose transaction takes its event id now but commits later.
+    let mut slow = app.pool.get().await.unwrap();
+    let tx = slow.transaction().await.unwrap();
+    let dossier = uuid::Uuid::parse_str(&first).unwrap();
+    let late_id: i64 = tx
+        .query_one(
+            "INSERT INTO dossier_events (dossier_id, status, at, actor, note)
+             VALUES ($1, 'under_inspection', now(), 'vn-customs-hq', 'late commit')
+             RETURNING id",
+            &[&dossier],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    // Meanwhile a later event commits, and the client moves past it.
+    let second = declare(&app, &a, LAPTOPS, "SV-GAP-1").await;
+    let page = feed(&app, &a, &format!("after={cursor}&wait=30")).await;
+    assert_eq!(ids(&page).len(), 1);
+    assert_eq!(page["events"][0]["dossier_id"], second.as_str());
+    let moved_past = page["next_after"].as_i64().unwrap();
+    assert!(late_id < moved_past, "the late event has the smaller id");
+
+    tx.commit().await.unwrap();
+    let page = feed(&app, &a, &format!("after={moved_past}&wait=30")).await;
+    assert_eq!(
+        ids(&page),
+        vec![late_id],
+        "the late event must still be delivered"
+    );
+    assert_eq!(page["events"][0]["status"], "under_inspection");
+    assert_eq!(page["events"][0]["dossier_id"], first.as_str());
+
+    // The whole feed, read again from the start, has every event exactly once.
+    let all = feed(&app, &a, "").await;
+    let mut got = ids(&all);
+    assert_eq!(got.len(), 3);
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 3);
+}
+
+#[tokio::test]
 async fn long_poll_wakes_when_a_declaration_is_submitted_during_the_wait() {
     // Polling so rare that only the database notification can end the wait in time: if it
     // did not arrive, the request would return empty after its 30 s.
