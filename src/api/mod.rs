@@ -44,7 +44,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/webhooks/{id}/deliveries",
                 web::get().to(webhooks::deliveries),
-            ),
+            )
+            .route("/webhooks/{id}/retry", web::post().to(webhooks::retry_now)),
     );
 }
 

@@ -132,6 +132,19 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[tracing::instrument(name = "webhook.retry_now", skip_all, fields(party = %principal.party_id))]
+pub async fn retry_now(
+    path: web::Path<String>,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&principal, &[Role::Enterprise, Role::Admin])?;
+    let id = parse_id(&path)?;
+    let mut client = state.pool.get().await?;
+    let sub = store::retry_now(&mut client, &owner(&principal), &principal.party_id, id).await?;
+    Ok(HttpResponse::Accepted().json(sub))
+}
+
 #[derive(Deserialize)]
 pub struct DeliveriesQuery {
     before: Option<i64>,

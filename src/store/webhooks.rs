@@ -151,6 +151,40 @@ pub async fn delete(
     Ok(())
 }
 
+/// Makes a waiting subscription due now (after the receiver was repaired, say), keeping its
+/// failure count. Returns the new schedule.
+pub async fn retry_now(
+    client: &mut deadpool_postgres::Object,
+    owner: &Owner<'_>,
+    actor: &str,
+    id: Uuid,
+) -> Result<Subscription, StoreError> {
+    let (all, party) = owner.params();
+    let tx = client.transaction().await?;
+    let n = tx
+        .execute(
+            "UPDATE webhooks SET next_attempt_at = now()
+              WHERE id = $1 AND deleted_at IS NULL AND ($2 OR party_id = $3)",
+            &[&id, &all, &party],
+        )
+        .await?;
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    audit::append(
+        &tx,
+        actor,
+        "webhook.retry_now",
+        &id.to_string(),
+        &serde_json::json!({}),
+    )
+    .await?;
+    let sql = format!("SELECT {SUB_COLUMNS} FROM webhooks w WHERE w.id = $1");
+    let row = tx.query_one(&sql, &[&id]).await?;
+    tx.commit().await?;
+    Ok(subscription(&row))
+}
+
 #[derive(Debug, Serialize)]
 pub struct Delivery {
     pub id: i64,

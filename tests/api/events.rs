@@ -23,7 +23,11 @@ const RICE_EXPORTER: &str = "1401234568";
 
 /// An app whose retries and polls are fast enough for a test to watch them happen.
 async fn spawn_with(tune: impl FnOnce(&mut nsw::config::Settings)) -> TestApp {
-    let url = fresh_database().await;
+    spawn_on(&fresh_database().await, tune).await
+}
+
+async fn spawn_on(url: &str, tune: impl FnOnce(&mut nsw::config::Settings)) -> TestApp {
+    let url = url.to_owned();
     let mut settings = test_settings(&url);
     settings.webhooks.retry_base_ms = 50;
     settings.webhooks.retry_max_ms = 400;
@@ -529,6 +533,94 @@ async fn webhook_delivery_survives_the_receiver_being_down_for_a_while() {
     assert_eq!(list["items"][0]["failures"], 0);
     assert_eq!(list["items"][0]["last_delivered_event"], expected[4]);
     server.stop(false).await;
+}
+
+#[tokio::test]
+async fn retry_now_ends_a_long_backoff_once_the_receiver_is_repaired() {
+    // Backoff so long that only the retry request can bring the next attempt within the test.
+    let app = spawn_with(|s| {
+        s.webhooks.retry_base_ms = 3_600_000;
+        s.webhooks.retry_max_ms = 3_600_000;
+    })
+    .await;
+    let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let b = app.add_party(Role::Enterprise, RICE_EXPORTER).await;
+    let rx = Arc::new(Receiver::default());
+    rx.status.store(500, Ordering::SeqCst);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = serve(listener, rx.clone());
+    let hook = register(&app, &a, &format!("http://127.0.0.1:{port}/nsw")).await;
+    let hook_id = hook["id"].as_str().unwrap();
+
+    declare(&app, &a, LAPTOPS, "SV-RETRY-1").await;
+    eventually("a failed attempt", || async {
+        !deliveries(&app, &a, hook_id).await.is_empty()
+    })
+    .await;
+    let list = app.get(&a, "/api/v1/webhooks").await.json();
+    assert_eq!(list["items"][0]["failures"], 1);
+    rx.status.store(200, Ordering::SeqCst);
+
+    // Another enterprise cannot hurry someone else's subscription.
+    let path = format!("/api/v1/webhooks/{hook_id}/retry");
+    let r = app
+        .request(reqwest::Method::POST, &path, Some(&b), &[], None)
+        .await;
+    assert_eq!(r.status, 404);
+    let r = app
+        .request(reqwest::Method::POST, &path, Some(&a), &[], None)
+        .await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    eventually("delivered after the retry request", || async {
+        rx.delivered("/nsw").len() == 1
+    })
+    .await;
+    let log = deliveries(&app, &a, hook_id).await;
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0]["delivered"], true);
+    assert_eq!(log[0]["attempt"], 2);
+    assert_eq!(log[1]["http_status"], 500);
+    server.stop(false).await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_deliver_each_event_once() {
+    let one = spawn_with(|_| {}).await;
+    let two = spawn_on(&one.database_url, |_| {}).await;
+    let a = one.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let (rx, port) = up_receiver();
+    let hook = register(&one, &a, &format!("http://127.0.0.1:{port}/nsw")).await;
+    let hook_id = hook["id"].as_str().unwrap();
+
+    let mut dossiers = Vec::new();
+    for i in 0..8 {
+        // Alternate the instances that accept the declarations.
+        let app = if i % 2 == 0 { &one } else { &two };
+        dossiers.push(declare(app, &a, LAPTOPS, &format!("SV-TWO-{i}")).await);
+    }
+    eventually("all eight delivered", || async {
+        rx.delivered("/nsw").len() == 8
+    })
+    .await;
+    // Both instances run a worker; the claims keep them off each other's subscription.
+    let got = rx.on("/nsw");
+    assert_eq!(got.len(), 8, "an event was delivered twice");
+    let order: Vec<String> = got
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            v["dossier_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(order, dossiers);
+    let log = deliveries(&two, &a, hook_id).await;
+    assert_eq!(log.iter().filter(|d| d["delivered"] == true).count(), 8);
+    // Both feeds agree.
+    assert_eq!(
+        ids(&feed(&one, &a, "").await),
+        ids(&feed(&two, &a, "").await)
+    );
 }
 
 #[tokio::test]
