@@ -10,6 +10,7 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use rand::Rng;
+use tokio::sync::{Notify, Semaphore};
 use tracing::Instrument;
 
 use crate::config::WebhookSettings;
@@ -18,8 +19,8 @@ use crate::store::events::Event;
 use crate::store::webhooks::{self as store, Claim};
 use crate::store::StoreError;
 
-/// Subscriptions one worker pass claims at most; the rest wait for the next pass.
-const CLAIM_BATCH: i64 = 32;
+/// Subscriptions one instance serves at once.
+const CONCURRENT_DELIVERIES: usize = 32;
 /// Events delivered per claim before the subscription is released for fairness.
 const EVENTS_PER_CLAIM: usize = 100;
 /// How often the worker looks for due retries when nothing wakes it.
@@ -69,12 +70,59 @@ pub fn spawn(pool: Pool, hub: Arc<Hub>, settings: WebhookSettings) -> Result<(),
         .user_agent(concat!("nsw-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()?;
     let mut wake = hub.subscribe();
+    let settings = Arc::new(settings);
+    // Each claimed subscription is served by its own task, so one slow receiver never holds up
+    // the others; the semaphore bounds how many run at once.
+    let slots = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES));
+    let finished = Arc::new(Notify::new());
     tokio::spawn(async move {
         loop {
-            let span = tracing::debug_span!("job.webhook_deliver");
-            run_pass(&pool, &http, &settings).instrument(span).await;
+            let free = slots.available_permits();
+            let claimed = if free == 0 {
+                0
+            } else {
+                let span = tracing::debug_span!("job.webhook_claim");
+                let claims = claim(&pool, &settings, free as i64)
+                    .instrument(span)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "webhook claim failed");
+                        Vec::new()
+                    });
+                let n = claims.len();
+                for c in claims {
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        // Cannot happen (we claimed no more than the free slots); the lease
+                        // expires and the subscription is claimed again.
+                        break;
+                    };
+                    let (pool, http, settings, finished) = (
+                        pool.clone(),
+                        http.clone(),
+                        settings.clone(),
+                        finished.clone(),
+                    );
+                    let span =
+                        tracing::info_span!("job.webhook", webhook = %c.id, party = %c.party_id);
+                    tokio::spawn(
+                        async move {
+                            deliver(&pool, &http, &settings, c).await;
+                            drop(permit);
+                            finished.notify_one();
+                        }
+                        .instrument(span),
+                    );
+                }
+                n
+            };
+            if claimed > 0 && claimed == free {
+                // Possibly more due: claim again as soon as a slot frees up.
+                finished.notified().await;
+                continue;
+            }
             tokio::select! {
                 _ = wake.changed() => {}
+                _ = finished.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
             }
         }
@@ -82,30 +130,9 @@ pub fn spawn(pool: Pool, hub: Arc<Hub>, settings: WebhookSettings) -> Result<(),
     Ok(())
 }
 
-/// Claims due subscriptions and delivers to them concurrently until none is left.
-async fn run_pass(pool: &Pool, http: &reqwest::Client, s: &WebhookSettings) {
-    loop {
-        let claims = match claim(pool, s).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhook claim failed");
-                return;
-            }
-        };
-        if claims.is_empty() {
-            return;
-        }
-        let jobs = claims.into_iter().map(|c| {
-            let span = tracing::info_span!("job.webhook", webhook = %c.id, party = %c.party_id);
-            deliver(pool, http, s, c).instrument(span)
-        });
-        futures_util::future::join_all(jobs).await;
-    }
-}
-
-async fn claim(pool: &Pool, s: &WebhookSettings) -> Result<Vec<Claim>, StoreError> {
+async fn claim(pool: &Pool, s: &WebhookSettings, limit: i64) -> Result<Vec<Claim>, StoreError> {
     let client = pool.get().await?;
-    store::claim(&client, CLAIM_BATCH, s.lease_secs as f64).await
+    store::claim(&client, limit, s.lease_secs as f64).await
 }
 
 async fn deliver(pool: &Pool, http: &reqwest::Client, s: &WebhookSettings, mut c: Claim) {

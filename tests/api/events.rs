@@ -284,6 +284,9 @@ async fn long_poll_wakes_when_a_declaration_is_submitted_during_the_wait() {
 struct Receiver {
     status: AtomicU16,
     got: Mutex<Vec<Received>>,
+    /// Requests that arrived at a path listed in `hold` wait until it is emptied.
+    hold: Mutex<Vec<String>>,
+    arrived: Mutex<Vec<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -321,6 +324,10 @@ impl Receiver {
 }
 
 async fn receive(req: HttpRequest, body: web::Bytes, rx: web::Data<Receiver>) -> HttpResponse {
+    rx.arrived.lock().unwrap().push(req.path().to_owned());
+    while rx.hold.lock().unwrap().iter().any(|p| p == req.path()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let status = rx.status.load(Ordering::SeqCst);
     let h = |n: &str| {
         req.headers()
@@ -621,6 +628,35 @@ async fn two_instances_on_one_database_deliver_each_event_once() {
         ids(&feed(&one, &a, "").await),
         ids(&feed(&two, &a, "").await)
     );
+}
+
+#[tokio::test]
+async fn a_slow_receiver_does_not_hold_up_other_subscriptions() {
+    // No timeout within the test: only concurrent delivery lets B through while A hangs.
+    let app = spawn_with(|s| s.webhooks.timeout_ms = 600_000).await;
+    let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let b = app.add_party(Role::Enterprise, RICE_EXPORTER).await;
+    let (rx, port) = up_receiver();
+    rx.hold.lock().unwrap().push("/slow".into());
+    register(&app, &a, &format!("http://127.0.0.1:{port}/slow")).await;
+    register(&app, &b, &format!("http://127.0.0.1:{port}/fast")).await;
+
+    declare(&app, &a, LAPTOPS, "SV-SLOW-1").await;
+    eventually("the slow receiver is hanging", || async {
+        rx.arrived.lock().unwrap().iter().any(|p| p == "/slow")
+    })
+    .await;
+    declare(&app, &b, RICE, "RICE-FAST-1").await;
+    eventually("the fast receiver got its event", || async {
+        rx.delivered("/fast").len() == 1
+    })
+    .await;
+    assert!(rx.delivered("/slow").is_empty());
+    rx.hold.lock().unwrap().clear();
+    eventually("the slow receiver got its event too", || async {
+        rx.delivered("/slow").len() == 1
+    })
+    .await;
 }
 
 #[tokio::test]
