@@ -266,6 +266,28 @@ mod tests {
     }
 
     #[test]
+    fn webhook_and_event_settings_from_environment() {
+        let mut s = Settings::default();
+        assert!(!s.webhooks.allow_http);
+        s.apply_env(|n| match n {
+            "NSW_WEBHOOK_RETRY_BASE_MS" => Some("250".into()),
+            "NSW_WEBHOOK_RETRY_MAX_MS" => Some("60000".into()),
+            "NSW_WEBHOOK_ALLOW_HTTP" => Some("true".into()),
+            "NSW_EVENTS_MAX_WAIT_SECS" => Some("20".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.webhooks.retry_base_ms, 250);
+        assert_eq!(s.webhooks.retry_max_ms, 60_000);
+        assert!(s.webhooks.allow_http);
+        assert_eq!(s.events.max_wait_secs, 20);
+        let err = Settings::default()
+            .apply_env(|n| (n == "NSW_WEBHOOK_ALLOW_HTTP").then(|| "yes".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("NSW_WEBHOOK_ALLOW_HTTP"));
+    }
+
+    #[test]
     fn bad_number_is_an_error() {
         let mut s = Settings::default();
         let err = s
