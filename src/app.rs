@@ -137,7 +137,7 @@ impl Application {
         let hub = crate::events::spawn(
             database.pool.clone(),
             listen_url,
-            Duration::from_millis(settings.events.poll_interval_ms.max(10)),
+            Duration::from_millis(settings.events.seal_interval_ms.max(10)),
         );
         crate::webhooks::spawn(
             database.pool.clone(),

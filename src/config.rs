@@ -59,7 +59,10 @@ pub struct Settings {
 pub struct EventSettings {
     /// Longest long poll a client may ask for, in seconds.
     pub max_wait_secs: u64,
-    /// How often waiting requests and the sequencer look for new events without a notification.
+    /// How often the sequencer gives newly committed events their feed positions (the delay
+    /// between a commit and its event reaching waiting clients).
+    pub seal_interval_ms: u64,
+    /// How often a waiting request looks again without being woken (a lost notification).
     pub poll_interval_ms: u64,
 }
 
@@ -67,6 +70,7 @@ impl Default for EventSettings {
     fn default() -> Self {
         EventSettings {
             max_wait_secs: 30,
+            seal_interval_ms: 100,
             poll_interval_ms: 1000,
         }
     }
@@ -207,6 +211,9 @@ impl Settings {
         }
         if let Some(v) = get("NSW_EVENTS_MAX_WAIT_SECS") {
             self.events.max_wait_secs = num("NSW_EVENTS_MAX_WAIT_SECS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_EVENTS_SEAL_INTERVAL_MS") {
+            self.events.seal_interval_ms = num("NSW_EVENTS_SEAL_INTERVAL_MS", v)? as u64;
         }
         if let Some(v) = get("NSW_EVENTS_POLL_INTERVAL_MS") {
             self.events.poll_interval_ms = num("NSW_EVENTS_POLL_INTERVAL_MS", v)? as u64;

@@ -1,8 +1,9 @@
 //! The event sequencer and wake-up hub. A background job gives committed events their feed
-//! positions (`event_feed_seal`) and wakes everything waiting for new events: long-polling
-//! requests and the webhook worker. PostgreSQL notifications on a dedicated connection make the
-//! wake-up prompt; polling every `poll_interval` keeps it working when notifications are lost
-//! (listener reconnecting, another instance sealing).
+//! positions (`event_feed_seal`, every `seal_interval`) and wakes everything waiting for new
+//! events: long-polling requests and the webhook worker. When any instance sealed events it
+//! notifies `nsw_event_feed`; a dedicated LISTEN connection per instance turns that into an
+//! immediate wake-up for the waiters of every instance. Notifications are only a hint: waiters
+//! also look again on their own every `events.poll_interval_ms`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +16,7 @@ use tracing::Instrument;
 
 use crate::store::events as store;
 
-/// Channel notified (at commit) for every new dossier event.
-const EVENT_CHANNEL: &str = "nsw_dossier_event";
-/// Channel notified when some instance gave events their feed positions.
+/// Channel notified (by `event_feed_seal`) when some instance gave events feed positions.
 const FEED_CHANNEL: &str = "nsw_event_feed";
 
 /// Wakes waiters when the feed may have grown. The value only counts wake-ups.
@@ -48,27 +47,25 @@ impl Default for Hub {
 }
 
 /// Starts the sequencer and, when `listen_url` is given, the notification listener.
-pub fn spawn(pool: Pool, listen_url: Option<String>, poll_interval: Duration) -> Arc<Hub> {
+pub fn spawn(pool: Pool, listen_url: Option<String>, seal_interval: Duration) -> Arc<Hub> {
     let hub = Arc::new(Hub::new());
-    let (note_tx, mut note_rx) = mpsc::unbounded_channel::<String>();
+    let (note_tx, mut note_rx) = mpsc::unbounded_channel::<()>();
     if let Some(url) = listen_url {
         tokio::spawn(listen(url, note_tx));
     }
     let h = hub.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(poll_interval);
+        let mut tick = tokio::time::interval(seal_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let mut fed_elsewhere = false;
             tokio::select! {
-                note = note_rx.recv() => {
-                    fed_elsewhere |= note.as_deref() == Some(FEED_CHANNEL);
+                Some(()) = note_rx.recv() => {
+                    // Sealed by a request handler or another instance: wake our waiters.
+                    while note_rx.try_recv().is_ok() {}
+                    h.wake();
+                    continue;
                 }
                 _ = tick.tick() => {}
-            }
-            // One seal answers every notification that arrived meanwhile.
-            while let Ok(note) = note_rx.try_recv() {
-                fed_elsewhere |= note == FEED_CHANNEL;
             }
             let span = tracing::debug_span!("job.event_seal");
             let sealed = async {
@@ -94,9 +91,7 @@ pub fn spawn(pool: Pool, listen_url: Option<String>, poll_interval: Duration) ->
             }
             .instrument(span)
             .await;
-            // Positions sealed by a request handler or another instance arrive as FEED_CHANNEL
-            // notifications; waiters poll on their own in case one is lost.
-            if sealed > 0 || fed_elsewhere {
+            if sealed > 0 {
                 h.wake();
             }
         }
@@ -104,9 +99,9 @@ pub fn spawn(pool: Pool, listen_url: Option<String>, poll_interval: Duration) ->
     hub
 }
 
-/// Keeps a dedicated LISTEN connection open, reconnecting after failures, and forwards the
-/// channel names of notifications.
-async fn listen(url: String, out: mpsc::UnboundedSender<String>) {
+/// Keeps a dedicated LISTEN connection open, reconnecting after failures, and forwards each
+/// notification.
+async fn listen(url: String, out: mpsc::UnboundedSender<()>) {
     loop {
         let span = tracing::info_span!("job.event_listener");
         let result: Result<(), tokio_postgres::Error> = async {
@@ -117,8 +112,8 @@ async fn listen(url: String, out: mpsc::UnboundedSender<String>) {
                 let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
                 while let Some(msg) = messages.next().await {
                     match msg {
-                        Ok(AsyncMessage::Notification(n)) => {
-                            if forward.send(n.channel().to_owned()).is_err() {
+                        Ok(AsyncMessage::Notification(_)) => {
+                            if forward.send(()).is_err() {
                                 break;
                             }
                         }
@@ -132,11 +127,11 @@ async fn listen(url: String, out: mpsc::UnboundedSender<String>) {
                 let _ = done_tx.send(());
             });
             client
-                .batch_execute(&format!("LISTEN {EVENT_CHANNEL}; LISTEN {FEED_CHANNEL}"))
+                .batch_execute(&format!("LISTEN {FEED_CHANNEL}"))
                 .await?;
             tracing::debug!("listening for event notifications");
             // Wake once: events may have arrived while we were not listening.
-            let _ = out.send(EVENT_CHANNEL.to_owned());
+            let _ = out.send(());
             let _ = done_rx.await;
             drop(client);
             let _ = driver.await;

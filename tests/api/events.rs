@@ -237,13 +237,20 @@ async fn an_event_committed_late_with_a_smaller_id_is_not_skipped() {
 
 #[tokio::test]
 async fn long_poll_wakes_when_a_declaration_is_submitted_during_the_wait() {
-    // Polling so rare that only the database notification can end the wait in time: if it
-    // did not arrive, the request would return empty after its 30 s.
-    let app = spawn_with(|s| s.events.poll_interval_ms = 120_000).await;
+    // Two instances on one database. The waiting request is on `app`, which neither seals nor
+    // polls for ten minutes; declarations go to `intake`, whose sequencer seals them. Only the
+    // database notification can end the wait early.
+    let intake = spawn_with(|_| {}).await;
+    let app = spawn_on(&intake.database_url, |s| {
+        s.events.seal_interval_ms = 600_000;
+        s.events.poll_interval_ms = 600_000;
+        s.events.max_wait_secs = 600;
+    })
+    .await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let b = app.add_party(Role::Enterprise, RICE_EXPORTER).await;
 
-    let first = declare(&app, &a, LAPTOPS, "SV-POLL-0").await;
+    let first = declare(&intake, &a, LAPTOPS, "SV-POLL-0").await;
     let page = feed(&app, &a, "wait=30").await;
     assert_eq!(page["events"][0]["dossier_id"], first.as_str());
     let cursor = page["next_after"].clone();
@@ -252,7 +259,7 @@ async fn long_poll_wakes_when_a_declaration_is_submitted_during_the_wait() {
         let (address, token) = (app.address.clone(), a.clone());
         tokio::spawn(async move {
             reqwest::Client::new()
-                .get(format!("{address}/api/v1/events?after={cursor}&wait=30"))
+                .get(format!("{address}/api/v1/events?after={cursor}&wait=600"))
                 .bearer_auth(token)
                 .send()
                 .await
@@ -264,15 +271,19 @@ async fn long_poll_wakes_when_a_declaration_is_submitted_during_the_wait() {
     };
     // Another enterprise's event must not end A's wait with an empty answer.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    declare(&app, &b, RICE, "RICE-POLL-1").await;
+    declare(&intake, &b, RICE, "RICE-POLL-1").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !waiting.is_finished(),
         "the request should still be waiting"
     );
-    let second = declare(&app, &a, LAPTOPS, "SV-POLL-1").await;
+    let second = declare(&intake, &a, LAPTOPS, "SV-POLL-1").await;
 
-    let woke = waiting.await.unwrap();
+    // The bound only turns "never woken" into a failure instead of a ten-minute hang.
+    let woke = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the long poll was not woken by the notification")
+        .unwrap();
     let events = woke["events"].as_array().unwrap();
     assert_eq!(events.len(), 1, "{woke}");
     assert_eq!(events[0]["dossier_id"], second.as_str());
