@@ -185,6 +185,25 @@ impl Application {
             ));
         }
         let tls_listen = settings.exchange.tls_listen.clone();
+        // The dedicated LISTEN connection needs the address the pool was built from.
+        let listen_url = settings.database_url.clone().or_else(|| {
+            database
+                .cluster
+                .as_ref()
+                .map(|c| c.connection_string("nsw"))
+        });
+        let hub = crate::events::spawn(
+            database.pool.clone(),
+            listen_url,
+            Duration::from_millis(settings.events.seal_interval_ms.max(10)),
+        );
+        crate::webhooks::spawn(
+            database.pool.clone(),
+            hub.clone(),
+            settings.webhooks.clone(),
+        )
+        .map_err(|e| StartError::Other(format!("webhook client: {e}")))?;
+        let hub = web::Data::from(hub);
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
             validator: Validator::new(settings.limits(), settings.country.clone()),
@@ -199,6 +218,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(main_state.clone())
+                .app_data(hub.clone())
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|_, _| crate::error::ApiError::NotFound.into()),

@@ -54,6 +54,8 @@ pub struct Settings {
     pub routing_rules: Option<PathBuf>,
     pub calendar: CalendarSettings,
     pub exchange: ExchangeSettings,
+    pub events: EventSettings,
+    pub webhooks: WebhookSettings,
 }
 
 /// The working-time calendar agency time limits are measured on.
@@ -92,6 +94,29 @@ impl Default for CalendarSettings {
             ]
             .map(String::from)
             .to_vec(),
+        }
+    }
+}
+
+/// The events feed (`GET /api/v1/events`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// Longest long poll a client may ask for, in seconds.
+    pub max_wait_secs: u64,
+    /// How often the sequencer gives newly committed events their feed positions (the delay
+    /// between a commit and its event reaching waiting clients).
+    pub seal_interval_ms: u64,
+    /// How often a waiting request looks again without being woken (a lost notification).
+    pub poll_interval_ms: u64,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        EventSettings {
+            max_wait_secs: 30,
+            seal_interval_ms: 100,
+            poll_interval_ms: 1000,
         }
     }
 }
@@ -148,6 +173,37 @@ impl Default for ExchangeSettings {
     }
 }
 
+/// Webhook delivery.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// First retry delay after a failed delivery; doubles with every further failure.
+    pub retry_base_ms: u64,
+    /// Upper bound of the retry delay.
+    pub retry_max_ms: u64,
+    /// Time allowed for one delivery (connect, send, answer).
+    pub timeout_ms: u64,
+    /// Accept `http://` URLs to any host, not only to loopback addresses.
+    pub allow_http: bool,
+    /// How long a worker holds a claimed subscription before another instance may take it over.
+    pub lease_secs: u64,
+    /// Subscriptions an enterprise may have at once.
+    pub max_per_party: i64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            retry_base_ms: 1000,
+            retry_max_ms: 15 * 60 * 1000,
+            timeout_ms: 10_000,
+            allow_http: false,
+            lease_secs: 60,
+            max_per_party: 10,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
@@ -181,6 +237,8 @@ impl Default for Settings {
             routing_rules: None,
             calendar: CalendarSettings::default(),
             exchange: ExchangeSettings::default(),
+            events: EventSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -281,6 +339,39 @@ impl Settings {
             name: "calendar".into(),
             message,
         })?;
+        if let Some(v) = get("NSW_EVENTS_MAX_WAIT_SECS") {
+            self.events.max_wait_secs = num("NSW_EVENTS_MAX_WAIT_SECS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_EVENTS_SEAL_INTERVAL_MS") {
+            self.events.seal_interval_ms = num("NSW_EVENTS_SEAL_INTERVAL_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_EVENTS_POLL_INTERVAL_MS") {
+            self.events.poll_interval_ms = num("NSW_EVENTS_POLL_INTERVAL_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_WEBHOOK_RETRY_BASE_MS") {
+            self.webhooks.retry_base_ms = num("NSW_WEBHOOK_RETRY_BASE_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_WEBHOOK_RETRY_MAX_MS") {
+            self.webhooks.retry_max_ms = num("NSW_WEBHOOK_RETRY_MAX_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_WEBHOOK_TIMEOUT_MS") {
+            self.webhooks.timeout_ms = num("NSW_WEBHOOK_TIMEOUT_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_WEBHOOK_LEASE_SECS") {
+            self.webhooks.lease_secs = num("NSW_WEBHOOK_LEASE_SECS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_WEBHOOK_ALLOW_HTTP") {
+            self.webhooks.allow_http = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "NSW_WEBHOOK_ALLOW_HTTP".into(),
+                        message: format!("'{v}' is not one of true, false"),
+                    })
+                }
+            };
+        }
         Ok(())
     }
 
@@ -344,6 +435,28 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.pool_size, 7);
         assert!(s.database_url.is_none());
+    }
+
+    #[test]
+    fn webhook_and_event_settings_from_environment() {
+        let mut s = Settings::default();
+        assert!(!s.webhooks.allow_http);
+        s.apply_env(|n| match n {
+            "NSW_WEBHOOK_RETRY_BASE_MS" => Some("250".into()),
+            "NSW_WEBHOOK_RETRY_MAX_MS" => Some("60000".into()),
+            "NSW_WEBHOOK_ALLOW_HTTP" => Some("true".into()),
+            "NSW_EVENTS_MAX_WAIT_SECS" => Some("20".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.webhooks.retry_base_ms, 250);
+        assert_eq!(s.webhooks.retry_max_ms, 60_000);
+        assert!(s.webhooks.allow_http);
+        assert_eq!(s.events.max_wait_secs, 20);
+        let err = Settings::default()
+            .apply_env(|n| (n == "NSW_WEBHOOK_ALLOW_HTTP").then(|| "yes".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("NSW_WEBHOOK_ALLOW_HTTP"));
     }
 
     #[test]

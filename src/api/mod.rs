@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod customs;
 pub mod declarations;
+pub mod events;
 pub mod exchange;
 pub mod health;
 pub mod json;
@@ -13,6 +14,7 @@ pub mod licence_applications;
 pub mod licences;
 pub mod locate;
 pub mod stats;
+pub mod webhooks;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -58,7 +60,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(declarations::document),
                 )
                 .configure(ministries_routes)
-                .configure(exchange_routes),
+                .configure(exchange_routes)
+                .configure(events_routes),
         );
 }
 
@@ -160,6 +163,19 @@ fn ministries_routes(cfg: &mut web::ServiceConfig) {
             web::post().to(customs::withdraw),
         )
         .route("/stats", web::get().to(stats::get));
+}
+
+/// Enterprise events: the long-poll feed and webhook subscriptions.
+fn events_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/events", web::get().to(events::feed))
+        .route("/webhooks", web::post().to(webhooks::create))
+        .route("/webhooks", web::get().to(webhooks::list))
+        .route("/webhooks/{id}", web::delete().to(webhooks::delete))
+        .route(
+            "/webhooks/{id}/deliveries",
+            web::get().to(webhooks::deliveries),
+        )
+        .route("/webhooks/{id}/retry", web::post().to(webhooks::retry_now));
 }
 
 /// Unknown paths and methods answer in problem+json like everything else.

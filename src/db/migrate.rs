@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "exchange",
         sql: include_str!("../../migrations/0003_exchange.sql"),
     },
+    Migration {
+        version: 4,
+        name: "events",
+        sql: include_str!("../../migrations/0004_events.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod customs;
 pub mod declarations;
+pub mod events;
 pub mod inbound;
 pub mod keys;
 pub mod ledger;
@@ -11,6 +12,7 @@ pub mod outbox;
 pub mod parties;
 pub mod routing;
 pub mod stats;
+pub mod webhooks;
 
 use crate::db::DbError;
 

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod cli;
 mod declarations;
+mod events;
 mod exchange;
 mod fixtures;
 mod restart;

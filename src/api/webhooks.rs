@@ -1,0 +1,199 @@
+//! `/api/v1/webhooks`: enterprises register URLs that receive their events by signed POST.
+
+use std::net::IpAddr;
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{auth, body, AppState};
+use crate::domain::party::{Principal, Role};
+use crate::error::ApiError;
+use crate::store::webhooks::{self as store, Owner};
+
+/// A registration body is a small JSON object.
+const MAX_BODY: usize = 8 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWebhook {
+    url: String,
+}
+
+fn owner(p: &Principal) -> Owner<'_> {
+    match p.role {
+        Role::Admin => Owner::Any,
+        _ => Owner::Party(&p.party_id),
+    }
+}
+
+fn url_invalid(detail: impl Into<String>) -> ApiError {
+    ApiError::bad_request("WEBHOOK_URL_INVALID", detail)
+}
+
+/// https to anywhere; http only to this machine unless the operator allows it.
+fn check_url(raw: &str, allow_http: bool) -> Result<String, ApiError> {
+    if raw.len() > 2000 {
+        return Err(url_invalid("the URL is longer than 2000 characters"));
+    }
+    let url = reqwest::Url::parse(raw).map_err(|e| url_invalid(format!("not a URL: {e}")))?;
+    if url.fragment().is_some() {
+        return Err(url_invalid("the URL may not have a #fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(url_invalid(
+            "the URL may not carry credentials; verify the signature instead",
+        ));
+    }
+    let Some(host) = url.host_str() else {
+        return Err(url_invalid("the URL has no host"));
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|a| a.is_loopback());
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback || allow_http => {}
+        "http" => {
+            return Err(url_invalid(
+                "http:// is accepted only for loopback addresses; use https://",
+            ))
+        }
+        other => return Err(url_invalid(format!("scheme '{other}' is not http(s)"))),
+    }
+    Ok(url.to_string())
+}
+
+#[tracing::instrument(name = "webhook.create", skip_all, fields(party = %principal.party_id, webhook))]
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&principal, &[Role::Enterprise])?;
+    let bytes = body::read_limited(&req, payload, MAX_BODY).await?;
+    let new: NewWebhook = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            "BODY_INVALID",
+            format!("expected {{\"url\": \"https://…\"}}: {e}"),
+        )
+    })?;
+    let url = check_url(new.url.trim(), state.settings.webhooks.allow_http)?;
+    let secret = crate::webhooks::new_secret();
+    let mut client = state.pool.get().await?;
+    let sub = store::create(
+        &mut client,
+        &principal.party_id,
+        &url,
+        &secret,
+        state.settings.webhooks.max_per_party,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::store::StoreError::Conflict(detail) => {
+            ApiError::conflict("WEBHOOK_LIMIT_REACHED", detail)
+        }
+        other => other.into(),
+    })?;
+    tracing::Span::current().record("webhook", sub.id.to_string());
+    let mut body = serde_json::to_value(&sub).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["secret"] = serde_json::Value::String(secret);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/webhooks/{}", sub.id)))
+        .json(body))
+}
+
+#[tracing::instrument(name = "webhook.list", skip_all, fields(party = %principal.party_id))]
+pub async fn list(
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&principal, &[Role::Enterprise, Role::Admin])?;
+    let client = state.pool.get().await?;
+    let items = store::list(&client, &owner(&principal)).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+}
+
+#[tracing::instrument(name = "webhook.delete", skip_all, fields(party = %principal.party_id))]
+pub async fn delete(
+    path: web::Path<String>,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&principal, &[Role::Enterprise, Role::Admin])?;
+    let id = parse_id(&path)?;
+    let mut client = state.pool.get().await?;
+    store::delete(&mut client, &owner(&principal), &principal.party_id, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[tracing::instrument(name = "webhook.retry_now", skip_all, fields(party = %principal.party_id))]
+pub async fn retry_now(
+    path: web::Path<String>,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&principal, &[Role::Enterprise, Role::Admin])?;
+    let id = parse_id(&path)?;
+    let mut client = state.pool.get().await?;
+    let sub = store::retry_now(&mut client, &owner(&principal), &principal.party_id, id).await?;
+    Ok(HttpResponse::Accepted().json(sub))
+}
+
+#[derive(Deserialize)]
+pub struct DeliveriesQuery {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[tracing::instrument(name = "webhook.deliveries", skip_all, fields(party = %principal.party_id))]
+pub async fn deliveries(
+    path: web::Path<String>,
+    query: web::Query<DeliveriesQuery>,
+    principal: Principal,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    auth::require(&principal, &[Role::Enterprise, Role::Admin])?;
+    let id = parse_id(&path)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "LIMIT_INVALID",
+            "limit must be 1 to 500",
+        ));
+    }
+    let client = state.pool.get().await?;
+    let items = store::deliveries(&client, &owner(&principal), id, query.before, limit)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let next = if items.len() as i64 == limit {
+        items.last().map(|d| d.id)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "next_before": next })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(check_url("https://hooks.example.vn/nsw", false).is_ok());
+        assert!(check_url("http://127.0.0.1:9000/hook", false).is_ok());
+        assert!(check_url("http://[::1]:9000/hook", false).is_ok());
+        assert!(check_url("http://localhost/hook", false).is_ok());
+        assert!(check_url("http://hooks.example.vn/nsw", false).is_err());
+        assert!(check_url("http://hooks.example.vn/nsw", true).is_ok());
+        assert!(check_url("ftp://hooks.example.vn/nsw", true).is_err());
+        assert!(check_url("https://user:pw@hooks.example.vn/", false).is_err());
+        assert!(check_url("https://hooks.example.vn/#x", false).is_err());
+        assert!(check_url("not a url", false).is_err());
+    }
+}
