@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::{auth, json, AppState};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
+use crate::exchange::acdd;
 use crate::store::customs::{self as store, Action};
 
 #[derive(Deserialize)]
@@ -94,8 +95,27 @@ pub async fn decide(
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
     let decided = store::decide(&tx, id, None, &principal.party_id, action, reason).await?;
+    // Clearing an export to a connected partner's country sends it its ACDD: written to the
+    // outbox in this same transaction, so the clearance and the message stand or fall together.
+    let acdd = match state.exchange.as_deref() {
+        Some(ex)
+            if decided.status == "cleared"
+                && decided.direction == "EX"
+                && ex.takes_acdd_for(&decided.destination_country, &decided.export_country) =>
+        {
+            acdd::enqueue_for_declaration(&tx, ex, &state.settings, id, &principal.party_id).await?
+        }
+        _ => None,
+    };
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(decided))
+    let mut body = serde_json::to_value(&decided).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let (Some(q), Some(obj)) = (acdd, body.as_object_mut()) {
+        obj.insert(
+            "acdd".into(),
+            serde_json::to_value(q).map_err(|e| ApiError::Internal(e.to_string()))?,
+        );
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[tracing::instrument(name = "declaration.withdraw", skip_all, fields(party = %principal.party_id))]

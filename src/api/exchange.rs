@@ -128,38 +128,23 @@ pub async fn send_acdd(
     let ex = exchange(&state)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let a = acdd::from_declaration(&tx, body.declaration_id).await?;
-    let partner = ex
-        .partners
-        .get(&a.destination)
-        .filter(|p| p.exchanges("ACDD"))
-        .ok_or_else(|| ExchangeError::Refused {
-            code: "NO_PARTNER",
-            detail: format!("ACDDs are not exchanged with {}", a.destination),
-        })?;
-    let queued = enqueue(
-        &tx,
-        &state.settings,
-        NewMessage {
-            receiver: partner.country.clone(),
-            document_type: "ACDD".into(),
-            function: "submit".into(),
-            reference: a.reference.clone(),
-            previous_reference: None,
-            conversation_id: None,
-            payload: a.xml,
-            actor: p.party_id.clone(),
-        },
-    )
-    .await?;
+    let queued =
+        acdd::enqueue_for_declaration(&tx, ex, &state.settings, body.declaration_id, &p.party_id)
+            .await?
+            .ok_or_else(|| ExchangeError::Refused {
+                code: "NO_PARTNER",
+                detail:
+                    "ACDDs for this declaration's destination are not exchanged with any partner"
+                        .into(),
+            })?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "message_id": queued.message_id,
         "conversation_id": queued.conversation_id,
-        "receiver": partner.country,
+        "receiver": queued.receiver,
         "document_type": "ACDD",
-        "reference": a.reference,
-        "declaration_reference": a.declaration_reference,
+        "reference": queued.reference,
+        "declaration_reference": queued.declaration_reference,
     })))
 }
 

@@ -205,3 +205,55 @@ pub fn build(
     w.out.push_str("</ACDD>\n");
     Ok(w.out.into_bytes())
 }
+
+/// An ACDD written to the outbox.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Queued {
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub receiver: String,
+    pub reference: String,
+    pub declaration_reference: String,
+}
+
+/// Builds the ACDD of an export declaration and writes it to the outbox for its destination's
+/// window, in the caller's transaction. `None` when no partner window takes ACDDs from us for
+/// that destination (the declaration is not an ASEAN export, or its window is not connected).
+pub async fn enqueue_for_declaration(
+    tx: &deadpool_postgres::Transaction<'_>,
+    exchange: &super::Exchange,
+    settings: &crate::config::Settings,
+    declaration_id: Uuid,
+    actor: &str,
+) -> Result<Option<Queued>, ExchangeError> {
+    let a = from_declaration(tx, declaration_id).await?;
+    let Some(partner) = exchange
+        .partners
+        .get(&a.destination)
+        .filter(|p| p.exchanges("ACDD"))
+    else {
+        return Ok(None);
+    };
+    let queued = super::outbox::enqueue(
+        tx,
+        settings,
+        super::outbox::NewMessage {
+            receiver: partner.country.clone(),
+            document_type: "ACDD".into(),
+            function: "submit".into(),
+            reference: a.reference.clone(),
+            previous_reference: None,
+            conversation_id: None,
+            payload: a.xml,
+            actor: actor.to_owned(),
+        },
+    )
+    .await?;
+    Ok(Some(Queued {
+        message_id: queued.message_id,
+        conversation_id: queued.conversation_id,
+        receiver: partner.country.clone(),
+        reference: a.reference,
+        declaration_reference: a.declaration_reference,
+    }))
+}

@@ -91,6 +91,13 @@ pub struct Exchange {
 impl Exchange {
     /// The exchange when keys exist (a partner table is optional: with none, we only talk to
     /// nobody); `None` when this window has no keys, so a plain `nsw serve` still starts.
+    /// Whether an export from `from` to `to` goes to a connected ASEAN partner that takes ACDDs.
+    pub fn takes_acdd_for(&self, to: &str, from: &str) -> bool {
+        to != from
+            && partners::ASEAN.contains(&to)
+            && self.partners.get(to).is_some_and(|p| p.exchanges("ACDD"))
+    }
+
     pub fn from_settings(s: &Settings) -> Result<Option<Exchange>, ExchangeError> {
         let dir = s.exchange_keys_dir();
         if !dir.join(keys::SIGNING_KEY).exists() {

@@ -1356,3 +1356,74 @@ async fn a_signed_rejection_ends_the_message_without_retries() {
         .await;
     assert_eq!(r.status, 409);
 }
+
+#[tokio::test]
+async fn clearing_an_export_sends_its_acdd_in_the_same_transaction() {
+    let plan = Plan::new(&["VN", "SG"]);
+    let vn = plan.start("VN").await;
+    let sg = plan.start("SG").await;
+
+    let xml = fixture("valid/declaration/23-export-garments-to-sg-sea.xml");
+    let exporter = vn
+        .app
+        .add_party(Role::Enterprise, &declarant_of(&xml))
+        .await;
+    let r = vn.app.submit(&exporter, xml).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let before = vn.app.count("outbox").await;
+
+    // Holding for inspection sends nothing; clearing sends the ACDD.
+    let hold = vn
+        .post_json(
+            &vn.customs,
+            &format!("/api/v1/declarations/{id}/decision"),
+            json!({"action": "hold"}),
+        )
+        .await;
+    assert_eq!(hold.status, 200, "{}", String::from_utf8_lossy(&hold.body));
+    assert!(hold.json().get("acdd").is_none());
+    assert_eq!(vn.app.count("outbox").await, before);
+
+    let clear = vn
+        .post_json(
+            &vn.customs,
+            &format!("/api/v1/declarations/{id}/decision"),
+            json!({"action": "clear"}),
+        )
+        .await;
+    assert_eq!(
+        clear.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&clear.body)
+    );
+    let acdd = clear.json()["acdd"].clone();
+    assert_eq!(acdd["receiver"], "SG");
+    assert_eq!(vn.app.count("outbox").await, before + 1);
+
+    let message_id = acdd["message_id"].as_str().unwrap();
+    vn.wait_status(message_id, "delivered").await;
+    let inbox = sg.inbox().await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert_eq!(sg.inbound_count().await, 1);
+
+    // An import is cleared without any message.
+    let laptops = fixture("valid/declaration/01-import-laptops-10-items.xml");
+    let importer = vn
+        .app
+        .add_party(Role::Enterprise, &declarant_of(&laptops))
+        .await;
+    let r = vn.app.submit(&importer, laptops).await;
+    let import_id = r.json()["id"].as_str().unwrap().to_owned();
+    let clear = vn
+        .post_json(
+            &vn.customs,
+            &format!("/api/v1/declarations/{import_id}/decision"),
+            json!({"action": "clear"}),
+        )
+        .await;
+    assert_eq!(clear.status, 200);
+    assert!(clear.json().get("acdd").is_none());
+    assert_eq!(vn.app.count("outbox").await, before + 1);
+}
