@@ -71,6 +71,9 @@ pub struct xmlNode {
 pub const XML_ELEMENT_NODE: c_int = 1;
 pub const XML_ATTRIBUTE_NODE: c_int = 2;
 
+/// xmlCharEncoding
+pub const XML_CHAR_ENCODING_UTF8: c_int = 1;
+
 // xmlParserOption
 pub const XML_PARSE_NOERROR: c_int = 1 << 5;
 pub const XML_PARSE_NOWARNING: c_int = 1 << 6;
@@ -118,4 +121,13 @@ extern "C" {
         ctx: *mut c_void,
     );
     pub fn xmlSchemaValidateDoc(ctxt: xmlSchemaValidCtxtPtr, doc: xmlDocPtr) -> c_int;
+    pub fn xmlParserInputBufferCreateMem(mem: *const c_char, size: c_int, enc: c_int) -> *mut c_void;
+    /// Takes ownership of `input` (freed with the parser it creates).
+    pub fn xmlSchemaValidateStream(
+        ctxt: xmlSchemaValidCtxtPtr,
+        input: *mut c_void,
+        enc: c_int,
+        sax: *mut c_void,
+        user_data: *mut c_void,
+    ) -> c_int;
 }
