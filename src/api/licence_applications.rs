@@ -290,6 +290,9 @@ async fn issue(
         ))
         .into());
     }
+    if app.application_type == crate::licensing::certificates::APPLICATION_TYPE {
+        return super::certificates::issue(tx, state, agency, &agency_name, actor, &app, id).await;
+    }
     let number = store::next_licence_number(&tx, agency).await?;
     let today = chrono::Utc::now()
         .with_timezone(&state.calendar_offset())

@@ -1,12 +1,14 @@
 //! Persistence. Knows SQL, not HTTP.
 
 pub mod audit;
+pub mod certificates;
 pub mod customs;
 pub mod declarations;
 pub mod events;
 pub mod inbound;
 pub mod keys;
 pub mod ledger;
+pub mod origin;
 pub mod licensing;
 pub mod outbox;
 pub mod parties;
