@@ -15,8 +15,8 @@ use crate::exchange::form_d;
 use crate::licensing::{certificates, signing};
 use crate::routing::Rule;
 use crate::store::certificates::{self as store, CertScope, NewCertificate};
-use crate::store::licensing::{self as applications, AppScope, NewApplication};
 use crate::store::keys;
+use crate::store::licensing::{self as applications, AppScope, NewApplication};
 use crate::xml::{self, DocKind, Violation};
 
 /// Who issues Form Ds and under which procedure. Certificates of origin are not goods-specific,

@@ -61,10 +61,15 @@ pub fn read_application(
             ROOT,
             "ExportCountry",
             "ORIGIN_EXPORT_COUNTRY",
-            format!("this window issues certificates for exports from {home}, not {export_country}"),
+            format!(
+                "this window issues certificates for exports from {home}, not {export_country}"
+            ),
         );
     }
-    for (chain, code) in [("ExportCountry", &export_country), ("ImportCountry", &import_country)] {
+    for (chain, code) in [
+        ("ExportCountry", &export_country),
+        ("ImportCountry", &import_country),
+    ] {
         if !lists.country_known(code) {
             c.report_at(
                 ROOT,
@@ -258,7 +263,10 @@ mod tests {
     fn a_prefixed_document_keeps_its_prefixes() {
         let src = String::from_utf8(FORM_D.to_vec())
             .expect("utf-8")
-            .replace("<CertificateOfOrigin xmlns=", "<co:CertificateOfOrigin xmlns:co=")
+            .replace(
+                "<CertificateOfOrigin xmlns=",
+                "<co:CertificateOfOrigin xmlns:co=",
+            )
             .replace("</CertificateOfOrigin>", "</co:CertificateOfOrigin>")
             .replace("<ReferenceNumber>", "<co:ReferenceNumber>")
             .replace("</ReferenceNumber>", "</co:ReferenceNumber>");
