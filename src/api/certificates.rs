@@ -105,6 +105,7 @@ pub async fn apply(
         &mut client,
         NewApplication {
             applicant: &principal.party_id,
+            document_kind: DocKind::CertificateOfOrigin.name(),
             body: &bytes,
             sha256,
             application: &app,

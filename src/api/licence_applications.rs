@@ -94,6 +94,7 @@ pub async fn submit(
         &mut client,
         NewApplication {
             applicant: &principal.party_id,
+            document_kind: DocKind::LicenceApplication.name(),
             body: &bytes,
             sha256,
             application: &app,
