@@ -1,7 +1,8 @@
 //! `nsw demo`: Viet Nam's window and two partner windows (Singapore, Thailand) on loopback,
 //! each with its own database in one embedded PostgreSQL cluster and its own keys. An export
-//! declaration is submitted, its ACDD and an e-Form D go to the partners, their signed
-//! receipts come back, and the partners' customs answer with business responses.
+//! declaration is submitted, its ACDD and an e-Form D (applied for by the exporter, issued by
+//! Industry and Trade) go to the partners, their signed receipts come back, and the partners'
+//! customs answer with business responses.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +25,8 @@ const DECLARATION_TO_TH: &[u8] =
     include_bytes!("../fixtures/valid/declaration/16-export-fresh-fruit-to-th-road.xml");
 const FORM_D_TO_SG: &[u8] =
     include_bytes!("../fixtures/valid/certificate-of-origin/vn-sg-form-d.xml");
+/// The exporter named in that Form D: only they may apply for it.
+const FORM_D_EXPORTER: &str = "0301234567";
 
 struct Window {
     country: &'static str,
@@ -331,24 +334,72 @@ async fn scenario(cluster: &EmbeddedCluster, dir: &Path) -> DemoResult<()> {
         );
         sent.push(r);
     }
-    println!("\n== Industry and Trade issues an e-Form D for the export to Singapore");
+    println!("\n== The exporter applies for a Form D; Industry and Trade issues it");
+    let (exporter, officer) = {
+        let mut client = pool.get().await?;
+        let exporter = parties::add(
+            &mut client,
+            FORM_D_EXPORTER,
+            Role::Enterprise,
+            "exporter of the rice to Singapore",
+            None,
+        )
+        .await?;
+        let officer = parties::add(
+            &mut client,
+            "VN-MOIT-OFFICER",
+            Role::Ministry,
+            "certificate of origin officer",
+            Some("MOIT"),
+        )
+        .await?;
+        (exporter, officer)
+    };
     let (status, body) = http
         .call(
             reqwest::Method::POST,
-            &format!("{}/api/v1/admin/exchange/form-d", vn.base),
-            &vn.admin,
+            &format!("{}/api/v1/certificates-of-origin", vn.base),
+            &exporter,
             Some(("application/xml", FORM_D_TO_SG.to_vec())),
         )
         .await?;
-    let form: Value = serde_json::from_slice(&body)?;
+    let application: Value = serde_json::from_slice(&body)?;
     if status != 201 {
-        return Err(format!("Form D refused: {form}").into());
+        return Err(format!("Form D application refused: {application}").into());
     }
     println!(
-        "   Form D {} -> SG enqueued",
-        form["reference"].as_str().unwrap_or("?")
+        "   application {} routed to {} ({})",
+        application["reference"].as_str().unwrap_or("?"),
+        application["agency"].as_str().unwrap_or("?"),
+        application["procedure_code"].as_str().unwrap_or("?")
     );
-    sent.push(form.clone());
+    let decision = format!(
+        "{}/api/v1/licence-applications/{}/decision",
+        vn.base,
+        application["id"].as_str().unwrap_or("")
+    );
+    for action in ["review", "issue"] {
+        let r = http
+            .json(
+                reqwest::Method::POST,
+                &decision,
+                &officer,
+                Some(json!({ "action": action })),
+            )
+            .await?;
+        if action == "issue" {
+            let form = r["e_form_d"].clone();
+            if form.is_null() {
+                return Err("the Form D was issued without an e-Form D for SG".into());
+            }
+            println!(
+                "   certificate {} issued and signed by MOIT; e-Form D -> {} enqueued in the same transaction",
+                r["certificate_reference"].as_str().unwrap_or("?"),
+                form["receiver"].as_str().unwrap_or("?")
+            );
+            sent.push(form);
+        }
+    }
 
     println!("\n== Signed receipts come back");
     for s in &sent {

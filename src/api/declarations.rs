@@ -80,6 +80,11 @@ pub async fn submit(
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     let mut client = state.pool.get().await?;
     let routing = state.routing.current(&client).await?;
+    let origin_checked_from = state
+        .exchange
+        .as_ref()
+        .map(|ex| ex.partners.exchanging("FORM_D"))
+        .unwrap_or_default();
     let outcome = store::submit(
         &mut client,
         Submission {
@@ -90,6 +95,7 @@ pub async fn submit(
             idempotency_key: key.as_deref(),
             country: &state.settings.country,
             routing: &routing,
+            origin_checked_from: &origin_checked_from,
         },
     )
     .await

@@ -170,30 +170,21 @@ pub async fn send_form_d(
         Verdict::Invalid { violations, .. } => return Err(ApiError::Invalid { violations }),
     }
     let prepared = form_d::prepare(&body, &ex.partners)?;
+    let (receiver, document_type, reference) = (
+        prepared.receiver.clone(),
+        prepared.document_type,
+        prepared.reference.clone(),
+    );
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let queued = enqueue(
-        &tx,
-        &state.settings,
-        NewMessage {
-            receiver: prepared.receiver.clone(),
-            document_type: prepared.document_type.into(),
-            function: "submit".into(),
-            reference: prepared.reference.clone(),
-            previous_reference: None,
-            conversation_id: None,
-            payload: prepared.payload,
-            actor: p.party_id.clone(),
-        },
-    )
-    .await?;
+    let queued = form_d::enqueue(&tx, &state.settings, prepared, &p.party_id).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "message_id": queued.message_id,
         "conversation_id": queued.conversation_id,
-        "receiver": prepared.receiver,
-        "document_type": prepared.document_type,
-        "reference": prepared.reference,
+        "receiver": receiver,
+        "document_type": document_type,
+        "reference": reference,
     })))
 }
 

@@ -94,6 +94,7 @@ pub async fn submit(
         &mut client,
         NewApplication {
             applicant: &principal.party_id,
+            document_kind: DocKind::LicenceApplication.name(),
             body: &bytes,
             sha256,
             application: &app,
@@ -289,6 +290,9 @@ async fn issue(
             summary.status
         ))
         .into());
+    }
+    if app.application_type == crate::licensing::certificates::APPLICATION_TYPE {
+        return super::certificates::issue(tx, state, agency, &agency_name, actor, &app, id).await;
     }
     let number = store::next_licence_number(&tx, agency).await?;
     let today = chrono::Utc::now()

@@ -4,6 +4,7 @@
 pub mod admin_routing;
 pub mod auth;
 pub mod body;
+pub mod certificates;
 pub mod customs;
 pub mod declarations;
 pub mod events;
@@ -58,6 +59,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/declarations/{id}/document",
                     web::get().to(declarations::document),
+                )
+                .route(
+                    "/certificates-of-origin",
+                    web::post().to(certificates::apply),
+                )
+                .route(
+                    "/certificates-of-origin/{reference}",
+                    web::get().to(certificates::get),
+                )
+                .route(
+                    "/certificates-of-origin/{reference}/{part}",
+                    web::get().to(certificates::raw),
                 )
                 .configure(ministries_routes)
                 .configure(exchange_routes)

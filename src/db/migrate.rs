@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "events",
         sql: include_str!("../../migrations/0004_events.sql"),
     },
+    Migration {
+        version: 5,
+        name: "certificates_of_origin",
+        sql: include_str!("../../migrations/0005_certificates_of_origin.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

@@ -70,6 +70,39 @@ pub fn prepare(form_d: &[u8], partners: &Partners) -> Result<Prepared, ExchangeE
     }
 }
 
+/// Whether the partner of `country` takes certificates of origin from this window at all.
+pub fn partner_takes(partners: &Partners, country: &str) -> bool {
+    partners.get(country).is_some_and(|p| match p.profile {
+        Profile::Asw => p.exchanges("FORM_D"),
+        Profile::Kr => p.exchanges("CERTIFICATE_OF_ORIGIN_KR"),
+    })
+}
+
+/// Writes a prepared certificate to the outbox in the caller's transaction, so it leaves if and
+/// only if whatever caused it commits.
+pub async fn enqueue<C: deadpool_postgres::GenericClient>(
+    tx: &C,
+    settings: &crate::config::Settings,
+    prepared: Prepared,
+    actor: &str,
+) -> Result<super::outbox::Enqueued, ExchangeError> {
+    super::outbox::enqueue(
+        tx,
+        settings,
+        super::outbox::NewMessage {
+            receiver: prepared.receiver,
+            document_type: prepared.document_type.into(),
+            function: "submit".into(),
+            reference: prepared.reference,
+            previous_reference: None,
+            conversation_id: None,
+            payload: prepared.payload,
+            actor: actor.to_owned(),
+        },
+    )
+    .await
+}
+
 /// Korea's certificate numbers allow only `[A-Z0-9-]`.
 pub fn korea_certificate_no(reference: &str) -> String {
     reference

@@ -98,6 +98,18 @@ pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
 }
 
 impl Partners {
+    /// The countries whose windows exchange `document_type` with this one.
+    pub fn exchanging(&self, document_type: &str) -> Vec<String> {
+        let mut c: Vec<String> = self
+            .by_country
+            .values()
+            .filter(|p| p.exchanges(document_type))
+            .map(|p| p.country.clone())
+            .collect();
+        c.sort();
+        c
+    }
+
     pub fn load(path: &Path) -> Result<Partners, ExchangeError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ExchangeError::Config(format!("partner table {}: {e}", path.display())))?;

@@ -1,6 +1,7 @@
 //! Licensing: licence applications routed to agencies, the electronic licences they issue or
 //! deposit, and the signatures over them.
 
+pub mod certificates;
 pub mod documents;
 pub mod signing;
 

@@ -73,6 +73,7 @@ pub async fn db_commits(
                         idempotency_key: None,
                         country: "VN",
                         routing: &routing,
+                        origin_checked_from: &[],
                     },
                 )
                 .await;

@@ -38,6 +38,9 @@ pub struct Submission<'a> {
     pub country: &'a str,
     /// The routing table its items are held to (licences, certificates).
     pub routing: &'a crate::routing::RoutingTable,
+    /// Export countries whose windows send us e-Form Ds: imports from them that quote a
+    /// certificate of origin are held to the one received (see `store::origin`).
+    pub origin_checked_from: &'a [String],
 }
 
 /// Which declarations a caller may see.
@@ -208,7 +211,8 @@ pub async fn submit(
     )
     .await?;
 
-    let violations = super::ledger::check_and_reserve(&tx, id, d, s.routing).await?;
+    let mut violations = super::ledger::check_and_reserve(&tx, id, d, s.routing).await?;
+    violations.extend(super::origin::check(&tx, d, s.origin_checked_from).await?);
     if !violations.is_empty() {
         return Err(StoreError::Rejected(violations));
     }

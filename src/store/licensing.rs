@@ -27,6 +27,9 @@ pub struct ApplicationReceipt {
 
 pub struct NewApplication<'a> {
     pub applicant: &'a str,
+    /// `documents.kind` of the body: `licence-application`, or `certificate-of-origin` for a
+    /// Form D applied for as itself.
+    pub document_kind: &'a str,
     pub body: &'a [u8],
     pub sha256: [u8; 32],
     pub application: &'a Application,
@@ -67,8 +70,14 @@ pub async fn submit_application(
     let tx = client.transaction().await?;
     tx.execute(
         "INSERT INTO documents (id, kind, sha256, size, body, received_at)
-         VALUES ($1, 'licence-application', $2, $3, $4, now())",
-        &[&document_id, &&n.sha256[..], &size, &n.body],
+         VALUES ($1, $5, $2, $3, $4, now())",
+        &[
+            &document_id,
+            &&n.sha256[..],
+            &size,
+            &n.body,
+            &n.document_kind,
+        ],
     )
     .await?;
     let row = tx

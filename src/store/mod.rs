@@ -1,6 +1,7 @@
 //! Persistence. Knows SQL, not HTTP.
 
 pub mod audit;
+pub mod certificates;
 pub mod customs;
 pub mod declarations;
 pub mod events;
@@ -8,6 +9,7 @@ pub mod inbound;
 pub mod keys;
 pub mod ledger;
 pub mod licensing;
+pub mod origin;
 pub mod outbox;
 pub mod parties;
 pub mod routing;

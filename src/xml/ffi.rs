@@ -121,7 +121,11 @@ extern "C" {
         ctx: *mut c_void,
     );
     pub fn xmlSchemaValidateDoc(ctxt: xmlSchemaValidCtxtPtr, doc: xmlDocPtr) -> c_int;
-    pub fn xmlParserInputBufferCreateMem(mem: *const c_char, size: c_int, enc: c_int) -> *mut c_void;
+    pub fn xmlParserInputBufferCreateMem(
+        mem: *const c_char,
+        size: c_int,
+        enc: c_int,
+    ) -> *mut c_void;
     /// Takes ownership of `input` (freed with the parser it creates).
     pub fn xmlSchemaValidateStream(
         ctxt: xmlSchemaValidCtxtPtr,

@@ -1035,7 +1035,8 @@ fn the_demo_runs_from_scratch() {
         "TH received ACDD",
         "SG received FORM_D",
         "receipt from TH: accepted, signed, digest matches; 2 attempt(s)",
-        "VN received from SG: preference-granted on VN-SG-26-02-0045218",
+        "issued and signed by MOIT; e-Form D -> SG enqueued in the same transaction",
+        "VN received from SG: preference-granted on VN-SG-",
         "TH stored 1 message(s), each once",
         "Demo complete.",
     ] {

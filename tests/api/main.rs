@@ -4,6 +4,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod certificates;
 mod cli;
 mod declarations;
 mod events;

@@ -1,0 +1,290 @@
+//! Certificates of origin (ATIGA Form D) applied for through the window. The exporter's Form D
+//! is the application; it travels the licence-application state machine as type `COO`, and on
+//! issuance the window writes the reference, the issue date and the issuing authority into the
+//! exporter's own bytes, leaving everything else exactly as applied for.
+
+use chrono::NaiveDate;
+use quick_xml::escape::escape;
+use rust_decimal::Decimal;
+
+use super::documents::{Address, Application, GoodsLine, Party};
+use crate::codelists::CodeLists;
+use crate::rules::Checker;
+use crate::xml::tree::ROOT;
+use crate::xml::{Tree, Violation};
+
+/// The application type a Form D application is stored under.
+pub const APPLICATION_TYPE: &str = "COO";
+/// A Form D is valid for one year from its issue date (ATIGA Annex 8, rule 10).
+pub const VALIDITY_DAYS: i64 = 365;
+
+fn party(c: &mut Checker, node: usize) -> Party {
+    let opt = |c: &Checker, chain: &str| {
+        let t = c.text_at(node, chain);
+        (!t.is_empty()).then(|| t.to_owned())
+    };
+    let country = c.text_at(node, "Address/Country").to_owned();
+    if !CodeLists::get().country_known(&country) {
+        c.report_at(
+            node,
+            "Address/Country",
+            "COUNTRY_UNKNOWN",
+            format!("'{country}' is not an ISO 3166-1 alpha-2 country code"),
+        );
+    }
+    Party {
+        id: c.text_at(node, "ID").to_owned(),
+        name: c.text_at(node, "Name").to_owned(),
+        address: Address {
+            street: opt(c, "Address/Street"),
+            city: c.text_at(node, "Address/City").to_owned(),
+            post_code: opt(c, "Address/PostCode"),
+            country,
+        },
+    }
+}
+
+/// Reads a schema-valid Form D applied for by an exporter of `home` (this window's country) as
+/// an application: the exporter applies, the goods are the items (gross mass in KGM or the
+/// stated quantity), valid from `today` for a year. Every problem is reported at once.
+pub fn read_application(
+    tree: &Tree<'_>,
+    home: &str,
+    today: NaiveDate,
+) -> Result<Application, Vec<Violation>> {
+    let mut c = Checker::new(tree);
+    let lists = CodeLists::get();
+    let export_country = c.text_at(ROOT, "ExportCountry").to_owned();
+    let import_country = c.text_at(ROOT, "ImportCountry").to_owned();
+    if export_country != home {
+        c.report_at(
+            ROOT,
+            "ExportCountry",
+            "ORIGIN_EXPORT_COUNTRY",
+            format!(
+                "this window issues certificates for exports from {home}, not {export_country}"
+            ),
+        );
+    }
+    for (chain, code) in [
+        ("ExportCountry", &export_country),
+        ("ImportCountry", &import_country),
+    ] {
+        if !lists.country_known(code) {
+            c.report_at(
+                ROOT,
+                chain,
+                "COUNTRY_UNKNOWN",
+                format!("'{code}' is not an ISO 3166-1 alpha-2 country code"),
+            );
+        }
+    }
+    if import_country == export_country {
+        c.report_at(
+            ROOT,
+            "ImportCountry",
+            "ORIGIN_SAME_COUNTRY",
+            "a certificate of origin is for goods leaving their country".into(),
+        );
+    }
+    let applicant = tree
+        .child(ROOT, "Exporter")
+        .map(|n| party(&mut c, n))
+        .unwrap_or_else(|| Party {
+            id: String::new(),
+            name: String::new(),
+            address: Address {
+                street: None,
+                city: String::new(),
+                post_code: None,
+                country: String::new(),
+            },
+        });
+    let mut lines = Vec::new();
+    for (i, item) in tree.children(ROOT, "Item").enumerate() {
+        let number = c.text_at(item, "Number").parse::<i32>().unwrap_or(0);
+        if number != i as i32 + 1 {
+            c.report_at(
+                item,
+                "Number",
+                "LINE_NUMBER_SEQUENCE",
+                format!("item {} is numbered {number}", i + 1),
+            );
+        }
+        let hs_code = c.text_at(item, "HSCode").to_owned();
+        if !lists.hs_known(&hs_code) {
+            c.report_at(
+                item,
+                "HSCode",
+                "HS_UNKNOWN",
+                format!("'{hs_code}' is not an HS 2022 subheading or national line"),
+            );
+        }
+        let (quantity, unit) = if tree.child(item, "GrossMass").is_some() {
+            (c.decimal_at(item, "GrossMass"), "KGM".to_owned())
+        } else {
+            (
+                c.decimal_at(item, "Quantity"),
+                c.attr_at(item, "Quantity", "unit").to_owned(),
+            )
+        };
+        lines.push(GoodsLine {
+            number,
+            hs_code,
+            description: c.text_at(item, "Description").to_owned(),
+            quantity: quantity.max(Decimal::ZERO),
+            unit,
+        });
+    }
+    let violations = c.finish();
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok(Application {
+        // The exporter's own number for the draft; the window gives the certificate its own.
+        reference: tree
+            .at(ROOT, "ReferenceNumber")
+            .map(|n| tree.text(n).to_owned())
+            .unwrap_or_default(),
+        application_type: APPLICATION_TYPE.into(),
+        direction: "EX".into(),
+        agency: None,
+        applicant,
+        export_country,
+        import_country,
+        valid_from: today,
+        valid_to: today + chrono::Duration::days(VALIDITY_DAYS),
+        lines,
+    })
+}
+
+/// What the issuing agency writes into the certificate.
+pub struct Issue<'a> {
+    pub reference: &'a str,
+    pub issue_date: NaiveDate,
+    pub authority_code: &'a str,
+    pub authority_name: &'a str,
+    pub authority_country: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the stored Form D cannot be completed: {0}")]
+pub struct FillError(String);
+
+/// The byte range of a leaf element's content: from after its start tag to its end tag.
+fn content_span(tree: &Tree<'_>, node: usize) -> Result<(usize, usize), FillError> {
+    let src = tree.src;
+    let start = tree.node(node).offset;
+    let gt = src[start..]
+        .iter()
+        .position(|&b| b == b'>')
+        .map(|i| start + i)
+        .ok_or_else(|| FillError("unterminated start tag".into()))?;
+    if gt > 0 && src[gt - 1] == b'/' {
+        return Err(FillError(format!("{} is empty", tree.path(node))));
+    }
+    let qname_end = src[start + 1..gt]
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .map_or(gt, |i| start + 1 + i);
+    let close = [b"</".as_slice(), &src[start + 1..qname_end]].concat();
+    let end = src[gt + 1..]
+        .windows(close.len())
+        .position(|w| w == close.as_slice())
+        .map(|i| gt + 1 + i)
+        .ok_or_else(|| FillError(format!("{} has no end tag", tree.path(node))))?;
+    Ok((gt + 1, end))
+}
+
+/// The applied-for Form D with the issuer's fields written in; every other byte is the
+/// exporter's. The result must still be checked against the schema by the caller.
+pub fn fill(draft: &[u8], tree: &Tree<'_>, issue: &Issue<'_>) -> Result<Vec<u8>, FillError> {
+    let date = issue.issue_date.format("%Y-%m-%d").to_string();
+    let fields = [
+        ("ReferenceNumber", issue.reference),
+        ("IssueDate", date.as_str()),
+        ("IssuingAuthority/Code", issue.authority_code),
+        ("IssuingAuthority/Name", issue.authority_name),
+        ("IssuingAuthority/Country", issue.authority_country),
+    ];
+    let mut spans = Vec::with_capacity(fields.len());
+    for (chain, value) in fields {
+        let node = tree
+            .at(ROOT, chain)
+            .ok_or_else(|| FillError(format!("no {chain}")))?;
+        let (from, to) = content_span(tree, node)?;
+        spans.push((from, to, escape(value).into_owned()));
+    }
+    spans.sort_by_key(|s| s.0);
+    let mut out = Vec::with_capacity(draft.len() + 64);
+    let mut at = 0;
+    for (from, to, value) in spans {
+        out.extend_from_slice(&draft[at..from]);
+        out.extend_from_slice(value.as_bytes());
+        at = to;
+    }
+    out.extend_from_slice(&draft[at..]);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORM_D: &[u8] =
+        include_bytes!("../../fixtures/valid/certificate-of-origin/vn-sg-form-d.xml");
+
+    #[test]
+    fn fill_changes_only_the_issuer_fields() {
+        let tree = Tree::parse(FORM_D, &Default::default()).expect("fixture parses");
+        let out = fill(
+            FORM_D,
+            &tree,
+            &Issue {
+                reference: "VN-SG-26-0000007",
+                issue_date: NaiveDate::from_ymd_opt(2026, 6, 1).expect("date"),
+                authority_code: "MOIT",
+                authority_name: "Agency of Foreign Trade & Co",
+                authority_country: "VN",
+            },
+        )
+        .expect("fills");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("<ReferenceNumber>VN-SG-26-0000007</ReferenceNumber>"));
+        assert!(text.contains("<IssueDate>2026-06-01</IssueDate>"));
+        assert!(text.contains("<Name>Agency of Foreign Trade &amp; Co</Name>"));
+        assert!(text.contains("<Code>MOIT</Code>"));
+        let original = std::str::from_utf8(FORM_D).expect("utf-8");
+        let tail = &original[original.find("<Exporter>").expect("exporter")..];
+        assert!(text.ends_with(tail));
+    }
+
+    #[test]
+    fn a_prefixed_document_keeps_its_prefixes() {
+        let src = String::from_utf8(FORM_D.to_vec())
+            .expect("utf-8")
+            .replace(
+                "<CertificateOfOrigin xmlns=",
+                "<co:CertificateOfOrigin xmlns:co=",
+            )
+            .replace("</CertificateOfOrigin>", "</co:CertificateOfOrigin>")
+            .replace("<ReferenceNumber>", "<co:ReferenceNumber>")
+            .replace("</ReferenceNumber>", "</co:ReferenceNumber>");
+        let tree = Tree::parse(src.as_bytes(), &Default::default()).expect("parses");
+        let out = fill(
+            src.as_bytes(),
+            &tree,
+            &Issue {
+                reference: "R-1",
+                issue_date: NaiveDate::from_ymd_opt(2026, 6, 1).expect("date"),
+                authority_code: "MOIT",
+                authority_name: "n",
+                authority_country: "VN",
+            },
+        )
+        .expect("fills");
+        assert!(String::from_utf8(out)
+            .expect("utf-8")
+            .contains("<co:ReferenceNumber>R-1</co:ReferenceNumber>"));
+    }
+}
