@@ -315,6 +315,19 @@ impl Settings {
         if let Some(v) = get("NSW_EXCHANGE_RETRY_BASE_MS") {
             self.exchange.retry_base_ms = num("NSW_EXCHANGE_RETRY_BASE_MS", v)? as u64;
         }
+        if let Some(v) = get("NSW_EXCHANGE_FAULT_FAIL_RATIO") {
+            let ratio = v.parse().map_err(|_| ConfigError::Env {
+                name: "NSW_EXCHANGE_FAULT_FAIL_RATIO".into(),
+                message: format!("'{v}' is not a number"),
+            })?;
+            self.exchange.fault = crate::exchange::fault::Fault::FailRatio { ratio };
+        }
+        crate::exchange::fault::FaultSwitch::check(&self.exchange.fault).map_err(|message| {
+            ConfigError::Env {
+                name: "exchange.fault".into(),
+                message: message.into(),
+            }
+        })?;
         if let Some(v) = get("NSW_MAX_BODY_BYTES") {
             self.limits.max_body_bytes = num("NSW_MAX_BODY_BYTES", v)?;
         }
@@ -435,6 +448,22 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.pool_size, 7);
         assert!(s.database_url.is_none());
+    }
+
+    #[test]
+    fn fail_ratio_fault_from_environment() {
+        let mut s = Settings::default();
+        s.apply_env(|n| (n == "NSW_EXCHANGE_FAULT_FAIL_RATIO").then(|| "0.1".into()))
+            .unwrap();
+        assert_eq!(
+            s.exchange.fault,
+            crate::exchange::fault::Fault::FailRatio { ratio: 0.1 }
+        );
+        for bad in ["1.5", "ten"] {
+            assert!(Settings::default()
+                .apply_env(|n| (n == "NSW_EXCHANGE_FAULT_FAIL_RATIO").then(|| bad.into()))
+                .is_err());
+        }
     }
 
     #[test]

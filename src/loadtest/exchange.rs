@@ -1,0 +1,630 @@
+//! `nsw loadtest --exchange`: signed messages per second from one window (VN) to a partner
+//! window (SG), end to end. SG runs as its own `nsw serve` process with its own keys and
+//! database; VN's outbox worker runs in this process against VN's database, the same code
+//! `nsw serve` runs. A message counts when VN's outbox row is `delivered`, i.e. it was
+//! enqueued, claimed, signed, posted, verified, deduplicated and stored by SG, and SG's signed
+//! receipt was verified and stored by VN. The same run then makes SG fail a share of requests
+//! with 503 and checks that every message is still stored exactly once.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use serde::Serialize;
+use sha2::Digest;
+use uuid::Uuid;
+
+use super::{BoxError, Server};
+use crate::config::Settings;
+use crate::db::embedded::EmbeddedCluster;
+use crate::domain::party::Role;
+use crate::exchange::outbox::{enqueue, NewMessage};
+use crate::exchange::{keys, receipt, signature, worker, Exchange};
+use crate::store::inbound::{self as inbound_store, NewInbound};
+use crate::store::parties;
+
+const ACDD: &str = include_str!("../../fixtures/valid/acdd/vn-th-rice-export.xml");
+const ACDD_REFERENCE: &str = "VNACDD-2026-000418";
+/// Concurrent enqueuing transactions (as many declarations being cleared at once).
+const ENQUEUERS: usize = 8;
+
+pub struct Options {
+    /// Messages per phase.
+    pub messages: usize,
+    /// Longest wait for a phase's deliveries, and the length of each baseline.
+    pub duration: Duration,
+    /// Share of SG's answers that fail with 503 in the second phase.
+    pub fail_ratio: f64,
+    /// Outbox worker: messages claimed (and sent concurrently) per poll.
+    pub batch: i64,
+    /// Outbox worker loops in VN (as if that many `nsw serve` instances shared the database).
+    pub senders: usize,
+    pub data_dir: PathBuf,
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Phase {
+    name: String,
+    fail_ratio: f64,
+    messages: usize,
+    delivered: i64,
+    undelivered: i64,
+    /// First enqueue to last delivery, from the database's own timestamps.
+    seconds: f64,
+    per_second: f64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    latency_max_ms: f64,
+    attempts_per_message: f64,
+    max_attempts: i32,
+    /// Rows in SG's inbound_messages for this phase, and how many distinct message ids.
+    receiver_rows: i64,
+    receiver_distinct: i64,
+    /// Every message delivered, stored once at SG, and SG holds exactly the ids VN sent.
+    exactly_once: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    cores: usize,
+    envelope_bytes: usize,
+    batch: i64,
+    senders: usize,
+    phases: Vec<Phase>,
+    /// Sign envelope + verify it + sign receipt + verify it, on every core.
+    baseline_cms_per_second: f64,
+    /// SG's inbound insert transaction alone (row + receipt + audit entry), 16 connections.
+    baseline_receiver_insert_per_second: f64,
+    /// VN's database work alone: enqueue, claim, signature update, settle.
+    baseline_sender_db_per_second: f64,
+    exchange_over_cms: f64,
+    exchange_over_receiver_insert: f64,
+    exchange_over_sender_db: f64,
+}
+
+fn acdd(reference: &str) -> Vec<u8> {
+    ACDD.replacen(ACDD_REFERENCE, reference, 1).into_bytes()
+}
+
+async fn recreate_database(cluster: &EmbeddedCluster, name: &str) -> Result<String, BoxError> {
+    let (client, conn) = tokio_postgres::connect(
+        &cluster.connection_string("postgres"),
+        tokio_postgres::NoTls,
+    )
+    .await?;
+    let task = tokio::spawn(conn);
+    // Names are our own constants, not input.
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await?;
+    drop(client);
+    let _ = task.await;
+    Ok(cluster.connection_string(name))
+}
+
+fn partner_table(dir: &Path, peer: &str, port: u16) -> Result<PathBuf, BoxError> {
+    let path = dir.join(format!("partners-of-{}.toml", peer.to_ascii_lowercase()));
+    std::fs::write(
+        &path,
+        format!(
+            "[[partner]]\ncountry = \"{peer}\"\nendpoint = \"http://127.0.0.1:{port}/exchange/v1/messages\"\nca_cert = \"{peer}/{}\"\ndocuments = [\"ACDD\"]\nprofile = \"asw\"\n",
+            keys::CA_CERT
+        ),
+    )?;
+    Ok(path)
+}
+
+fn free_port() -> Result<u16, BoxError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub async fn run(opts: Options) -> Result<(), BoxError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let dir = opts.data_dir.join("loadtest-exchange");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    for c in ["VN", "SG"] {
+        keys::init(&dir.join(c), c, &[])?;
+    }
+    let root = opts.data_dir.join("postgres");
+    let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(&root)).await??;
+    let result = scenario(&opts, &cluster, &dir, cores).await;
+    if cluster.started_here() {
+        let _ = cluster.stop();
+    }
+    result
+}
+
+async fn scenario(
+    opts: &Options,
+    cluster: &EmbeddedCluster,
+    dir: &Path,
+    cores: usize,
+) -> Result<(), BoxError> {
+    let vn_url = recreate_database(cluster, "nsw_xbench_vn").await?;
+    let sg_url = recreate_database(cluster, "nsw_xbench_sg").await?;
+    let senders = opts.senders.max(1);
+    let batch = opts.batch.max(1);
+    let vn_pool = crate::db::pool(&vn_url, senders * batch as usize + ENQUEUERS + 4)?;
+    let sg_pool = crate::db::pool(&sg_url, 20)?;
+    for pool in [&vn_pool, &sg_pool] {
+        let mut client = pool.get().await?;
+        crate::db::migrate::run(&mut client).await?;
+    }
+    let sg_admin = parties::add(
+        &mut sg_pool.get().await?,
+        "SG-OPERATOR",
+        Role::Admin,
+        "SG window operator",
+        None,
+    )
+    .await?;
+
+    let sg_port = free_port()?;
+    let vn_partners = partner_table(dir, "SG", sg_port)?;
+    // SG never sends here; VN's endpoint only has to be a valid loopback address.
+    let sg_partners = partner_table(dir, "VN", free_port()?)?;
+    let mut sg = Server::start_with(
+        &sg_url,
+        &[
+            ("NSW_LISTEN", format!("127.0.0.1:{sg_port}")),
+            ("NSW_COUNTRY", "SG".into()),
+            (
+                "NSW_EXCHANGE_KEYS_DIR",
+                dir.join("SG").display().to_string(),
+            ),
+            ("NSW_EXCHANGE_PARTNERS", sg_partners.display().to_string()),
+        ],
+    )?;
+
+    let mut settings = Settings {
+        database_url: Some(vn_url.clone()),
+        country: "VN".into(),
+        ..Settings::default()
+    };
+    settings.exchange.keys_dir = Some(dir.join("VN"));
+    settings.exchange.partners_file = Some(vn_partners);
+    settings.exchange.batch = batch;
+    settings.exchange.poll_ms = 20;
+    // Short retry delays: at the default 2 s base, a phase would mostly measure the backoff.
+    settings.exchange.retry_base_ms = 50;
+    settings.exchange.retry_max_ms = 1_000;
+    let ex = Arc::new(Exchange::from_settings(&settings)?.ok_or("VN has no exchange keys")?);
+    let workers: Vec<_> = (0..senders)
+        .map(|_| worker::spawn(vn_pool.clone(), ex.clone(), settings.limits()))
+        .collect();
+    let settings = Arc::new(settings);
+    let envelope_bytes = acdd("VNACDD-XB-0000000000").len();
+
+    eprintln!(
+        "loadtest --exchange: {cores} cores, {} messages per phase, batch {batch}, {senders} sender loop(s), SG at {}",
+        opts.messages, sg.address
+    );
+    let http = reqwest::Client::new();
+    let mut phases = Vec::new();
+    for (name, ratio) in [("clean", 0.0), ("fail", opts.fail_ratio)] {
+        let fault = if ratio > 0.0 {
+            serde_json::json!({ "mode": "fail_ratio", "ratio": ratio })
+        } else {
+            serde_json::json!({ "mode": "none" })
+        };
+        let r = http
+            .put(format!("{}/api/v1/admin/exchange/fault", sg.address))
+            .bearer_auth(&sg_admin)
+            .json(&serde_json::json!({ "fault": fault }))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            return Err(format!("SG refused the fault mode: HTTP {}", r.status()).into());
+        }
+        eprintln!(
+            "loadtest --exchange: phase '{name}' (SG fails {ratio:.0$} of requests)",
+            2
+        );
+        phases.push(
+            phase(
+                name,
+                ratio,
+                opts,
+                &settings,
+                &vn_pool,
+                &sg_pool,
+                Instant::now(),
+            )
+            .await?,
+        );
+    }
+    for w in workers {
+        w.abort();
+    }
+    sg.stop();
+
+    eprintln!("loadtest --exchange: baseline, CMS sign and verify");
+    let identities = (ex.identity.clone(), keys::load(&dir.join("SG"), "SG")?);
+    let duration = opts.duration;
+    let cms =
+        tokio::task::spawn_blocking(move || cms_baseline(identities, cores, duration)).await??;
+    eprintln!("loadtest --exchange: baseline, SG inbound insert");
+    let insert = receiver_insert_baseline(&sg_pool, opts.duration).await?;
+    eprintln!("loadtest --exchange: baseline, VN outbox database work");
+    let sender_db = sender_db_baseline(&vn_pool, &settings, &ex, opts.duration).await?;
+
+    let clean = phases[0].per_second;
+    let report = Report {
+        cores,
+        envelope_bytes,
+        batch,
+        senders,
+        phases,
+        baseline_cms_per_second: cms,
+        baseline_receiver_insert_per_second: insert,
+        baseline_sender_db_per_second: sender_db,
+        exchange_over_cms: clean / cms.max(1e-9),
+        exchange_over_receiver_insert: clean / insert.max(1e-9),
+        exchange_over_sender_db: clean / sender_db.max(1e-9),
+    };
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    if report.phases.iter().all(|p| p.exactly_once) {
+        Ok(())
+    } else {
+        Err("some messages were not delivered or not stored exactly once (see the table)".into())
+    }
+}
+
+async fn phase(
+    name: &str,
+    ratio: f64,
+    opts: &Options,
+    settings: &Arc<Settings>,
+    vn: &Pool,
+    sg: &Pool,
+    started: Instant,
+) -> Result<Phase, BoxError> {
+    let prefix = format!("VNACDD-XB-{name}-");
+    let next = Arc::new(AtomicUsize::new(0));
+    let enqueuers: Vec<_> = (0..ENQUEUERS)
+        .map(|_| {
+            let (next, pool, settings, prefix) =
+                (next.clone(), vn.clone(), settings.clone(), prefix.clone());
+            let n = opts.messages;
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok::<(), BoxError>(());
+                    }
+                    let reference = format!("{prefix}{i:07}");
+                    let mut client = pool.get().await?;
+                    let tx = client.transaction().await?;
+                    enqueue(
+                        &tx,
+                        &settings,
+                        NewMessage {
+                            receiver: "SG".into(),
+                            document_type: "ACDD".into(),
+                            function: "submit".into(),
+                            reference: reference.clone(),
+                            previous_reference: None,
+                            conversation_id: None,
+                            payload: acdd(&reference),
+                            actor: "loadtest".into(),
+                        },
+                    )
+                    .await?;
+                    tx.commit().await?;
+                }
+            })
+        })
+        .collect();
+    for e in enqueuers {
+        e.await??;
+    }
+    let like = format!("{prefix}%");
+    let client = vn.get().await?;
+    loop {
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status IN ('delivered', 'rejected', 'dead_letter'))
+                   FROM outbox WHERE reference LIKE $1",
+                &[&like],
+            )
+            .await?;
+        let settled: i64 = row.get(0);
+        if settled as usize >= opts.messages || started.elapsed() > opts.duration * 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'delivered'),
+                    count(*) FILTER (WHERE status <> 'delivered'),
+                    COALESCE(EXTRACT(EPOCH FROM max(delivered_at) - min(created_at))::float8, 0),
+                    COALESCE(percentile_cont(0.5) WITHIN GROUP (ORDER BY
+                        EXTRACT(EPOCH FROM delivered_at - created_at)::float8), 0) * 1000,
+                    COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY
+                        EXTRACT(EPOCH FROM delivered_at - created_at)::float8), 0) * 1000,
+                    COALESCE(max(EXTRACT(EPOCH FROM delivered_at - created_at)::float8), 0) * 1000,
+                    COALESCE(avg(attempts)::float8, 0), COALESCE(max(attempts), 0)
+               FROM outbox WHERE reference LIKE $1",
+            &[&like],
+        )
+        .await?;
+    let delivered: i64 = r.get(0);
+    let seconds: f64 = r.get(2);
+    let sent: Vec<Uuid> = client
+        .query(
+            "SELECT message_id FROM outbox WHERE reference LIKE $1 ORDER BY message_id",
+            &[&like],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let sgc = sg.get().await?;
+    let stored: Vec<Uuid> = sgc
+        .query(
+            "SELECT message_id FROM inbound_messages WHERE sender = 'VN' AND reference LIKE $1
+              ORDER BY message_id",
+            &[&like],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut distinct = stored.clone();
+    distinct.dedup();
+    Ok(Phase {
+        name: name.to_owned(),
+        fail_ratio: ratio,
+        messages: opts.messages,
+        delivered,
+        undelivered: r.get(1),
+        seconds,
+        per_second: delivered as f64 / seconds.max(1e-9),
+        latency_p50_ms: r.get(3),
+        latency_p99_ms: r.get(4),
+        latency_max_ms: r.get(5),
+        attempts_per_message: r.get(6),
+        max_attempts: r.get(7),
+        receiver_rows: stored.len() as i64,
+        receiver_distinct: distinct.len() as i64,
+        exactly_once: delivered as usize == opts.messages && stored == sent,
+    })
+}
+
+/// The cryptography of one exchanged message, with nothing else: VN signs the envelope, SG
+/// verifies it, SG signs the receipt, VN verifies that.
+fn cms_baseline(
+    (vn, sg): (keys::Identity, keys::Identity),
+    cores: usize,
+    duration: Duration,
+) -> Result<f64, BoxError> {
+    let envelope = acdd("VNACDD-XB-BASELINE");
+    let receipt = receipt::build(&receipt::Receipt {
+        message_id: Uuid::now_v7(),
+        received_message_id: Uuid::now_v7(),
+        sender: "SG".into(),
+        receiver: "VN".into(),
+        digest_hex: "00".repeat(32),
+        accepted: true,
+        reasons: Vec::new(),
+        received_at: crate::exchange::envelope::now_rfc3339(),
+    });
+    let start = Instant::now();
+    let counts: Vec<Result<u64, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cores)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut n = 0u64;
+                    while start.elapsed() < duration {
+                        let one = || -> Result<(), signature::SignatureError> {
+                            let sig = signature::sign(&vn, &envelope)?;
+                            signature::verify(&sig, &envelope, &vn.ca, "VN")?;
+                            let rsig = signature::sign(&sg, &receipt)?;
+                            signature::verify(&rsig, &receipt, &sg.ca, "SG")?;
+                            Ok(())
+                        };
+                        one().map_err(|e| e.to_string())?;
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("thread panicked".into())))
+            .collect()
+    });
+    let mut total = 0;
+    for c in counts {
+        total += c?;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// SG's storing transaction alone, with the same bytes a delivery stores.
+async fn receiver_insert_baseline(pool: &Pool, duration: Duration) -> Result<f64, BoxError> {
+    let envelope = Arc::new(acdd("VNACDD-XB-BASELINE"));
+    let digest: [u8; 32] = sha2::Sha256::digest(&*envelope).into();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (pool, envelope) = (pool.clone(), envelope.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                let mut client = pool.get().await?;
+                while start.elapsed() < duration {
+                    inbound_store::insert(
+                        &mut client,
+                        &NewInbound {
+                            sender: "VN",
+                            message_id: Uuid::now_v7(),
+                            conversation_id: Uuid::now_v7(),
+                            document_type: "ACDD",
+                            function: "submit",
+                            reference: "VNACDD-XB-BASELINE",
+                            previous_reference: None,
+                            envelope: &envelope,
+                            sha256: &digest,
+                            signature: &[0; 600],
+                            signer_subject: "C=VN, O=National Single Window, CN=VN signing",
+                            receipt: &[0; 700],
+                            receipt_signature: &[0; 600],
+                        },
+                    )
+                    .await?;
+                    n += 1;
+                }
+                Ok::<u64, BoxError>(n)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// VN's own database work per message, without network or cryptography: the enqueue
+/// transaction (with schema validation of the payload), the claim, the signature update and
+/// the settling transaction, in batches like the worker's.
+async fn sender_db_baseline(
+    pool: &Pool,
+    settings: &Arc<Settings>,
+    ex: &Arc<Exchange>,
+    duration: Duration,
+) -> Result<f64, BoxError> {
+    use crate::store::outbox::{self as store, Outcome};
+    let start = Instant::now();
+    let seq = Arc::new(AtomicUsize::new(0));
+    let batch = ex.policy.batch.max(1) as usize;
+    let tasks: Vec<_> = (0..ENQUEUERS)
+        .map(|_| {
+            let (pool, settings, seq) = (pool.clone(), settings.clone(), seq.clone());
+            let worker = ex.worker_id;
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                let mut client = pool.get().await?;
+                while start.elapsed() < duration {
+                    let mut ids = Vec::with_capacity(batch / ENQUEUERS + 1);
+                    for _ in 0..(batch / ENQUEUERS).max(1) {
+                        let reference =
+                            format!("VNACDD-XB-DB-{:07}", seq.fetch_add(1, Ordering::Relaxed));
+                        let tx = client.transaction().await?;
+                        let e = enqueue(
+                            &tx,
+                            &settings,
+                            NewMessage {
+                                receiver: "TH".into(),
+                                document_type: "ACDD".into(),
+                                function: "submit".into(),
+                                reference: reference.clone(),
+                                previous_reference: None,
+                                conversation_id: None,
+                                payload: acdd(&reference),
+                                actor: "loadtest".into(),
+                            },
+                        )
+                        .await?;
+                        tx.commit().await?;
+                        ids.push(e.message_id);
+                    }
+                    let claimed = store::claim(&client, worker, 60.0, ids.len() as i64).await?;
+                    for c in claimed {
+                        store::set_signature(&client, c.id, worker, &[0; 600]).await?;
+                        store::finish(
+                            &mut client,
+                            c.id,
+                            worker,
+                            Outcome::Receipt {
+                                accepted: true,
+                                receipt: &[0; 700],
+                                signature: &[0; 600],
+                            },
+                        )
+                        .await?;
+                        n += 1;
+                    }
+                }
+                Ok::<u64, BoxError>(n)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+fn print_report(r: &Report) {
+    println!(
+        "nsw loadtest --exchange: {} cores, VN → SG, ACDD envelopes of {} bytes, batch {}, {} sender loop(s)",
+        r.cores, r.envelope_bytes, r.batch, r.senders
+    );
+    println!(
+        "{:<22} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
+        "phase",
+        "msgs",
+        "msg/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "attempts",
+        "SG rows",
+        "exactly once"
+    );
+    for p in &r.phases {
+        println!(
+            "{:<22} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.2} {:>9} {:>12}",
+            format!("{} (SG fails {:.0}%)", p.name, p.fail_ratio * 100.0),
+            p.delivered,
+            p.per_second,
+            p.latency_p50_ms,
+            p.latency_p99_ms,
+            p.latency_max_ms,
+            p.attempts_per_message,
+            p.receiver_rows,
+            if p.exactly_once { "yes" } else { "NO" }
+        );
+    }
+    println!(
+        "{:<44} {:>8.0}/s",
+        "baseline: CMS sign+verify ×2, all cores", r.baseline_cms_per_second
+    );
+    println!(
+        "{:<44} {:>8.0}/s",
+        "baseline: SG inbound insert alone", r.baseline_receiver_insert_per_second
+    );
+    println!(
+        "{:<44} {:>8.0}/s",
+        "baseline: VN outbox database work alone", r.baseline_sender_db_per_second
+    );
+    println!(
+        "ratio exchange / CMS alone:                   {:.2}",
+        r.exchange_over_cms
+    );
+    println!(
+        "ratio exchange / SG inbound insert alone:     {:.2}",
+        r.exchange_over_receiver_insert
+    );
+    println!(
+        "ratio exchange / VN outbox database alone:    {:.2}",
+        r.exchange_over_sender_db
+    );
+}
