@@ -65,6 +65,88 @@ struct Phase {
     receiver_distinct: i64,
     /// Every message delivered, stored once at SG, and SG holds exactly the ids VN sent.
     exactly_once: bool,
+    /// CPU time per delivered message in each process group, over the phase.
+    cpu_ms_per_message: Cpu,
+}
+
+/// CPU time (user + system) of the three parties to an exchange.
+#[derive(Serialize, Default, Clone, Copy)]
+struct Cpu {
+    /// This process: enqueuing transactions and VN's outbox worker.
+    vn: f64,
+    /// The SG `nsw serve` process.
+    sg: f64,
+    /// Every PostgreSQL process of the cluster (both windows' databases).
+    postgres: f64,
+}
+
+impl Cpu {
+    fn minus(self, o: Cpu) -> Cpu {
+        Cpu {
+            vn: self.vn - o.vn,
+            sg: self.sg - o.sg,
+            postgres: self.postgres - o.postgres,
+        }
+    }
+
+    fn per(self, n: i64) -> Cpu {
+        let n = n.max(1) as f64;
+        Cpu {
+            vn: self.vn / n,
+            sg: self.sg / n,
+            postgres: self.postgres / n,
+        }
+    }
+}
+
+/// Where the processes are, to read their CPU time from /proc.
+struct Pids {
+    sg: u32,
+    postmaster: Option<u32>,
+}
+
+/// utime + stime of a process, in milliseconds (0 when it is gone).
+fn cpu_ms(pid: &str) -> (f64, Option<u32>) {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return (0.0, None);
+    };
+    // The command name may hold spaces; the fields after it do not.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return (0.0, None);
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // After ")": state(0) ppid(1) … utime(11) stime(12).
+    let ppid = f.get(1).and_then(|v| v.parse().ok());
+    ((num(11) + num(12)) * 1000.0 / ticks, ppid)
+}
+
+fn cpu_now(p: &Pids) -> Cpu {
+    let mut postgres = 0.0;
+    if let Some(pm) = p.postmaster {
+        postgres += cpu_ms(&pm.to_string()).0;
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            if let (ms, Some(ppid)) = cpu_ms(pid) {
+                if ppid == pm {
+                    postgres += ms;
+                }
+            }
+        }
+    }
+    Cpu {
+        vn: cpu_ms("self").0,
+        sg: cpu_ms(&p.sg.to_string()).0,
+        postgres,
+    }
 }
 
 #[derive(Serialize)]
@@ -76,6 +158,9 @@ struct Report {
     phases: Vec<Phase>,
     /// Sign envelope + verify it + sign receipt + verify it, on every core.
     baseline_cms_per_second: f64,
+    /// One core: CMS signatures made per second, and CMS signatures verified per second.
+    cms_sign_per_second_one_core: f64,
+    cms_verify_per_second_one_core: f64,
     /// SG's inbound insert transaction alone (row + receipt + audit entry), 16 connections.
     baseline_receiver_insert_per_second: f64,
     /// VN's database work alone: enqueue, claim, signature update, settle.
@@ -135,8 +220,9 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
         keys::init(&dir.join(c), c, &[])?;
     }
     let root = opts.data_dir.join("postgres");
+    let root_dir = root.clone();
     let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(&root)).await??;
-    let result = scenario(&opts, &cluster, &dir, cores).await;
+    let result = scenario(&opts, &cluster, &root_dir, &dir, cores).await;
     if cluster.started_here() {
         let _ = cluster.stop();
     }
@@ -146,6 +232,7 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
 async fn scenario(
     opts: &Options,
     cluster: &EmbeddedCluster,
+    cluster_root: &Path,
     dir: &Path,
     cores: usize,
 ) -> Result<(), BoxError> {
@@ -208,6 +295,12 @@ async fn scenario(
         "loadtest --exchange: {cores} cores, {} messages per phase, batch {batch}, {senders} sender loop(s), SG at {}",
         opts.messages, sg.address
     );
+    let pids = Pids {
+        sg: sg.child.id(),
+        postmaster: std::fs::read_to_string(cluster_root.join("pgdata/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok())),
+    };
     let http = reqwest::Client::new();
     let mut phases = Vec::new();
     for (name, ratio) in [("clean", 0.0), ("fail", opts.fail_ratio)] {
@@ -229,18 +322,7 @@ async fn scenario(
             "loadtest --exchange: phase '{name}' (SG fails {ratio:.0$} of requests)",
             2
         );
-        phases.push(
-            phase(
-                name,
-                ratio,
-                opts,
-                &settings,
-                &vn_pool,
-                &sg_pool,
-                Instant::now(),
-            )
-            .await?,
-        );
+        phases.push(phase(name, ratio, opts, &settings, &vn_pool, &sg_pool, &pids).await?);
     }
     for w in workers {
         w.abort();
@@ -250,7 +332,7 @@ async fn scenario(
     eprintln!("loadtest --exchange: baseline, CMS sign and verify");
     let identities = (ex.identity.clone(), keys::load(&dir.join("SG"), "SG")?);
     let duration = opts.duration;
-    let cms =
+    let (cms, sign1, verify1) =
         tokio::task::spawn_blocking(move || cms_baseline(identities, cores, duration)).await??;
     eprintln!("loadtest --exchange: baseline, SG inbound insert");
     let insert = receiver_insert_baseline(&sg_pool, opts.duration).await?;
@@ -265,6 +347,8 @@ async fn scenario(
         senders,
         phases,
         baseline_cms_per_second: cms,
+        cms_sign_per_second_one_core: sign1,
+        cms_verify_per_second_one_core: verify1,
         baseline_receiver_insert_per_second: insert,
         baseline_sender_db_per_second: sender_db,
         exchange_over_cms: clean / cms.max(1e-9),
@@ -290,8 +374,10 @@ async fn phase(
     settings: &Arc<Settings>,
     vn: &Pool,
     sg: &Pool,
-    started: Instant,
+    pids: &Pids,
 ) -> Result<Phase, BoxError> {
+    let started = Instant::now();
+    let cpu_before = cpu_now(pids);
     let prefix = format!("VNACDD-XB-{name}-");
     let next = Arc::new(AtomicUsize::new(0));
     let enqueuers: Vec<_> = (0..ENQUEUERS)
@@ -345,8 +431,10 @@ async fn phase(
         if settled as usize >= opts.messages || started.elapsed() > opts.duration * 6 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The figures come from the rows' own timestamps: polling often would only load the database.
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let cpu = cpu_now(pids).minus(cpu_before);
     let r = client
         .query_one(
             "SELECT count(*) FILTER (WHERE status = 'delivered'),
@@ -402,6 +490,7 @@ async fn phase(
         receiver_rows: stored.len() as i64,
         receiver_distinct: distinct.len() as i64,
         exactly_once: delivered as usize == opts.messages && stored == sent,
+        cpu_ms_per_message: cpu.per(delivered),
     })
 }
 
@@ -411,8 +500,20 @@ fn cms_baseline(
     (vn, sg): (keys::Identity, keys::Identity),
     cores: usize,
     duration: Duration,
-) -> Result<f64, BoxError> {
+) -> Result<(f64, f64, f64), BoxError> {
     let envelope = acdd("VNACDD-XB-BASELINE");
+    let one_core = |f: &dyn Fn() -> Result<(), signature::SignatureError>| {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < duration / 4 {
+            f()?;
+            n += 1;
+        }
+        Ok::<f64, signature::SignatureError>(n as f64 / start.elapsed().as_secs_f64())
+    };
+    let sig = signature::sign(&vn, &envelope)?;
+    let sign1 = one_core(&|| signature::sign(&vn, &envelope).map(drop))?;
+    let verify1 = one_core(&|| signature::verify(&sig, &envelope, &vn.ca, "VN").map(drop))?;
     let receipt = receipt::build(&receipt::Receipt {
         message_id: Uuid::now_v7(),
         received_message_id: Uuid::now_v7(),
@@ -453,7 +554,7 @@ fn cms_baseline(
     for c in counts {
         total += c?;
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    Ok((total as f64 / start.elapsed().as_secs_f64(), sign1, verify1))
 }
 
 /// SG's storing transaction alone, with the same bytes a delivery stores.
@@ -603,9 +704,25 @@ fn print_report(r: &Report) {
             if p.exactly_once { "yes" } else { "NO" }
         );
     }
+    println!("CPU ms per delivered message (VN process / SG process / PostgreSQL):");
+    for p in &r.phases {
+        let c = p.cpu_ms_per_message;
+        println!(
+            "  {:<20} {:>6.2} / {:>6.2} / {:>6.2}  = {:.2} ms",
+            p.name,
+            c.vn,
+            c.sg,
+            c.postgres,
+            c.vn + c.sg + c.postgres
+        );
+    }
     println!(
         "{:<44} {:>8.0}/s",
         "baseline: CMS sign+verify ×2, all cores", r.baseline_cms_per_second
+    );
+    println!(
+        "{:<44} {:>8.0}/s sign, {:.0}/s verify",
+        "  of which one core:", r.cms_sign_per_second_one_core, r.cms_verify_per_second_one_core
     );
     println!(
         "{:<44} {:>8.0}/s",

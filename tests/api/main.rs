@@ -8,6 +8,7 @@ mod cli;
 mod declarations;
 mod events;
 mod exchange;
+mod exchange_fail_ratio;
 mod fixtures;
 mod restart;
 
