@@ -79,7 +79,7 @@ enum Command {
         /// With --exchange: messages the outbox worker claims and sends concurrently per poll.
         #[arg(long, default_value_t = 64)]
         batch: i64,
-        /// With --exchange: outbox worker loops sharing VN's database.
+        /// With --exchange: VN `nsw serve` processes (outbox workers) sharing VN's database.
         #[arg(long, default_value_t = 2)]
         senders: usize,
     },

@@ -1,10 +1,11 @@
 //! `nsw loadtest --exchange`: signed messages per second from one window (VN) to a partner
-//! window (SG), end to end. SG runs as its own `nsw serve` process with its own keys and
-//! database; VN's outbox worker runs in this process against VN's database, the same code
-//! `nsw serve` runs. A message counts when VN's outbox row is `delivered`, i.e. it was
-//! enqueued, claimed, signed, posted, verified, deduplicated and stored by SG, and SG's signed
-//! receipt was verified and stored by VN. The same run then makes SG fail a share of requests
-//! with 503 and checks that every message is still stored exactly once.
+//! window (SG), end to end. Each window is its own `nsw serve` process (VN optionally several,
+//! sharing one database) with its own keys and database in the embedded cluster. This process
+//! only enqueues, in one transaction per message as a customs clearance does. A message
+//! counts when VN's outbox row is `delivered`: claimed by VN's worker, signed, posted,
+//! verified, deduplicated and stored by SG, and SG's signed receipt verified and stored by VN.
+//! The same run then makes SG fail a share of requests with 503 and checks that every message
+//! is still stored exactly once.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +22,7 @@ use crate::config::Settings;
 use crate::db::embedded::EmbeddedCluster;
 use crate::domain::party::Role;
 use crate::exchange::outbox::{enqueue, NewMessage};
-use crate::exchange::{keys, receipt, signature, worker, Exchange};
+use crate::exchange::{keys, receipt, signature};
 use crate::store::inbound::{self as inbound_store, NewInbound};
 use crate::store::parties;
 
@@ -39,7 +40,7 @@ pub struct Options {
     pub fail_ratio: f64,
     /// Outbox worker: messages claimed (and sent concurrently) per poll.
     pub batch: i64,
-    /// Outbox worker loops in VN (as if that many `nsw serve` instances shared the database).
+    /// VN `nsw serve` processes sharing VN's database, each with its outbox worker.
     pub senders: usize,
     pub data_dir: PathBuf,
     pub json: bool,
@@ -72,7 +73,9 @@ struct Phase {
 /// CPU time (user + system) of the three parties to an exchange.
 #[derive(Serialize, Default, Clone, Copy)]
 struct Cpu {
-    /// This process: enqueuing transactions and VN's outbox worker.
+    /// This process: the enqueuing transactions (the clearances that cause the messages).
+    enqueue: f64,
+    /// The VN `nsw serve` processes: outbox worker, audit sealer, events.
     vn: f64,
     /// The SG `nsw serve` process.
     sg: f64,
@@ -83,6 +86,7 @@ struct Cpu {
 impl Cpu {
     fn minus(self, o: Cpu) -> Cpu {
         Cpu {
+            enqueue: self.enqueue - o.enqueue,
             vn: self.vn - o.vn,
             sg: self.sg - o.sg,
             postgres: self.postgres - o.postgres,
@@ -92,6 +96,7 @@ impl Cpu {
     fn per(self, n: i64) -> Cpu {
         let n = n.max(1) as f64;
         Cpu {
+            enqueue: self.enqueue / n,
             vn: self.vn / n,
             sg: self.sg / n,
             postgres: self.postgres / n,
@@ -101,6 +106,7 @@ impl Cpu {
 
 /// Where the processes are, to read their CPU time from /proc.
 struct Pids {
+    vn: Vec<u32>,
     sg: u32,
     postmaster: Option<u32>,
 }
@@ -143,7 +149,8 @@ fn cpu_now(p: &Pids) -> Cpu {
         }
     }
     Cpu {
-        vn: cpu_ms("self").0,
+        enqueue: cpu_ms("self").0,
+        vn: p.vn.iter().map(|v| cpu_ms(&v.to_string()).0).sum(),
         sg: cpu_ms(&p.sg.to_string()).0,
         postgres,
     }
@@ -240,7 +247,7 @@ async fn scenario(
     let sg_url = recreate_database(cluster, "nsw_xbench_sg").await?;
     let senders = opts.senders.max(1);
     let batch = opts.batch.max(1);
-    let vn_pool = crate::db::pool(&vn_url, senders * batch as usize + ENQUEUERS + 4)?;
+    let vn_pool = crate::db::pool(&vn_url, ENQUEUERS + 4)?;
     let sg_pool = crate::db::pool(&sg_url, 20)?;
     for pool in [&vn_pool, &sg_pool] {
         let mut client = pool.get().await?;
@@ -272,30 +279,42 @@ async fn scenario(
         ],
     )?;
 
-    let mut settings = Settings {
+    // VN's windows: `nsw serve` processes sharing VN's database, as instances behind one
+    // address would; each runs an outbox worker (and the audit sealer, events, webhooks).
+    let mut vns = Vec::new();
+    for _ in 0..senders {
+        vns.push(Server::start_with(
+            &vn_url,
+            &[
+                ("NSW_COUNTRY", "VN".into()),
+                (
+                    "NSW_EXCHANGE_KEYS_DIR",
+                    dir.join("VN").display().to_string(),
+                ),
+                ("NSW_EXCHANGE_PARTNERS", vn_partners.display().to_string()),
+                ("NSW_EXCHANGE_BATCH", batch.to_string()),
+                ("NSW_EXCHANGE_POLL_MS", "20".into()),
+                // Short retry delays: at the default 2 s base, the failing phase would mostly
+                // measure the backoff.
+                ("NSW_EXCHANGE_RETRY_BASE_MS", "50".into()),
+                ("NSW_EXCHANGE_RETRY_MAX_MS", "1000".into()),
+            ],
+        )?);
+    }
+    // The enqueuing transactions run here, validated with VN's settings as the server would.
+    let settings = Arc::new(Settings {
         database_url: Some(vn_url.clone()),
         country: "VN".into(),
         ..Settings::default()
-    };
-    settings.exchange.keys_dir = Some(dir.join("VN"));
-    settings.exchange.partners_file = Some(vn_partners);
-    settings.exchange.batch = batch;
-    settings.exchange.poll_ms = 20;
-    // Short retry delays: at the default 2 s base, a phase would mostly measure the backoff.
-    settings.exchange.retry_base_ms = 50;
-    settings.exchange.retry_max_ms = 1_000;
-    let ex = Arc::new(Exchange::from_settings(&settings)?.ok_or("VN has no exchange keys")?);
-    let workers: Vec<_> = (0..senders)
-        .map(|_| worker::spawn(vn_pool.clone(), ex.clone(), settings.limits()))
-        .collect();
-    let settings = Arc::new(settings);
+    });
     let envelope_bytes = acdd("VNACDD-XB-0000000000").len();
 
     eprintln!(
-        "loadtest --exchange: {cores} cores, {} messages per phase, batch {batch}, {senders} sender loop(s), SG at {}",
+        "loadtest --exchange: {cores} cores, {} messages per phase, batch {batch}, {senders} VN process(es), SG at {}",
         opts.messages, sg.address
     );
     let pids = Pids {
+        vn: vns.iter().map(|v| v.child.id()).collect(),
         sg: sg.child.id(),
         postmaster: std::fs::read_to_string(cluster_root.join("pgdata/postmaster.pid"))
             .ok()
@@ -324,20 +343,23 @@ async fn scenario(
         );
         phases.push(phase(name, ratio, opts, &settings, &vn_pool, &sg_pool, &pids).await?);
     }
-    for w in workers {
-        w.abort();
+    for mut v in vns {
+        v.stop();
     }
     sg.stop();
 
     eprintln!("loadtest --exchange: baseline, CMS sign and verify");
-    let identities = (ex.identity.clone(), keys::load(&dir.join("SG"), "SG")?);
+    let identities = (
+        keys::load(&dir.join("VN"), "VN")?,
+        keys::load(&dir.join("SG"), "SG")?,
+    );
     let duration = opts.duration;
     let (cms, sign1, verify1) =
         tokio::task::spawn_blocking(move || cms_baseline(identities, cores, duration)).await??;
     eprintln!("loadtest --exchange: baseline, SG inbound insert");
     let insert = receiver_insert_baseline(&sg_pool, opts.duration).await?;
     eprintln!("loadtest --exchange: baseline, VN outbox database work");
-    let sender_db = sender_db_baseline(&vn_pool, &settings, &ex, opts.duration).await?;
+    let sender_db = sender_db_baseline(&vn_pool, &settings, batch, opts.duration).await?;
 
     let clean = phases[0].per_second;
     let report = Report {
@@ -607,17 +629,17 @@ async fn receiver_insert_baseline(pool: &Pool, duration: Duration) -> Result<f64
 async fn sender_db_baseline(
     pool: &Pool,
     settings: &Arc<Settings>,
-    ex: &Arc<Exchange>,
+    batch: i64,
     duration: Duration,
 ) -> Result<f64, BoxError> {
     use crate::store::outbox::{self as store, Outcome};
     let start = Instant::now();
     let seq = Arc::new(AtomicUsize::new(0));
-    let batch = ex.policy.batch.max(1) as usize;
+    let batch = batch.max(1) as usize;
+    let worker = Uuid::now_v7();
     let tasks: Vec<_> = (0..ENQUEUERS)
         .map(|_| {
             let (pool, settings, seq) = (pool.clone(), settings.clone(), seq.clone());
-            let worker = ex.worker_id;
             tokio::spawn(async move {
                 let mut n = 0u64;
                 let mut client = pool.get().await?;
@@ -675,7 +697,7 @@ async fn sender_db_baseline(
 
 fn print_report(r: &Report) {
     println!(
-        "nsw loadtest --exchange: {} cores, VN → SG, ACDD envelopes of {} bytes, batch {}, {} sender loop(s)",
+        "nsw loadtest --exchange: {} cores, VN → SG, ACDD envelopes of {} bytes, batch {}, {} VN process(es)",
         r.cores, r.envelope_bytes, r.batch, r.senders
     );
     println!(
@@ -704,16 +726,17 @@ fn print_report(r: &Report) {
             if p.exactly_once { "yes" } else { "NO" }
         );
     }
-    println!("CPU ms per delivered message (VN process / SG process / PostgreSQL):");
+    println!("CPU ms per delivered message (enqueue / VN serve / SG serve / PostgreSQL):");
     for p in &r.phases {
         let c = p.cpu_ms_per_message;
         println!(
-            "  {:<20} {:>6.2} / {:>6.2} / {:>6.2}  = {:.2} ms",
+            "  {:<20} {:>6.2} / {:>6.2} / {:>6.2} / {:>6.2}  = {:.2} ms",
             p.name,
+            c.enqueue,
             c.vn,
             c.sg,
             c.postgres,
-            c.vn + c.sg + c.postgres
+            c.enqueue + c.vn + c.sg + c.postgres
         );
     }
     println!(
