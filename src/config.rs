@@ -476,7 +476,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            (s.exchange.batch, s.exchange.poll_ms, s.exchange.retry_max_ms),
+            (
+                s.exchange.batch,
+                s.exchange.poll_ms,
+                s.exchange.retry_max_ms
+            ),
             (128, 20, 1000)
         );
         for bad in ["1.5", "ten"] {

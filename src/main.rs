@@ -54,7 +54,7 @@ enum Command {
         /// Concurrent HTTP connections (and database connections for the commit baseline).
         #[arg(long, default_value_t = 16)]
         connections: usize,
-        /// Seconds per phase.
+        /// Seconds per phase (with --exchange: per baseline).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         /// Item counts of the declarations in the mix.
@@ -70,8 +70,8 @@ enum Command {
         /// to an SG window (`nsw serve` process), end to end, then with SG failing requests.
         #[arg(long)]
         exchange: bool,
-        /// With --exchange: messages per phase.
-        #[arg(long, default_value_t = 10_000)]
+        /// With --exchange: messages per phase (each phase waits at most 120 s).
+        #[arg(long, default_value_t = 8_000)]
         messages: usize,
         /// With --exchange: share of SG's answers that fail with 503 in the second phase.
         #[arg(long, default_value_t = 0.1)]
