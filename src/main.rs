@@ -77,10 +77,10 @@ enum Command {
         #[arg(long, default_value_t = 0.1)]
         fail_ratio: f64,
         /// With --exchange: messages the outbox worker claims and sends concurrently per poll.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 16)]
         batch: i64,
         /// With --exchange: VN `nsw serve` processes (outbox workers) sharing VN's database.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 1)]
         senders: usize,
     },
     /// The audit trail.

@@ -58,6 +58,9 @@ struct Phase {
     /// First enqueue to last delivery, from the database's own timestamps.
     seconds: f64,
     per_second: f64,
+    /// How fast the messages went into the outbox (first to last enqueue): when this is
+    /// above `per_second`, a backlog forms and the latencies below are mostly queueing.
+    enqueued_per_second: f64,
     latency_p50_ms: f64,
     latency_p99_ms: f64,
     latency_max_ms: f64,
@@ -478,7 +481,8 @@ async fn phase(
                     COALESCE(percentile_cont(0.99) WITHIN GROUP (ORDER BY
                         EXTRACT(EPOCH FROM delivered_at - created_at)::float8), 0) * 1000,
                     COALESCE(max(EXTRACT(EPOCH FROM delivered_at - created_at)::float8), 0) * 1000,
-                    COALESCE(avg(attempts)::float8, 0), COALESCE(max(attempts), 0)
+                    COALESCE(avg(attempts)::float8, 0), COALESCE(max(attempts), 0),
+                    COALESCE(EXTRACT(EPOCH FROM max(created_at) - min(created_at))::float8, 0)
                FROM outbox WHERE reference LIKE $1",
             &[&like],
         )
@@ -525,6 +529,7 @@ async fn phase(
         undelivered: r.get(1),
         seconds,
         per_second: delivered as f64 / seconds.max(1e-9),
+        enqueued_per_second: opts.messages as f64 / r.get::<_, f64>(8).max(1e-9),
         latency_p50_ms: r.get(3),
         latency_p99_ms: r.get(4),
         latency_max_ms: r.get(5),
@@ -771,6 +776,12 @@ fn print_report(r: &Report) {
             p.attempts_per_message,
             p.receiver_rows,
             if p.exactly_once { "yes" } else { "NO" }
+        );
+    }
+    for p in &r.phases {
+        println!(
+            "  {}: enqueued at {:.0}/s; SG rows beyond one per message {}, unknown to VN {}; delivered but not stored {}",
+            p.name, p.enqueued_per_second, p.receiver_duplicates, p.receiver_unknown, p.delivered_not_stored
         );
     }
     println!("CPU ms per delivered message (enqueue / VN serve / SG serve / PostgreSQL):");
