@@ -10,6 +10,7 @@ mod events;
 mod exchange;
 mod exchange_fail_ratio;
 mod fixtures;
+mod loadtest_exchange;
 mod restart;
 
 mod ministries;
