@@ -306,7 +306,6 @@ async fn scenario(
                 ),
                 ("NSW_EXCHANGE_PARTNERS", vn_partners.display().to_string()),
                 ("NSW_EXCHANGE_BATCH", batch.to_string()),
-                ("NSW_EXCHANGE_POLL_MS", "20".into()),
                 // Short retry delays: at the default 2 s base, the failing phase would mostly
                 // measure the backoff.
                 ("NSW_EXCHANGE_RETRY_BASE_MS", "50".into()),
