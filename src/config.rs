@@ -315,6 +315,28 @@ impl Settings {
         if let Some(v) = get("NSW_EXCHANGE_RETRY_BASE_MS") {
             self.exchange.retry_base_ms = num("NSW_EXCHANGE_RETRY_BASE_MS", v)? as u64;
         }
+        if let Some(v) = get("NSW_EXCHANGE_RETRY_MAX_MS") {
+            self.exchange.retry_max_ms = num("NSW_EXCHANGE_RETRY_MAX_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_EXCHANGE_POLL_MS") {
+            self.exchange.poll_ms = num("NSW_EXCHANGE_POLL_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_EXCHANGE_BATCH") {
+            self.exchange.batch = num("NSW_EXCHANGE_BATCH", v)? as i64;
+        }
+        if let Some(v) = get("NSW_EXCHANGE_FAULT_FAIL_RATIO") {
+            let ratio = v.parse().map_err(|_| ConfigError::Env {
+                name: "NSW_EXCHANGE_FAULT_FAIL_RATIO".into(),
+                message: format!("'{v}' is not a number"),
+            })?;
+            self.exchange.fault = crate::exchange::fault::Fault::FailRatio { ratio };
+        }
+        crate::exchange::fault::FaultSwitch::check(&self.exchange.fault).map_err(|message| {
+            ConfigError::Env {
+                name: "exchange.fault".into(),
+                message: message.into(),
+            }
+        })?;
         if let Some(v) = get("NSW_MAX_BODY_BYTES") {
             self.limits.max_body_bytes = num("NSW_MAX_BODY_BYTES", v)?;
         }
@@ -435,6 +457,37 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.pool_size, 7);
         assert!(s.database_url.is_none());
+    }
+
+    #[test]
+    fn exchange_worker_and_fault_from_environment() {
+        let mut s = Settings::default();
+        s.apply_env(|n| (n == "NSW_EXCHANGE_FAULT_FAIL_RATIO").then(|| "0.1".into()))
+            .unwrap();
+        assert_eq!(
+            s.exchange.fault,
+            crate::exchange::fault::Fault::FailRatio { ratio: 0.1 }
+        );
+        s.apply_env(|n| match n {
+            "NSW_EXCHANGE_BATCH" => Some("128".into()),
+            "NSW_EXCHANGE_POLL_MS" => Some("20".into()),
+            "NSW_EXCHANGE_RETRY_MAX_MS" => Some("1000".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            (
+                s.exchange.batch,
+                s.exchange.poll_ms,
+                s.exchange.retry_max_ms
+            ),
+            (128, 20, 1000)
+        );
+        for bad in ["1.5", "ten"] {
+            assert!(Settings::default()
+                .apply_env(|n| (n == "NSW_EXCHANGE_FAULT_FAIL_RATIO").then(|| bad.into()))
+                .is_err());
+        }
     }
 
     #[test]

@@ -54,7 +54,7 @@ enum Command {
         /// Concurrent HTTP connections (and database connections for the commit baseline).
         #[arg(long, default_value_t = 16)]
         connections: usize,
-        /// Seconds per phase.
+        /// Seconds per phase (with --exchange: per baseline).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         /// Item counts of the declarations in the mix.
@@ -66,6 +66,22 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Measure the partner exchange instead: signed messages per second from a VN window
+        /// to an SG window (`nsw serve` process), end to end, then with SG failing requests.
+        #[arg(long)]
+        exchange: bool,
+        /// With --exchange: messages per phase (each phase waits at most 120 s).
+        #[arg(long, default_value_t = 8_000)]
+        messages: usize,
+        /// With --exchange: share of SG's answers that fail with 503 in the second phase.
+        #[arg(long, default_value_t = 0.1)]
+        fail_ratio: f64,
+        /// With --exchange: messages the outbox worker claims and sends concurrently per poll.
+        #[arg(long, default_value_t = 16)]
+        batch: i64,
+        /// With --exchange: VN `nsw serve` processes (outbox workers) sharing VN's database.
+        #[arg(long, default_value_t = 1)]
+        senders: usize,
     },
     /// The audit trail.
     Audit {
@@ -143,10 +159,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(cli.command, Command::Demo) && std::env::var_os("RUST_LOG").is_none() {
+    let quiet = matches!(
+        cli.command,
+        Command::Demo | Command::Loadtest { exchange: true, .. }
+    );
+    if quiet && std::env::var_os("RUST_LOG").is_none() {
         // The demo prints its own story; only problems go to the log.
         // (the connection a partner drops on purpose is logged by actix_http as an error)
-        std::env::set_var("RUST_LOG", "warn,actix_server=error,actix_http=off");
+        // (the exchange load test makes failed attempts on purpose: only errors are news)
+        let filter = if matches!(cli.command, Command::Demo) {
+            "warn,actix_server=error,actix_http=off"
+        } else {
+            "error,actix_server=error,actix_http=off"
+        };
+        std::env::set_var("RUST_LOG", filter);
     }
     nsw::telemetry::init(settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -234,11 +260,35 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             }
         }
         Command::Loadtest {
+            seconds,
+            json,
+            exchange: true,
+            messages,
+            fail_ratio,
+            batch,
+            senders,
+            ..
+        } => {
+            nsw::loadtest::exchange::run(nsw::loadtest::exchange::Options {
+                messages,
+                duration: std::time::Duration::from_secs(seconds),
+                fail_ratio,
+                batch,
+                senders,
+                data_dir: settings.data_dir.clone(),
+                json,
+            })
+            .await
+            .map_err(|e| with_causes(&*e))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Loadtest {
             connections,
             seconds,
             items,
             database_url,
             json,
+            ..
         } => {
             nsw::loadtest::run(nsw::loadtest::Options {
                 connections,

@@ -56,6 +56,9 @@ pub async fn receive(
             return Err(ApiError::Unavailable("fault mode 503".into()))
         }
         Fault::Status { .. } => return Err(ApiError::Internal("fault mode 500".into())),
+        Fault::FailRatio { ratio } if crate::exchange::fault::FaultSwitch::roll(ratio) => {
+            return Err(ApiError::Unavailable("fault mode fail_ratio: 503".into()))
+        }
         Fault::DropConnection => return Ok(dropped_connection()),
         _ => {}
     }
@@ -300,13 +303,12 @@ pub async fn set_fault(
 ) -> Result<HttpResponse, ApiError> {
     require(&p, &[Role::Admin])?;
     let ex = exchange(&state)?;
-    if let Fault::Status { status } = body.fault {
-        if status != 500 && status != 503 {
-            return Err(ApiError::bad_request(
-                "FAULT_STATUS",
-                "the status fault is 500 or 503",
-            ));
-        }
+    if let Err(message) = crate::exchange::fault::FaultSwitch::check(&body.fault) {
+        let code = match body.fault {
+            Fault::FailRatio { .. } => "FAULT_RATIO",
+            _ => "FAULT_STATUS",
+        };
+        return Err(ApiError::bad_request(code, message));
     }
     ex.fault.set(body.fault.clone(), body.times);
     let client = state.pool.get().await?;

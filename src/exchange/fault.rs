@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
     #[default]
@@ -14,6 +14,9 @@ pub enum Fault {
     Slow { delay_ms: u64 },
     /// Answer inbound messages with this status (500 or 503) without processing them.
     Status { status: u16 },
+    /// Answer a random share `ratio` (0 to 1) of inbound messages with 503 without processing
+    /// them: a partner that is overloaded now and then rather than down.
+    FailRatio { ratio: f64 },
     /// Close the connection without an answer, without processing.
     DropConnection,
     /// Process the message, then sign the receipt with a wrong signature.
@@ -75,11 +78,52 @@ impl FaultSwitch {
         fault
     }
 
+    /// Checks a fault read from configuration or the admin API.
+    pub fn check(fault: &Fault) -> Result<(), &'static str> {
+        match fault {
+            Fault::Status { status } if *status != 500 && *status != 503 => {
+                Err("the status fault is 500 or 503")
+            }
+            Fault::FailRatio { ratio } if !(0.0..=1.0).contains(ratio) => {
+                Err("the fail_ratio fault's ratio is between 0 and 1")
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn inbound(&self) -> Fault {
         self.take(|f| !matches!(f, Fault::DuplicateDelivery | Fault::None))
     }
 
+    /// Whether this inbound use is one of the `ratio` share that fails.
+    pub fn roll(ratio: f64) -> bool {
+        ratio > 0.0 && rand::random::<f64>() < ratio
+    }
+
     pub fn outbound(&self) -> Fault {
         self.take(|f| matches!(f, Fault::DuplicateDelivery))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_ratio_fails_about_that_share() {
+        let fails = (0..20_000).filter(|_| FaultSwitch::roll(0.1)).count();
+        assert!((1_600..2_400).contains(&fails), "{fails} of 20000");
+        assert!(!(0..1000).any(|_| FaultSwitch::roll(0.0)));
+        assert!((0..1000).all(|_| FaultSwitch::roll(1.0)));
+    }
+
+    #[test]
+    fn fail_ratio_is_checked() {
+        assert!(FaultSwitch::check(&Fault::FailRatio { ratio: 0.1 }).is_ok());
+        assert!(FaultSwitch::check(&Fault::FailRatio { ratio: 1.5 }).is_err());
+        assert!(FaultSwitch::check(&Fault::FailRatio { ratio: -0.1 }).is_err());
+        assert!(FaultSwitch::check(&Fault::Status { status: 404 }).is_err());
+        let f: Fault = serde_json::from_str(r#"{"mode":"fail_ratio","ratio":0.1}"#).unwrap();
+        assert_eq!(f, Fault::FailRatio { ratio: 0.1 });
     }
 }

@@ -29,12 +29,15 @@ pub fn backoff_secs(base_ms: u64, max_ms: u64, attempts: i32) -> f64 {
 
 pub fn spawn(pool: Pool, ex: Arc<Exchange>, limits: Limits) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(ex.policy.poll_ms.max(10)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let poll = Duration::from_millis(ex.policy.poll_ms.max(10));
         loop {
-            tick.tick().await;
             let span = tracing::debug_span!("job.outbox", worker = %ex.worker_id);
-            run_once(&pool, &ex, &limits).instrument(span).await;
+            let n = run_once(&pool, &ex, &limits).instrument(span).await;
+            // A full batch means more are probably due: claim again at once rather than
+            // letting a backlog wait a poll interval per batch.
+            if (n as i64) < ex.policy.batch.max(1) {
+                tokio::time::sleep(poll).await;
+            }
         }
     })
 }

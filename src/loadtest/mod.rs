@@ -5,6 +5,7 @@
 mod baseline;
 pub mod docgen;
 mod driver;
+pub mod exchange;
 mod stats;
 
 use std::io::{BufRead, BufReader};
@@ -288,12 +289,18 @@ struct Server {
 
 impl Server {
     fn start(database_url: &str) -> Result<Server, BoxError> {
+        Server::start_with(database_url, &[])
+    }
+
+    /// With more `NSW_*` settings (later ones win over the defaults set here).
+    fn start_with(database_url: &str, env: &[(&str, String)]) -> Result<Server, BoxError> {
         let mut child = Command::new(std::env::current_exe()?)
             .arg("serve")
             .env("NSW_DATABASE_URL", database_url)
             .env("NSW_LISTEN", "127.0.0.1:0")
             .env("NSW_LOG_FORMAT", "json")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stderr(Stdio::piped())
             .spawn()?;
         let stderr = child.stderr.take().ok_or("no stderr")?;

@@ -9,7 +9,9 @@ mod cli;
 mod declarations;
 mod events;
 mod exchange;
+mod exchange_fail_ratio;
 mod fixtures;
+mod loadtest_exchange;
 mod restart;
 
 mod ministries;

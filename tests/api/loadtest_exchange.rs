@@ -1,0 +1,58 @@
+//! `nsw loadtest --exchange` end to end on a small run: two `nsw serve` windows, every
+//! message delivered and stored exactly once, with and without the partner failing requests.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::helpers::repo_root;
+
+#[test]
+fn exchange_load_test_delivers_every_message_exactly_once() {
+    // Its own cluster under target/, apart from the one the other tests share.
+    let data_dir = repo_root().join("target/nsw-test-loadtest-exchange");
+    let out = Command::new(env!("CARGO_BIN_EXE_nsw"))
+        .args([
+            "loadtest",
+            "--exchange",
+            "--json",
+            "--messages",
+            "60",
+            "--seconds",
+            "1",
+            "--fail-ratio",
+            "0.3",
+        ])
+        .env("NSW_DATA_DIR", &data_dir)
+        .env_remove("NSW_CONFIG")
+        .env_remove("NSW_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let phases = report["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 2);
+    for p in phases {
+        assert_eq!(p["delivered"], 60, "{p}");
+        assert_eq!(p["receiver_rows"], 60, "{p}");
+        assert_eq!(p["receiver_duplicates"], 0, "{p}");
+        assert_eq!(p["delivered_not_stored"], 0, "{p}");
+        assert_eq!(p["exactly_once"], true, "{p}");
+    }
+    assert_eq!(phases[0]["attempts_per_message"], 1.0);
+    // 30% of SG's answers fail: some message needed more than one attempt (the chance that
+    // none of 60 did is 0.7^60, about 5e-10; that one exhausts its 12 attempts, about 3e-5).
+    assert!(
+        phases[1]["max_attempts"].as_i64().unwrap() > 1,
+        "{}",
+        phases[1]
+    );
+    for key in [
+        "baseline_cms_per_second",
+        "baseline_receiver_insert_per_second",
+        "baseline_sender_db_per_second",
+    ] {
+        assert!(report[key].as_f64().unwrap() > 0.0, "{key}: {report}");
+    }
+}
