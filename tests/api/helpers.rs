@@ -97,6 +97,7 @@ async fn ensure_template() -> String {
                 .await
                 .unwrap()
                 .is_some();
+            prune_old_databases(&admin, &name).await;
             if !exists {
                 let building = format!("{name}_building");
                 admin
@@ -131,6 +132,39 @@ async fn ensure_template() -> String {
         })
         .await
         .clone()
+}
+
+/// Drops what earlier runs left in the shared cluster: test databases more than six hours old
+/// (their names carry a UUIDv7, hence their creation time) and templates of older schemas.
+/// Without this the cluster under target/ grows by every run until the disk is full.
+async fn prune_old_databases(admin: &tokio_postgres::Client, template: &str) {
+    let cutoff_ms = (chrono::Utc::now() - chrono::Duration::hours(6)).timestamp_millis() as u64;
+    let names: Vec<String> = admin
+        .query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 't\\_%' OR datname LIKE 'nsw\\_tpl\\_%'",
+            &[],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default();
+    for name in names {
+        let stale = match name.strip_prefix("t_").map(uuid::Uuid::parse_str) {
+            Some(Ok(id)) => id
+                .get_timestamp()
+                .map(|ts| {
+                    let (secs, nanos) = ts.to_unix();
+                    secs * 1000 + u64::from(nanos / 1_000_000) < cutoff_ms
+                })
+                .unwrap_or(false),
+            Some(Err(_)) => false,
+            None => name != template && !name.ends_with("_building"),
+        };
+        if stale {
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+    }
 }
 
 /// A fresh database cloned from the migrated template; returns its connection string.
