@@ -204,12 +204,29 @@ impl Application {
         )
         .map_err(|e| StartError::Other(format!("webhook client: {e}")))?;
         let hub = web::Data::from(hub);
+        let routing: Arc<crate::store::routing::RoutingCache> = Default::default();
+        let group_commit = settings.intake.group_commit.then(|| {
+            crate::store::group_commit::GroupCommit::spawn(
+                crate::store::group_commit::Context {
+                    pool: database.pool.clone(),
+                    routing: routing.clone(),
+                    country: settings.country.clone(),
+                    origin_checked_from: exchange
+                        .as_ref()
+                        .map(|ex| ex.partners.exchanging("FORM_D"))
+                        .unwrap_or_default(),
+                },
+                settings.intake.committers,
+                settings.intake.max_group,
+            )
+        });
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
             validator: Validator::new(settings.limits(), settings.country.clone()),
             settings,
             tokens: api::auth::TokenCache::default(),
-            routing: Default::default(),
+            routing,
+            group_commit,
             calendar,
             exchange,
         });

@@ -56,6 +56,30 @@ pub struct Settings {
     pub exchange: ExchangeSettings,
     pub events: EventSettings,
     pub webhooks: WebhookSettings,
+    pub intake: IntakeSettings,
+}
+
+/// How accepted declarations reach the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeSettings {
+    /// Commit concurrent submissions together, each in its own savepoint (one WAL flush per
+    /// group); off: every request commits its own transaction.
+    pub group_commit: bool,
+    /// Tasks committing groups, each holding one pool connection while it commits.
+    pub committers: usize,
+    /// Most submissions in one group.
+    pub max_group: usize,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        IntakeSettings {
+            group_commit: true,
+            committers: 4,
+            max_group: 32,
+        }
+    }
 }
 
 /// The working-time calendar agency time limits are measured on.
@@ -239,6 +263,7 @@ impl Default for Settings {
             exchange: ExchangeSettings::default(),
             events: EventSettings::default(),
             webhooks: WebhookSettings::default(),
+            intake: IntakeSettings::default(),
         }
     }
 }
@@ -363,6 +388,24 @@ impl Settings {
         })?;
         if let Some(v) = get("NSW_EVENTS_MAX_WAIT_SECS") {
             self.events.max_wait_secs = num("NSW_EVENTS_MAX_WAIT_SECS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_INTAKE_GROUP_COMMIT") {
+            self.intake.group_commit = match v.as_str() {
+                "1" | "true" | "on" | "yes" => true,
+                "0" | "false" | "off" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "NSW_INTAKE_GROUP_COMMIT".into(),
+                        message: format!("'{v}' is not true or false"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = get("NSW_INTAKE_COMMITTERS") {
+            self.intake.committers = num("NSW_INTAKE_COMMITTERS", v)?.max(1);
+        }
+        if let Some(v) = get("NSW_INTAKE_MAX_GROUP") {
+            self.intake.max_group = num("NSW_INTAKE_MAX_GROUP", v)?.max(1);
         }
         if let Some(v) = get("NSW_EVENTS_SEAL_INTERVAL_MS") {
             self.events.seal_interval_ms = num("NSW_EVENTS_SEAL_INTERVAL_MS", v)? as u64;

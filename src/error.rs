@@ -190,6 +190,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(detail) => ApiError::conflict("CONFLICT", detail),
             StoreError::Transition(detail) => ApiError::conflict("TRANSITION_FORBIDDEN", detail),
             StoreError::Rejected(violations) => ApiError::Invalid { violations },
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
         }
     }
 }

@@ -10,6 +10,7 @@ use super::{auth, body, AppState};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
 use crate::store::declarations::{self as store, Scope, Submission, Submitted};
+use crate::store::group_commit::OwnedSubmission;
 use crate::validation::{Valid, Verdict};
 use crate::xml::DocKind;
 
@@ -78,27 +79,20 @@ pub async fn submit(
         ));
     }
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    let mut client = state.pool.get().await?;
-    let routing = state.routing.current(&client).await?;
-    let origin_checked_from = state
-        .exchange
-        .as_ref()
-        .map(|ex| ex.partners.exchanging("FORM_D"))
-        .unwrap_or_default();
-    let outcome = store::submit(
-        &mut client,
-        Submission {
-            principal: &principal,
-            body: &bytes,
-            sha256,
-            declaration: &declaration,
-            idempotency_key: key.as_deref(),
-            country: &state.settings.country,
-            routing: &routing,
-            origin_checked_from: &origin_checked_from,
-        },
-    )
-    .await
+    let outcome = match &state.group_commit {
+        Some(group) => {
+            group
+                .submit(OwnedSubmission {
+                    principal: principal.clone(),
+                    body: bytes.clone(),
+                    sha256,
+                    declaration,
+                    idempotency_key: key,
+                })
+                .await
+        }
+        None => submit_alone(&state, &principal, &bytes, sha256, &declaration, key).await,
+    }
     .map_err(|e| super::locate::store_error(e, &bytes, &state.validator.limits))?;
     let (receipt, replayed) = match outcome {
         Submitted::Created(r) => (r, false),
@@ -114,6 +108,38 @@ pub async fn submit(
         resp.insert_header(("Idempotent-Replayed", "true"));
     }
     Ok(resp.json(receipt))
+}
+
+/// One request, one transaction (`intake.group_commit = false`).
+async fn submit_alone(
+    state: &AppState,
+    principal: &Principal,
+    bytes: &[u8],
+    sha256: [u8; 32],
+    declaration: &crate::domain::declaration::Declaration,
+    key: Option<String>,
+) -> Result<Submitted, crate::store::StoreError> {
+    let mut client = state.pool.get().await?;
+    let routing = state.routing.current(&client).await?;
+    let origin_checked_from = state
+        .exchange
+        .as_ref()
+        .map(|ex| ex.partners.exchanging("FORM_D"))
+        .unwrap_or_default();
+    store::submit(
+        &mut client,
+        Submission {
+            principal,
+            body: bytes,
+            sha256,
+            declaration,
+            idempotency_key: key.as_deref(),
+            country: &state.settings.country,
+            routing: &routing,
+            origin_checked_from: &origin_checked_from,
+        },
+    )
+    .await
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {

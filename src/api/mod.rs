@@ -34,7 +34,9 @@ pub struct AppState {
     pub validator: Validator,
     pub settings: Settings,
     pub tokens: auth::TokenCache,
-    pub routing: crate::store::routing::RoutingCache,
+    pub routing: std::sync::Arc<crate::store::routing::RoutingCache>,
+    /// Declarations are committed in groups through this, unless `intake.group_commit` is off.
+    pub group_commit: Option<crate::store::group_commit::GroupCommit>,
     pub calendar: crate::calendar::Calendar,
     /// Partner-window exchange; `None` when this window has no keys.
     pub exchange: Option<std::sync::Arc<crate::exchange::Exchange>>,

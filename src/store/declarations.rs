@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use futures_util::TryFutureExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -106,33 +107,72 @@ async fn replay_or_conflict<C: GenericClient>(
     }
 }
 
+/// One submission in its own transaction: the single-transaction path, and the database
+/// baseline of `nsw loadtest`. The service groups concurrent submissions instead (see
+/// `store::group_commit`), through the same `insert`.
 pub async fn submit(
     client: &mut deadpool_postgres::Object,
     s: Submission<'_>,
 ) -> Result<Submitted, StoreError> {
+    let tx = client.transaction().await?;
+    match insert(&tx, &s).await? {
+        Inserted::Done(outcome) => {
+            tx.commit().await?;
+            Ok(outcome)
+        }
+        Inserted::KeyTaken => {
+            tx.rollback().await?;
+            replay_after_race(&*client, &s).await
+        }
+    }
+}
+
+pub(crate) enum Inserted {
+    /// Committable: a new declaration, or the replay of an earlier one (nothing written).
+    Done(Submitted),
+    /// A concurrent request with the same Idempotency-Key committed between our look and our
+    /// insert: roll back and answer as it did (`replay_after_race`).
+    KeyTaken,
+}
+
+/// After `Inserted::KeyTaken` and a rollback: the answer the winning request gave.
+pub(crate) async fn replay_after_race<C: GenericClient>(
+    client: &C,
+    s: &Submission<'_>,
+) -> Result<Submitted, StoreError> {
+    let key = s.idempotency_key.unwrap_or_default();
+    match replay_or_conflict(client, &s.principal.party_id, key, &s.sha256).await? {
+        Some(r) => Ok(Submitted::Replayed(r)),
+        None => Err(StoreError::Conflict(
+            "idempotency key in flux; retry".into(),
+        )),
+    }
+}
+
+/// Every row of one accepted declaration, written through `tx` (a transaction, or a savepoint
+/// inside a group commit). Independent statements are sent together (tokio-postgres pipelines
+/// requests polled at once), so a submission costs about three round trips, not ten.
+pub(crate) async fn insert(
+    tx: &deadpool_postgres::Transaction<'_>,
+    s: &Submission<'_>,
+) -> Result<Inserted, StoreError> {
     let party = s.principal.party_id.as_str();
     if let Some(key) = s.idempotency_key {
-        if let Some(r) = replay_or_conflict(&*client, party, key, &s.sha256).await? {
-            return Ok(Submitted::Replayed(r));
+        if let Some(r) = replay_or_conflict(tx, party, key, &s.sha256).await? {
+            return Ok(Inserted::Done(Submitted::Replayed(r)));
         }
     }
     let d = s.declaration;
     let id = Uuid::now_v7();
     let document_id = Uuid::now_v7();
     let size = s.body.len() as i32;
-    let tx = client.transaction().await?;
 
-    let stmt = tx
-        .prepare_cached(
+    let (doc_stmt, decl_stmt, items_stmt, event_stmt) = futures_util::future::try_join4(
+        tx.prepare_cached(
             "INSERT INTO documents (id, kind, sha256, size, body, received_at)
              VALUES ($1, 'declaration', $2, $3, $4, now())",
-        )
-        .await?;
-    tx.execute(&stmt, &[&document_id, &&s.sha256[..], &size, &s.body])
-        .await?;
-
-    let stmt = tx
-        .prepare_cached(
+        ),
+        tx.prepare_cached(
             "INSERT INTO declarations (id, reference, document_id, submitter, status, direction, lrn,
                 declarant_id, exporter_id, importer_id, trader_id, export_country,
                 destination_country, customs_office, issue_date, currency, total_value,
@@ -142,37 +182,21 @@ pub async fn submit(
                      $3, $4, 'accepted', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
                      $17, $18, now(), now())
              RETURNING reference, received_at",
-        )
-        .await?;
-    let item_count = d.items.len() as i32;
-    let row = tx
-        .query_one(
-            &stmt,
-            &[
-                &id,
-                &s.country,
-                &document_id,
-                &party,
-                &d.direction.code(),
-                &d.reference,
-                &d.declarant.id,
-                &d.exporter.id,
-                &d.importer.id,
-                &d.trader().id,
-                &d.export_country.as_str(),
-                &d.destination_country.as_str(),
-                &d.customs_office,
-                &d.issue_date,
-                &d.currency.as_str(),
-                &d.total_customs_value,
-                &d.total_gross_mass,
-                &item_count,
-            ],
-        )
-        .await?;
-    let reference: String = row.get(0);
-    let received_at: DateTime<Utc> = row.get(1);
+        ),
+        tx.prepare_cached(
+            "INSERT INTO declaration_items (declaration_id, line, hs_code, description, origin,
+                quantity, unit, net_mass, gross_mass, customs_value, documents)
+             SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[],
+                $6::numeric[], $7::text[], $8::numeric[], $9::numeric[], $10::numeric[], $11::jsonb[])",
+        ),
+        tx.prepare_cached(
+            "INSERT INTO dossier_events (dossier_id, status, at, actor, note)
+             VALUES ($1, 'accepted', now(), $2, 'submitted and accepted')",
+        ),
+    )
+    .await?;
 
+    let item_count = d.items.len() as i32;
     let mut lines = Vec::with_capacity(d.items.len());
     let mut hs = Vec::with_capacity(d.items.len());
     let mut desc = Vec::with_capacity(d.items.len());
@@ -195,46 +219,51 @@ pub async fn submit(
         value.push(it.customs_value);
         docs.push(serde_json::to_value(&it.documents).unwrap_or_default());
     }
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO declaration_items (declaration_id, line, hs_code, description, origin,
-                quantity, unit, net_mass, gross_mass, customs_value, documents)
-             SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[],
-                $6::numeric[], $7::text[], $8::numeric[], $9::numeric[], $10::numeric[], $11::jsonb[])",
-        )
-        .await?;
-    tx.execute(
-        &stmt,
-        &[
-            &id, &lines, &hs, &desc, &origin, &qty, &unit, &net, &gross, &value, &docs,
-        ],
+    let (_, row, _) = futures_util::future::try_join3(
+        tx.execute(&doc_stmt, &[&document_id, &&s.sha256[..], &size, &s.body]),
+        tx.query_one(
+            &decl_stmt,
+            &[
+                &id,
+                &s.country,
+                &document_id,
+                &party,
+                &d.direction.code(),
+                &d.reference,
+                &d.declarant.id,
+                &d.exporter.id,
+                &d.importer.id,
+                &d.trader().id,
+                &d.export_country.as_str(),
+                &d.destination_country.as_str(),
+                &d.customs_office,
+                &d.issue_date,
+                &d.currency.as_str(),
+                &d.total_customs_value,
+                &d.total_gross_mass,
+                &item_count,
+            ],
+        ),
+        tx.execute(
+            &items_stmt,
+            &[
+                &id, &lines, &hs, &desc, &origin, &qty, &unit, &net, &gross, &value, &docs,
+            ],
+        ),
     )
     .await?;
+    let reference: String = row.get(0);
+    let received_at: DateTime<Utc> = row.get(1);
 
-    let mut violations = super::ledger::check_and_reserve(&tx, id, d, s.routing).await?;
-    violations.extend(super::origin::check(&tx, d, s.origin_checked_from).await?);
+    let mut violations = super::ledger::check_and_reserve(tx, id, d, s.routing).await?;
+    violations.extend(super::origin::check(tx, d, s.origin_checked_from).await?);
     if !violations.is_empty() {
         return Err(StoreError::Rejected(violations));
     }
 
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO dossier_events (dossier_id, status, at, actor, note)
-             VALUES ($1, 'accepted', now(), $2, 'submitted and accepted')",
-        )
-        .await?;
-    tx.execute(&stmt, &[&id, &party]).await?;
-
     let sha_hex = hex::encode(s.sha256);
-    audit::append(
-        &tx,
-        party,
-        "declaration.accepted",
-        &reference,
-        &serde_json::json!({"id": id, "sha256": sha_hex, "size": size, "lrn": d.reference}),
-    )
-    .await?;
-
+    let details =
+        serde_json::json!({"id": id, "sha256": sha_hex, "size": size, "lrn": d.reference});
     let receipt = Receipt {
         id,
         reference,
@@ -243,31 +272,39 @@ pub async fn submit(
         sha256: sha_hex,
         size,
     };
-    if let Some(key) = s.idempotency_key {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO idempotency_keys (party_id, key, request_sha256, status, response, location)
-                 VALUES ($1, $2, $3, 201, $4, $5) ON CONFLICT DO NOTHING",
-            )
-            .await?;
-        let response = serde_json::to_value(&receipt).unwrap_or_default();
-        let location = format!("/api/v1/declarations/{id}");
-        let n = tx
-            .execute(&stmt, &[&party, &key, &&s.sha256[..], &response, &location])
-            .await?;
-        if n == 0 {
-            // A concurrent request with the same key committed first: answer as it did.
-            tx.rollback().await?;
-            return match replay_or_conflict(&*client, party, key, &s.sha256).await? {
-                Some(r) => Ok(Submitted::Replayed(r)),
-                None => Err(StoreError::Conflict(
-                    "idempotency key in flux; retry".into(),
-                )),
-            };
-        }
+    let event_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&id, &party];
+    let event = tx
+        .execute(&event_stmt, &event_params)
+        .map_err(StoreError::from);
+    let audit = audit::append(
+        tx,
+        party,
+        "declaration.accepted",
+        &receipt.reference,
+        &details,
+    );
+    let Some(key) = s.idempotency_key else {
+        futures_util::future::try_join(event, audit).await?;
+        return Ok(Inserted::Done(Submitted::Created(receipt)));
+    };
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (party_id, key, request_sha256, status, response, location)
+             VALUES ($1, $2, $3, 201, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let response = serde_json::to_value(&receipt).unwrap_or_default();
+    let location = format!("/api/v1/declarations/{id}");
+    let (_, _, n) = futures_util::future::try_join3(event, audit, async {
+        tx.execute(&stmt, &[&party, &key, &&s.sha256[..], &response, &location])
+            .await
+            .map_err(StoreError::from)
+    })
+    .await?;
+    if n == 0 {
+        return Ok(Inserted::KeyTaken);
     }
-    tx.commit().await?;
-    Ok(Submitted::Created(receipt))
+    Ok(Inserted::Done(Submitted::Created(receipt)))
 }
 
 #[derive(Debug, Serialize)]

@@ -5,6 +5,7 @@ pub mod certificates;
 pub mod customs;
 pub mod declarations;
 pub mod events;
+pub mod group_commit;
 pub mod inbound;
 pub mod keys;
 pub mod ledger;
@@ -35,6 +36,10 @@ pub enum StoreError {
     /// (licences, routing); every violation at once.
     #[error("{} violation(s)", .0.len())]
     Rejected(Vec<crate::xml::Violation>),
+    /// Nothing was stored and the caller may try again (e.g. the group commit holding the
+    /// request failed as a whole).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// SQLSTATE raised by the state-machine triggers of migrations/0002_ministries.sql.

@@ -213,7 +213,12 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_on(database_url: &str) -> TestApp {
-    let settings = test_settings(database_url);
+    spawn_app_with(test_settings(database_url)).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let database_url = settings.database_url.clone().expect("a database URL");
+    let database_url = database_url.as_str();
     let pool = nsw::db::pool(database_url, 8).unwrap();
     let database = nsw::app::connect(&settings).await.expect("connect");
     let app = Application::with_database(settings, database)

@@ -11,6 +11,7 @@ mod events;
 mod exchange;
 mod exchange_fail_ratio;
 mod fixtures;
+mod group_commit;
 mod loadtest_exchange;
 mod restart;
 

@@ -1,0 +1,190 @@
+//! Group commit for declarations. Concurrent submissions share one transaction, each inside its
+//! own savepoint, so a group of N accepted documents costs one durable commit (one WAL flush)
+//! instead of N. Each caller is answered only after the commit that holds its rows: a 201 still
+//! means committed. A submission that fails (licence exhausted, key conflict, any database
+//! error) rolls back to its savepoint and leaves the rest of its group untouched.
+//!
+//! Groups form by themselves: a committer takes whatever is queued when it becomes free, so an
+//! idle service commits each request alone (no added wait) and a busy one commits in groups.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tracing::Instrument;
+
+use super::declarations::{self, Inserted, Submission, Submitted};
+use super::routing::RoutingCache;
+use super::StoreError;
+use crate::db::DbError;
+use crate::domain::declaration::Declaration;
+use crate::domain::party::Principal;
+
+/// A submission that can travel to a committer task.
+pub struct OwnedSubmission {
+    pub principal: Principal,
+    pub body: Bytes,
+    pub sha256: [u8; 32],
+    pub declaration: Box<Declaration>,
+    pub idempotency_key: Option<String>,
+}
+
+struct Job {
+    submission: OwnedSubmission,
+    reply: oneshot::Sender<Result<Submitted, StoreError>>,
+}
+
+/// What every submission of this window is held to, shared by the committers.
+pub struct Context {
+    pub pool: deadpool_postgres::Pool,
+    pub routing: Arc<RoutingCache>,
+    pub country: String,
+    pub origin_checked_from: Vec<String>,
+}
+
+/// The handle requests submit through; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    queue: mpsc::Sender<Job>,
+}
+
+/// How many times a submission chosen as a deadlock victim is tried again within its group.
+const DEADLOCK_RETRIES: u32 = 3;
+
+impl GroupCommit {
+    /// Starts `committers` tasks (each holds one pool connection while it commits), grouping
+    /// at most `max_group` submissions per transaction.
+    pub fn spawn(ctx: Context, committers: usize, max_group: usize) -> GroupCommit {
+        let (queue, rx) = mpsc::channel::<Job>(committers.max(1) * max_group.max(1) * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        let ctx = Arc::new(ctx);
+        for n in 0..committers.max(1) {
+            let (rx, ctx) = (rx.clone(), ctx.clone());
+            tokio::spawn(async move { committer(n, rx, ctx, max_group.max(1)).await });
+        }
+        GroupCommit { queue }
+    }
+
+    /// Stores one declaration; returns once its group has committed (or it was refused).
+    pub async fn submit(&self, submission: OwnedSubmission) -> Result<Submitted, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StoreError::Unavailable("the intake committers have stopped".into());
+        self.queue
+            .send(Job { submission, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn committer(n: usize, rx: Arc<Mutex<mpsc::Receiver<Job>>>, ctx: Arc<Context>, max: usize) {
+    loop {
+        let mut jobs = Vec::with_capacity(max);
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(job) => jobs.push(job),
+                None => return,
+            }
+            while jobs.len() < max {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let span = tracing::info_span!("job.group_commit", committer = n, size = jobs.len());
+        commit_group(&ctx, jobs).instrument(span).await;
+    }
+}
+
+async fn commit_group(ctx: &Context, jobs: Vec<Job>) {
+    let (subs, replies): (Vec<_>, Vec<_>) =
+        jobs.into_iter().map(|j| (j.submission, j.reply)).unzip();
+    match run_group(ctx, &subs).await {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            // Nothing of the group is committed: every caller may safely try again.
+            tracing::warn!(error = %e, size = replies.len(), "group commit failed");
+            let cause = e.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Unavailable(cause.clone())));
+            }
+        }
+    }
+}
+
+/// Each submission's own outcome, or an error that undid the whole group.
+async fn run_group(
+    ctx: &Context,
+    subs: &[OwnedSubmission],
+) -> Result<Vec<Result<Submitted, StoreError>>, StoreError> {
+    let mut client = ctx.pool.get().await?;
+    let mut tx = client.transaction().await?;
+    // Read inside the group's transaction: every member is held to the same routing version.
+    let routing = ctx.routing.current(&tx).await?;
+    let mut outcomes = Vec::with_capacity(subs.len());
+    for sub in subs {
+        let s = Submission {
+            principal: &sub.principal,
+            body: &sub.body,
+            sha256: sub.sha256,
+            declaration: &sub.declaration,
+            idempotency_key: sub.idempotency_key.as_deref(),
+            country: &ctx.country,
+            routing: &routing,
+            origin_checked_from: &ctx.origin_checked_from,
+        };
+        outcomes.push(one(&mut tx, &s).await?);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// One member of a group inside its savepoint. The outer error is for failures of the
+/// savepoint machinery itself, which leave the transaction unusable.
+async fn one(
+    tx: &mut deadpool_postgres::Transaction<'_>,
+    s: &Submission<'_>,
+) -> Result<Result<Submitted, StoreError>, StoreError> {
+    let mut attempt = 0;
+    loop {
+        let sp = tx.savepoint("member").await?;
+        match declarations::insert(&sp, s).await {
+            Ok(Inserted::Done(outcome)) => {
+                sp.commit().await?;
+                return Ok(Ok(outcome));
+            }
+            Ok(Inserted::KeyTaken) => {
+                sp.rollback().await?;
+                return Ok(declarations::replay_after_race(&*tx, s).await);
+            }
+            Err(e) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
+                // Groups lock licence lines in their members' order, not one global order;
+                // the loser of a deadlock runs again once the other group has moved on.
+                sp.rollback().await?;
+                attempt += 1;
+            }
+            Err(e) => {
+                sp.rollback().await?;
+                return Ok(Err(e));
+            }
+        }
+    }
+}
+
+fn is_deadlock(e: &StoreError) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e {
+        StoreError::Db(DbError::Postgres(pg)) => matches!(
+            pg.code(),
+            Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE
+        ),
+        _ => false,
+    }
+}
