@@ -66,6 +66,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// After the first measurements, store this many dossiers (e.g. 1000000) and measure
+        /// intake again, printing the ratio of the two rates.
+        #[arg(long, default_value_t = 0)]
+        prefill: i64,
         /// Measure the partner exchange instead: signed messages per second from a VN window
         /// to an SG window (`nsw serve` process), end to end, then with SG failing requests.
         #[arg(long)]
@@ -288,6 +292,7 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             items,
             database_url,
             json,
+            prefill,
             ..
         } => {
             nsw::loadtest::run(nsw::loadtest::Options {
@@ -297,6 +302,7 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                 database_url,
                 data_dir: settings.data_dir.clone(),
                 json,
+                prefill,
             })
             .await
             .map_err(|e| with_causes(&*e))?;

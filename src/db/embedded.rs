@@ -272,9 +272,11 @@ impl EmbeddedCluster {
             .to_string_lossy()
             .replace('\\', "\\\\")
             .replace('\'', "''");
+        // JIT compiles expressions of queries the planner thinks costly; for short
+        // transactions like ours the compile time is pure loss (it showed in load profiles).
         let text = format!(
             "listen_addresses = ''\nport = {}\nunix_socket_directories = '{dir}'\n\
-             unix_socket_permissions = 0700\n",
+             unix_socket_permissions = 0700\njit = off\n",
             self.port
         );
         fs::write(&runtime, text).map_err(ioe("write", &runtime))?;

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "certificates_of_origin",
         sql: include_str!("../../migrations/0005_certificates_of_origin.sql"),
     },
+    Migration {
+        version: 6,
+        name: "lz4_bodies",
+        sql: include_str!("../../migrations/0006_lz4_bodies.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

@@ -6,6 +6,7 @@ mod baseline;
 pub mod docgen;
 mod driver;
 pub mod exchange;
+mod prefill;
 mod stats;
 
 use std::io::{BufRead, BufReader};
@@ -34,6 +35,8 @@ pub struct Options {
     pub database_url: Option<String>,
     pub data_dir: PathBuf,
     pub json: bool,
+    /// Dossiers to store before measuring intake a second time (0: skip that phase).
+    pub prefill: i64,
 }
 
 #[derive(Serialize)]
@@ -53,6 +56,11 @@ struct Report {
     large_document_bytes: usize,
     large_document_status: u16,
     large_document_rss_growth_mb: f64,
+    /// Dossiers written by `--prefill` before the second closed loop.
+    prefilled_dossiers: i64,
+    prefill_seconds: f64,
+    intake_closed_loop_prefilled: Option<Outcome>,
+    intake_prefilled_over_empty: Option<f64>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -162,6 +170,39 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
         .map(|r| r.status().as_u16())
         .unwrap_or(0);
     let after = server.rss_kb("VmHWM");
+
+    let (prefilled, prefilled_closed) = if opts.prefill > 0 {
+        eprintln!("loadtest: storing {} dossiers", opts.prefill);
+        let (items, body) = templates
+            .iter()
+            .find(|(n, _)| *n == 10)
+            .unwrap_or(&templates[0]);
+        let p = prefill::run(&pool, opts.prefill, body, *items as i32, docgen::DECLARANT).await?;
+        eprintln!(
+            "loadtest: intake, closed loop with {} stored dossiers",
+            p.dossiers
+        );
+        // The same warm-up as the empty database had, so both loops start alike.
+        driver::closed_loop(
+            target.clone(),
+            mix.clone(),
+            opts.connections,
+            Duration::from_secs(2),
+            seq.clone(),
+        )
+        .await;
+        let full = driver::closed_loop(
+            target.clone(),
+            mix.clone(),
+            opts.connections,
+            opts.duration,
+            seq.clone(),
+        )
+        .await;
+        (Some(p), Some(full))
+    } else {
+        (None, None)
+    };
     server.stop();
 
     eprintln!("loadtest: baseline, database commits");
@@ -195,6 +236,12 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
         mix: templates.iter().map(|(n, b)| (*n, b.len())).collect(),
         intake_over_db_limit: closed.per_second / db_limit.max(1e-9),
         validation_over_libxml2: v.pipeline_per_second / v.libxml2_per_second.max(1e-9),
+        prefilled_dossiers: prefilled.as_ref().map_or(0, |p| p.dossiers),
+        prefill_seconds: prefilled.as_ref().map_or(0.0, |p| p.seconds),
+        intake_prefilled_over_empty: prefilled_closed
+            .as_ref()
+            .map(|full| full.per_second / closed.per_second.max(1e-9)),
+        intake_closed_loop_prefilled: prefilled_closed,
         intake_closed_loop: closed,
         intake_open_loop_half_rate: open,
         db_commit_limit_per_second: db_limit,
@@ -241,10 +288,29 @@ fn print_report(r: &Report) {
         "{:<44} {:>8.0}/s",
         "nsw validation (checks, tree, XSD, rules)", r.nsw_validation_per_second
     );
+    if let Some(full) = &r.intake_closed_loop_prefilled {
+        line(
+            &format!(
+                "intake, closed loop, {} stored dossiers",
+                r.prefilled_dossiers
+            ),
+            full,
+        );
+        println!(
+            "{:<44} {:>8.0} s",
+            "  (time to store them, seal and analyze)", r.prefill_seconds
+        );
+    }
     println!(
         "ratio intake / database commit limit:        {:.2}",
         r.intake_over_db_limit
     );
+    if let Some(ratio) = r.intake_prefilled_over_empty {
+        println!(
+            "ratio intake with {} stored / empty: {ratio:.2}",
+            r.prefilled_dossiers
+        );
+    }
     println!(
         "ratio nsw validation / libxml2 alone:        {:.2}",
         r.validation_over_libxml2
