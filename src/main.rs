@@ -142,8 +142,14 @@ enum PartyCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Seal pending entries, recompute the whole hash chain and name the first broken link.
-    Verify,
+    /// Seal pending entries (as the service does), recompute the whole hash chain, name the
+    /// first broken link, and print the head to keep as an anchor for later runs.
+    Verify {
+        /// `POSITION:SHA256HEX` printed by an earlier run: the chain must still hold that link,
+        /// so a rewritten or truncated history is found even when it recomputes.
+        #[arg(long)]
+        anchor: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -238,19 +244,38 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             result
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { anchor },
         } => {
+            let anchor = match anchor.as_deref().map(parse_anchor) {
+                None => None,
+                Some(Ok(a)) => Some(a),
+                Some(Err(e)) => {
+                    eprintln!("nsw: --anchor: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
             let db = app::connect(&settings).await?;
             let client = db.pool.get().await?;
             audit::seal(&client, i32::MAX).await?;
-            let outcome = audit::verify(&client).await?;
+            let outcome = audit::verify(
+                &client,
+                anchor.as_ref().map(|(pos, hash)| (*pos, hash.as_slice())),
+            )
+            .await?;
             drop(client);
             db.shutdown();
             match outcome {
-                audit::Verification::Intact { sealed, unsealed } => {
+                audit::Verification::Intact {
+                    sealed,
+                    unsealed,
+                    head,
+                } => {
                     println!(
                         "audit trail intact: {sealed} entries chained, {unsealed} awaiting seal"
                     );
+                    if let Some((pos, hash)) = head {
+                        println!("head (keep as --anchor): {pos}:{}", hex::encode(hash));
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 audit::Verification::Broken {
@@ -366,4 +391,19 @@ async fn party(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `POSITION:SHA256HEX`, as `nsw audit verify` prints the head.
+fn parse_anchor(text: &str) -> Result<(i64, Vec<u8>), String> {
+    let (pos, hash) = text.split_once(':').ok_or("expected POSITION:SHA256HEX")?;
+    let pos: i64 = pos
+        .parse()
+        .ok()
+        .filter(|p| *p >= 1)
+        .ok_or("the position is a chain position (1, 2, …)")?;
+    let hash = hex::decode(hash)
+        .ok()
+        .filter(|h| h.len() == 32)
+        .ok_or("the hash is 64 hexadecimal digits")?;
+    Ok((pos, hash))
 }

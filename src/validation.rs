@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::domain::declaration::Declaration;
+use crate::licensing::documents;
 use crate::rules;
 use crate::xml::{self, DocKind, Limits, Violation, XmlError};
 
@@ -78,7 +79,25 @@ impl Validator {
                     violations,
                 },
             },
+            // The same rules the service applies to these kinds before any workflow step, so
+            // `nsw validate` and the API agree. Rules of certificates of origin depend on who
+            // issues them (this window or a partner) and run in those workflows.
+            DocKind::LicenceApplication => {
+                other_rules(valid.kind, documents::read_application(&valid.tree).err())
+            }
+            DocKind::Licence => other_rules(valid.kind, documents::read_licence(&valid.tree).err()),
             other => Verdict::Valid(Valid::Other(other)),
         }
+    }
+}
+
+fn other_rules(kind: DocKind, violations: Option<Vec<Violation>>) -> Verdict {
+    match violations {
+        None => Verdict::Valid(Valid::Other(kind)),
+        Some(violations) => Verdict::Invalid {
+            kind: Some(kind),
+            stage: Stage::Rules,
+            violations,
+        },
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{auth, body, AppState};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
-use crate::store::declarations::{self as store, Scope, Submission, Submitted};
+use crate::store::declarations::{self as store, Receipt, Scope, Submission, Submitted};
 use crate::store::group_commit::OwnedSubmission;
 use crate::validation::{Valid, Verdict};
 use crate::xml::DocKind;
@@ -44,6 +44,16 @@ pub async fn submit(
     let key = idempotency_key(&req)?;
     let bytes = body::read_limited(&req, payload, state.validator.limits.max_bytes).await?;
     tracing::Span::current().record("size", bytes.len());
+    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
+    if let Some(key) = &key {
+        let client = state.pool.get().await?;
+        let earlier = store::earlier_answer(&client, &principal.party_id, key, &sha256)
+            .await
+            .map_err(|e| super::locate::store_error(e, &bytes, &state.validator.limits))?;
+        if let Some(receipt) = earlier {
+            return Ok(created(&receipt, true));
+        }
+    }
 
     let verdict = if bytes.len() > INLINE_VALIDATION_LIMIT {
         let (state2, bytes2) = (state.clone(), bytes.clone());
@@ -78,7 +88,6 @@ pub async fn submit(
             ),
         ));
     }
-    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     let outcome = match &state.group_commit {
         Some(group) => {
             group
@@ -99,6 +108,10 @@ pub async fn submit(
         Submitted::Replayed(r) => (r, true),
     };
     tracing::Span::current().record("reference", receipt.reference.as_str());
+    Ok(created(&receipt, replayed))
+}
+
+fn created(receipt: &Receipt, replayed: bool) -> HttpResponse {
     let mut resp = HttpResponse::Created();
     resp.insert_header((
         header::LOCATION,
@@ -107,7 +120,7 @@ pub async fn submit(
     if replayed {
         resp.insert_header(("Idempotent-Replayed", "true"));
     }
-    Ok(resp.json(receipt))
+    resp.json(receipt)
 }
 
 /// One request, one transaction (`intake.group_commit = false`).

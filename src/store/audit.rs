@@ -32,8 +32,14 @@ pub async fn seal<C: GenericClient>(client: &C, batch: i32) -> Result<i32, Store
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verification {
-    /// Every sealed link recomputes; `unsealed` entries wait for the sealer.
-    Intact { sealed: i64, unsealed: i64 },
+    /// Every sealed link recomputes; `unsealed` entries wait for the sealer. `head` is the last
+    /// link (position and hash), for the operator to keep outside the database: a later run
+    /// given that anchor proves the history up to it was neither rewritten nor cut short.
+    Intact {
+        sealed: i64,
+        unsealed: i64,
+        head: Option<(i64, Vec<u8>)>,
+    },
     /// The first link whose stored hash, or link to its predecessor, does not recompute.
     Broken {
         chain_pos: i64,
@@ -42,17 +48,27 @@ pub enum Verification {
     },
 }
 
-/// Recomputes every link's SHA-256 here, in Rust, from the canonical bytes of each entry.
-pub async fn verify<C: GenericClient>(client: &C) -> Result<Verification, StoreError> {
+/// Recomputes every link's SHA-256 here, in Rust, from the canonical bytes of each entry,
+/// streaming the chain so its length does not matter. With `anchor` (a position and the hash
+/// an earlier run printed for it), the chain must still reach that position with that hash.
+pub async fn verify<C: GenericClient>(
+    client: &C,
+    anchor: Option<(i64, &[u8])>,
+) -> Result<Verification, StoreError> {
+    use futures_util::TryStreamExt;
     let rows = client
-        .query(
+        .query_raw(
             "SELECT a.chain_pos, a.id, a.prev_hash, a.hash, audit_canonical(a)
                FROM audit_log a WHERE a.chain_pos IS NOT NULL ORDER BY a.chain_pos",
-            &[],
+            std::iter::empty::<i64>(),
         )
         .await?;
+    futures_util::pin_mut!(rows);
     let mut prev = vec![0u8; 32];
-    for (expected_pos, row) in (1i64..).zip(rows.iter()) {
+    let mut sealed = 0i64;
+    let mut last_id = 0i64;
+    while let Some(row) = rows.try_next().await? {
+        let expected_pos = sealed + 1;
         let pos: i64 = row.get(0);
         let id: i64 = row.get(1);
         let stored_prev: Vec<u8> = row.get(2);
@@ -80,14 +96,38 @@ pub async fn verify<C: GenericClient>(client: &C) -> Result<Verification, StoreE
                 hex::encode(&computed)
             )));
         }
+        if let Some((at, want)) = anchor {
+            if pos == at && computed != want {
+                return Ok(broken(format!(
+                    "the chain was rewritten: position {at} now hashes to {}, not the anchor {}",
+                    hex::encode(&computed),
+                    hex::encode(want)
+                )));
+            }
+        }
         prev = computed;
+        sealed = pos;
+        last_id = id;
+    }
+    if let Some((at, _)) = anchor {
+        if sealed < at {
+            return Ok(Verification::Broken {
+                chain_pos: sealed + 1,
+                id: last_id,
+                reason: format!(
+                    "the chain ends at position {sealed}, before the anchor at position {at}: \
+                     entries were removed"
+                ),
+            });
+        }
     }
     let unsealed: i64 = client
         .query_one("SELECT count(*) FROM audit_log WHERE hash IS NULL", &[])
         .await?
         .get(0);
     Ok(Verification::Intact {
-        sealed: rows.len() as i64,
+        sealed,
         unsealed,
+        head: (sealed > 0).then_some((sealed, prev)),
     })
 }

@@ -107,6 +107,18 @@ async fn replay_or_conflict<C: GenericClient>(
     }
 }
 
+/// The earlier answer to `key` when `sha` is the body it was given for, a conflict when the key
+/// was used for another body, nothing when the key is new. Looked up before validation, so a
+/// retry costs one keyed read and a reused key is a 409 whatever the new body holds.
+pub async fn earlier_answer<C: GenericClient>(
+    client: &C,
+    party: &str,
+    key: &str,
+    sha: &[u8],
+) -> Result<Option<Receipt>, StoreError> {
+    replay_or_conflict(client, party, key, sha).await
+}
+
 /// One submission in its own transaction: the single-transaction path, and the database
 /// baseline of `nsw loadtest`. The service groups concurrent submissions instead (see
 /// `store::group_commit`), through the same `insert`.

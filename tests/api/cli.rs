@@ -102,9 +102,14 @@ fn nsw_validate_and_xmllint_agree_on_every_fixture() {
     let mut disagreements = Vec::new();
     for (file, report) in files.iter().zip(&reports) {
         let code = report["code"].as_str().unwrap_or("");
-        // Deliberately stricter than XML 1.0: no DTDs at all, UTF-8 only. xmllint accepts such
-        // documents, so only our refusal is checked.
-        if code == "XML_DOCTYPE" || (code == "XML_ENCODING" && report["usable"] == false) {
+        // Deliberately stricter than XML 1.0: no DTDs at all, and UTF-8 only (a document that
+        // declares another encoding is refused). xmllint accepts such documents, so only our
+        // refusal is checked; bytes that are not valid UTF-8 both refuse.
+        let other_encoding = std::fs::read(file).is_ok_and(|b| {
+            let head = String::from_utf8_lossy(&b[..b.len().min(100)]).to_ascii_lowercase();
+            head.contains("encoding=") && !head.contains("encoding=\"utf-8\"")
+        });
+        if code == "XML_DOCTYPE" || (code == "XML_ENCODING" && other_encoding) {
             assert_eq!(report["valid"], false, "{}", file.display());
             continue;
         }
@@ -134,4 +139,75 @@ fn nsw_validate_and_xmllint_agree_on_every_fixture() {
         "disagreements:\n{}",
         disagreements.join("\n")
     );
+}
+
+/// The rule an invalid fixture of another kind names in its `<!-- breaks: CODE: … -->` comment.
+fn named_break(file: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let rest = &text[text.find("<!-- breaks: ")? + "<!-- breaks: ".len()..];
+    Some(rest.split(':').next()?.trim().to_owned())
+}
+
+#[test]
+fn nsw_validate_gives_every_fixture_its_named_verdict() {
+    let files = all_fixture_files();
+    let out = nsw()
+        .args(["validate", "--json"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let reports: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let root = repo_root().join("fixtures");
+    let expected: std::collections::HashMap<String, crate::fixtures::Expectation> =
+        crate::fixtures::expectations()
+            .into_iter()
+            .map(|e| (e.file.clone(), e))
+            .collect();
+    let mut off = Vec::new();
+    let mut checked_breaks = 0;
+    for (file, report) in files.iter().zip(&reports) {
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let errors = report["errors"].as_array().cloned().unwrap_or_default();
+        let first = errors.first().map(|e| {
+            (
+                e["code"].as_str().unwrap_or(""),
+                e["path"].as_str().unwrap_or(""),
+            )
+        });
+        if rel.starts_with("valid/") {
+            if report["valid"] != true {
+                off.push(format!("{rel}: expected valid, got {report}"));
+            }
+            continue;
+        }
+        // Declarations and hostile inputs: the outcome the HTTP test also holds them to.
+        let (code, path) = if let Some(e) = expected.get(&rel) {
+            (e.code.clone(), e.path.clone())
+        } else {
+            checked_breaks += 1;
+            (named_break(file), None)
+        };
+        let Some(code) = code else {
+            off.push(format!("{rel}: names no rule it breaks"));
+            continue;
+        };
+        let ok = if errors.is_empty() {
+            report["valid"] == false && report["code"] == code.as_str()
+        } else {
+            first.is_some_and(|(c, p)| c == code && path.as_deref().is_none_or(|w| w == p))
+                && errors.iter().all(|e| e["code"] == code.as_str())
+        };
+        if !ok {
+            off.push(format!("{rel}: expected {code} at {path:?}, got {report}"));
+        }
+    }
+    assert!(
+        checked_breaks >= 10,
+        "other kinds' invalid fixtures: {checked_breaks}"
+    );
+    assert!(off.is_empty(), "{} off:\n{}", off.len(), off.join("\n"));
 }

@@ -75,6 +75,16 @@ async fn idempotency_key_replays_the_first_answer_and_refuses_another_body() {
     let conflict = app.submit_with(&token, other, &key).await;
     assert_eq!(conflict.status, 409);
     assert_eq!(conflict.json()["code"], "IDEMPOTENCY_KEY_REUSED");
+    // The key is checked before the body: a reused key is a conflict even when the new body
+    // would not validate.
+    let broken = app
+        .submit_with(
+            &token,
+            b"<Declaration xmlns=\"urn:nsw:declaration:1\"/>".to_vec(),
+            &key,
+        )
+        .await;
+    assert_eq!(broken.status, 409);
     assert_eq!(app.count("declarations").await, 1);
 
     // concurrent requests with one fresh key: exactly one declaration

@@ -98,15 +98,14 @@ async fn storm(app: &TestApp) {
         .get(0);
     assert_eq!(accepted, 32);
 
-    // Each declaration's rows were written by one transaction: the group that held it.
+    // Each declaration's rows were written by one transaction: the group that held it. (Audit
+    // entries are left out: the sealer updates them afterwards to link the chain.)
     let split: i64 = client
         .query_one(
             "SELECT count(*) FROM declarations x
                JOIN documents d ON d.id = x.document_id
                JOIN dossier_events e ON e.dossier_id = x.id
-               JOIN audit_log a ON a.subject = x.reference
-              WHERE x.xmin::text <> d.xmin::text OR x.xmin::text <> e.xmin::text
-                 OR x.xmin::text <> a.xmin::text",
+              WHERE x.xmin::text <> d.xmin::text OR x.xmin::text <> e.xmin::text",
             &[],
         )
         .await
