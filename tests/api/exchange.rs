@@ -1045,6 +1045,23 @@ fn the_demo_runs_from_scratch() {
             "missing '{expected}' in:\n{stdout}"
         );
     }
+    // Customs clearance, not the admin send endpoint, is what sent each ACDD, and both export
+    // declarations are cleared afterwards.
+    let cleared_with_acdd = stdout
+        .lines()
+        .filter(|l| l.contains("cleared; ACDD") && l.contains("enqueued with the clearance"))
+        .count();
+    assert_eq!(cleared_with_acdd, 2, "{stdout}");
+    let declarations: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.contains("The export declarations stay cleared"))
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with("declaration "))
+        .collect();
+    assert_eq!(declarations.len(), 2, "{stdout}");
+    for l in declarations {
+        assert!(l.trim_end().ends_with(": cleared"), "{l}\n{stdout}");
+    }
     let verify = data.path().join("demo/verify");
     let ok = std::process::Command::new("openssl")
         .args(["cms", "-verify", "-binary", "-inform", "DER", "-in"])
