@@ -95,7 +95,7 @@ impl Plan {
         s.exchange.retry_base_ms = 100;
         s.exchange.retry_max_ms = 400;
         s.exchange.poll_ms = 50;
-        s.exchange.lease_secs = 10;
+        s.exchange.lease_secs = 12;
         s.exchange.request_timeout_ms = 5_000;
         if let Some(tls) = &self.tls_ports {
             let port = tls.iter().find(|(c, _)| c == country).unwrap().1;
@@ -955,7 +955,7 @@ async fn a_sender_killed_mid_delivery_delivers_once_after_restart() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{db}\"\ncountry = \"VN\"\nworkers = 2\n\n[exchange]\nkeys_dir = \"{keys}\"\npartners_file = \"{partners}\"\nlease_secs = 2\nretry_base_ms = 100\nretry_max_ms = 400\npoll_ms = 50\nrequest_timeout_ms = 5000\n",
+            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{db}\"\ncountry = \"VN\"\nworkers = 2\n\n[exchange]\nkeys_dir = \"{keys}\"\npartners_file = \"{partners}\"\nlease_secs = 5\nretry_base_ms = 100\nretry_max_ms = 400\npoll_ms = 50\nrequest_timeout_ms = 1500\n",
             port = plan.port("VN"),
             keys = dir.join("VN").display(),
             partners = dir.join("VN-partners.toml").display(),
