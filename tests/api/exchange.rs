@@ -587,6 +587,35 @@ async fn refused_messages_leave_nothing_behind() {
         (403, "SIGNATURE_INVALID")
     );
 
+    // VN's own certificate and key, but a SHA-1 digest (signed with the openssl command line,
+    // as a partner on another toolkit might): a valid signature, refused for its algorithm.
+    let vn_dir = plan.dir.path().join("VN");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("envelope.xml"), &env).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["cms", "-sign", "-binary", "-md", "sha1", "-outform", "DER"])
+        .arg("-in")
+        .arg(work.path().join("envelope.xml"))
+        .arg("-signer")
+        .arg(vn_dir.join(keys::SIGNING_CERT))
+        .arg("-inkey")
+        .arg(vn_dir.join(keys::SIGNING_KEY))
+        .arg("-out")
+        .arg(work.path().join("envelope.p7s"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sha1 = std::fs::read(work.path().join("envelope.p7s")).unwrap();
+    let r = sg.deliver(&env, Some(&sha1)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str().unwrap()),
+        (403, "SIGNATURE_ALGORITHM")
+    );
+
     // Signed by a CA SG does not pin for VN.
     let (rogue_ca, rogue_key) = keys::make_ca("VN", 10).unwrap();
     let (cert, key) = keys::issue(
