@@ -21,6 +21,8 @@ pub enum ConfigError {
     },
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
+    #[error("invalid settings: {0}")]
+    Invalid(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -166,8 +168,10 @@ pub struct ExchangeSettings {
     pub max_attempts: i32,
     /// Time after which an undelivered message becomes a dead letter.
     pub ttl_secs: u64,
-    /// How long a worker holds a claimed message; must exceed `request_timeout_ms`.
+    /// How long a worker holds a claimed message; must exceed twice `request_timeout_ms` plus
+    /// [`LEASE_MARGIN_MS`] (see [`ExchangeSettings::check_lease`]).
     pub lease_secs: u64,
+    /// Time allowed for one post to a partner (connect, send, answer).
     pub request_timeout_ms: u64,
     /// How often the worker looks for due messages.
     pub poll_ms: u64,
@@ -175,6 +179,34 @@ pub struct ExchangeSettings {
     pub batch: i64,
     /// A fault this window shows its partners (testing and demonstrations).
     pub fault: crate::exchange::fault::Fault,
+}
+
+/// Time a delivery needs besides its posts (signing, storing the signature, checking the
+/// receipt), on top of the posts themselves, for the lease check.
+pub const LEASE_MARGIN_MS: u64 = 1_000;
+
+impl ExchangeSettings {
+    /// The outbox lease must outlast one delivery: otherwise the reaper returns a message that
+    /// is still being sent and another worker sends it at the same time. A delivery may post
+    /// twice (the `duplicate_delivery` fault), each post bounded by `request_timeout_ms`.
+    pub fn check_lease(&self) -> Result<(), String> {
+        let needed_ms = self
+            .request_timeout_ms
+            .saturating_mul(2)
+            .saturating_add(LEASE_MARGIN_MS);
+        if self.lease_secs.saturating_mul(1000) > needed_ms {
+            return Ok(());
+        }
+        Err(format!(
+            "exchange.lease_secs ({}) must exceed twice exchange.request_timeout_ms ({} ms) plus \
+             {LEASE_MARGIN_MS} ms, or a message still being sent is handed to another worker; \
+             raise lease_secs to at least {} or lower request_timeout_ms below {} ms",
+            self.lease_secs,
+            self.request_timeout_ms,
+            needed_ms / 1000 + 1,
+            (self.lease_secs.saturating_mul(1000)).saturating_sub(LEASE_MARGIN_MS) / 2,
+        ))
+    }
 }
 
 impl Default for ExchangeSettings {
@@ -284,7 +316,13 @@ impl Settings {
             None => Settings::default(),
         };
         settings.apply_env(|name| std::env::var(name).ok())?;
+        settings.validate()?;
         Ok(settings)
+    }
+
+    /// Rules that involve more than one setting, checked once all sources are applied.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.exchange.check_lease().map_err(ConfigError::Invalid)
     }
 
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -553,6 +591,39 @@ mod tests {
             .apply_env(|n| (n == "NSW_WEBHOOK_ALLOW_HTTP").then(|| "yes".into()))
             .unwrap_err();
         assert!(err.to_string().contains("NSW_WEBHOOK_ALLOW_HTTP"));
+    }
+
+    #[test]
+    fn the_outbox_lease_must_outlast_a_delivery() {
+        let mut s = Settings::default();
+        s.validate().expect("the defaults are consistent");
+        // Two posts of 5 s each and the margin do not fit in a 2 s lease, nor in 11 s.
+        s.exchange.request_timeout_ms = 5_000;
+        for lease in [2, 10, 11] {
+            s.exchange.lease_secs = lease;
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains("exchange.lease_secs"), "{err}");
+            assert!(err.contains("exchange.request_timeout_ms"), "{err}");
+            assert!(err.contains("at least 12"), "{err}");
+        }
+        s.exchange.lease_secs = 12;
+        s.validate().unwrap();
+        // Loading a configuration file applies the check.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nsw.toml");
+        std::fs::write(
+            &file,
+            "[exchange]\nlease_secs = 40\nrequest_timeout_ms = 20000\n",
+        )
+        .unwrap();
+        let err = Settings::load(Some(&file)).unwrap_err().to_string();
+        assert!(
+            err.contains("lower request_timeout_ms below 19500 ms"),
+            "{err}"
+        );
+        s.exchange.request_timeout_ms = 19_499;
+        s.exchange.lease_secs = 40;
+        s.validate().unwrap();
     }
 
     #[test]

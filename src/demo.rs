@@ -319,20 +319,34 @@ async fn scenario(cluster: &EmbeddedCluster, dir: &Path) -> DemoResult<()> {
     println!("\n== Viet Nam customs clears the exports: ACDDs go to SG and TH (TH will lose its first receipt)");
     let mut sent = Vec::new();
     for d in &declarations {
+        // The clearance writes the ACDD to the outbox in its own transaction; the answer names
+        // the queued message, which is the one followed below.
         let r = http
             .json(
                 reqwest::Method::POST,
-                &format!("{}/api/v1/admin/exchange/send", vn.base),
-                &vn.admin,
-                Some(json!({ "declaration_id": d["id"] })),
+                &format!(
+                    "{}/api/v1/declarations/{}/decision",
+                    vn.base,
+                    d["id"].as_str().unwrap_or("")
+                ),
+                &vn.customs,
+                Some(json!({ "action": "clear" })),
             )
             .await?;
+        let reference = r["reference"].as_str().unwrap_or("?");
+        if r["status"] != "cleared" {
+            return Err(format!("declaration {reference} was not cleared: {r}").into());
+        }
+        let acdd = r["acdd"].clone();
+        if acdd.is_null() {
+            return Err(format!("declaration {reference} was cleared without an ACDD").into());
+        }
         println!(
-            "   ACDD {} -> {} enqueued with the clearance",
-            r["reference"].as_str().unwrap_or("?"),
-            r["receiver"].as_str().unwrap_or("?")
+            "   declaration {reference} cleared; ACDD {} -> {} enqueued with the clearance",
+            acdd["reference"].as_str().unwrap_or("?"),
+            acdd["receiver"].as_str().unwrap_or("?")
         );
-        sent.push(r);
+        sent.push(acdd);
     }
     println!("\n== The exporter applies for a Form D; Industry and Trade issues it");
     let (exporter, officer) = {
@@ -410,6 +424,27 @@ async fn scenario(cluster: &EmbeddedCluster, dir: &Path) -> DemoResult<()> {
             m["reference"].as_str().unwrap_or("?")
         );
         show_receipt(&m);
+    }
+
+    println!("\n== The export declarations stay cleared in Viet Nam");
+    for d in &declarations {
+        let now = http
+            .json(
+                reqwest::Method::GET,
+                &format!(
+                    "{}/api/v1/declarations/{}",
+                    vn.base,
+                    d["id"].as_str().unwrap_or("")
+                ),
+                &vn.customs,
+                None,
+            )
+            .await?;
+        println!(
+            "   declaration {}: {}",
+            now["reference"].as_str().unwrap_or("?"),
+            now["status"].as_str().unwrap_or("?")
+        );
     }
 
     println!("\n== The documents arrive in the partners' customs inboxes");

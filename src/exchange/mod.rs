@@ -110,6 +110,8 @@ impl Exchange {
             }
             return Ok(None);
         }
+        // Settings built in code (tests, the demo) do not pass through `Settings::load`.
+        s.exchange.check_lease().map_err(ExchangeError::Config)?;
         let identity = keys::load(&dir, &s.country)?;
         let partners = match &s.exchange.partners_file {
             Some(p) => partners::Partners::load(p)?,

@@ -2,8 +2,9 @@
 //! the signer's certificate inside. Verification trusts only the one CA pinned for the
 //! partner, and then checks that the certificate speaks for the country the message claims.
 
-use openssl::asn1::Asn1Time;
+use openssl::asn1::{Asn1Object, Asn1Time};
 use openssl::cms::{CMSOptions, CmsContentInfo};
+use openssl::nid::Nid;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
@@ -18,6 +19,8 @@ pub enum SignatureError {
     Malformed(String),
     #[error("the signature carries no signer certificate")]
     NoSigner,
+    #[error("the signature's digest algorithm is {digest}; only SHA-256 is accepted")]
+    Algorithm { digest: String },
     #[error("the signer certificate ({subject}) is outside its validity period ({not_before} to {not_after})")]
     CertificateExpired {
         subject: String,
@@ -42,6 +45,7 @@ impl SignatureError {
         match self {
             SignatureError::Malformed(_) => "SIGNATURE_MALFORMED",
             SignatureError::NoSigner => "SIGNATURE_NO_SIGNER",
+            SignatureError::Algorithm { .. } => "SIGNATURE_ALGORITHM",
             SignatureError::CertificateExpired { .. } => "CERTIFICATE_EXPIRED",
             SignatureError::Untrusted { .. } => "CERTIFICATE_UNTRUSTED",
             SignatureError::Invalid(_) => "SIGNATURE_INVALID",
@@ -79,6 +83,27 @@ pub fn verify(
         .ok_or(SignatureError::NoSigner)?
         .to_owned();
     let subject = keys::subject_line(&signer);
+
+    // CMS_verify accepts whatever digest the signer chose, SHA-1 included. The signer's
+    // digestAlgorithm is the hash OpenSSL actually computes over the content and the signed
+    // attributes (the hash named inside the signatureAlgorithm is not used), so that is the
+    // field to pin.
+    let der = p7
+        .to_der()
+        .map_err(|e| SignatureError::Malformed(e.to_string()))?;
+    let digests = signer_digest_oids(&der).ok_or_else(|| {
+        SignatureError::Malformed("cannot read the signer infos of the SignedData".into())
+    })?;
+    if digests.is_empty() {
+        return Err(SignatureError::NoSigner);
+    }
+    for oid in digests {
+        if oid != SHA256_OID {
+            return Err(SignatureError::Algorithm {
+                digest: digest_name(oid),
+            });
+        }
+    }
 
     // Name the precise reason before handing the chain to CMS_verify, which would only say
     // "certificate verify error".
@@ -119,6 +144,124 @@ pub fn verify(
         });
     }
     Ok(signer)
+}
+
+/// Content octets of the DER OID 2.16.840.1.101.3.4.2.1 (id-sha256).
+const SHA256_OID: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+
+/// Reads one DER element: (tag, content, rest). Definite lengths only (`to_der` output), and
+/// single-byte tags, which is all CMS SignedData uses.
+fn der_next(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, b) = b.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (&first, b) = b.split_first()?;
+    let (len, b) = match first {
+        0..=0x7f => (first as usize, b),
+        0x81..=0x84 => {
+            let n = (first & 0x7f) as usize;
+            let len_bytes = b.get(..n)?;
+            let len = len_bytes
+                .iter()
+                .fold(0usize, |acc, &x| (acc << 8) | x as usize);
+            (len, &b[n..])
+        }
+        _ => return None,
+    };
+    let content = b.get(..len)?;
+    Some((tag, content, &b[len..]))
+}
+
+/// The digestAlgorithm OID (content octets) of every SignerInfo in a DER ContentInfo holding
+/// a SignedData (RFC 5652 §5.1, §5.3). `None` if the structure is not that shape.
+fn signer_digest_oids(der: &[u8]) -> Option<Vec<&[u8]>> {
+    const SEQUENCE: u8 = 0x30;
+    const SET: u8 = 0x31;
+    const CONTEXT_0: u8 = 0xa0;
+    const CONTEXT_1: u8 = 0xa1;
+    const OID: u8 = 0x06;
+    let (SEQUENCE, content_info, _) = der_next(der)? else {
+        return None;
+    };
+    let (OID, _, rest) = der_next(content_info)? else {
+        return None;
+    };
+    let (CONTEXT_0, explicit, _) = der_next(rest)? else {
+        return None;
+    };
+    let (SEQUENCE, signed_data, _) = der_next(explicit)? else {
+        return None;
+    };
+    // version, digestAlgorithms, encapContentInfo, then the optional [0] certificates and
+    // [1] crls, then signerInfos.
+    let (_, _, rest) = der_next(signed_data)?;
+    let (_, _, rest) = der_next(rest)?;
+    let (_, _, mut rest) = der_next(rest)?;
+    let signer_infos = loop {
+        match der_next(rest)? {
+            (CONTEXT_0 | CONTEXT_1, _, r) => rest = r,
+            (SET, infos, _) => break infos,
+            _ => return None,
+        }
+    };
+    let mut oids = Vec::new();
+    let mut rest = signer_infos;
+    while !rest.is_empty() {
+        let (SEQUENCE, info, r) = der_next(rest)? else {
+            return None;
+        };
+        rest = r;
+        // version, sid, digestAlgorithm
+        let (_, _, i) = der_next(info)?;
+        let (_, _, i) = der_next(i)?;
+        let (SEQUENCE, algorithm, _) = der_next(i)? else {
+            return None;
+        };
+        let (OID, oid, _) = der_next(algorithm)? else {
+            return None;
+        };
+        oids.push(oid);
+    }
+    Some(oids)
+}
+
+/// A readable name for a digest OID for the error message: OpenSSL's name when it knows the
+/// OID, the dotted form otherwise.
+fn digest_name(oid: &[u8]) -> String {
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut acc: u64 = 0;
+    for &b in oid {
+        acc = (acc << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(acc);
+            acc = 0;
+        }
+        if acc > u64::MAX >> 8 {
+            return "an unreadable OID".into();
+        }
+    }
+    let Some((&first, tail)) = arcs.split_first() else {
+        return "an empty OID".into();
+    };
+    let (a, b) = match first {
+        0..=39 => (0, first),
+        40..=79 => (1, first - 40),
+        _ => (2, first - 80),
+    };
+    let dotted = std::iter::once(a)
+        .chain(std::iter::once(b))
+        .chain(tail.iter().copied())
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(".");
+    match Asn1Object::from_str(&dotted).map(|o| o.nid()) {
+        Ok(nid) if nid != Nid::UNDEF => match nid.long_name() {
+            Ok(name) => format!("{name} ({dotted})"),
+            Err(_) => dotted,
+        },
+        _ => dotted,
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +380,55 @@ mod tests {
         let sig = sign(&th, MSG).unwrap();
         let err = verify(&sig, MSG, &vn.ca, "VN").unwrap_err();
         assert_eq!(err.code(), "SENDER_CERTIFICATE_MISMATCH", "{err}");
+    }
+
+    /// Signs `MSG` with the openssl command line and digest `md`, as a partner running
+    /// another toolkit might. Returns the DER signature and the signer's identity.
+    fn sign_with_cli(md: &str) -> (Vec<u8>, Identity) {
+        let dir = tempfile::tempdir().unwrap();
+        keys::init(dir.path(), "VN", &[]).unwrap();
+        let vn = keys::load(dir.path(), "VN").unwrap();
+        std::fs::write(dir.path().join("msg.xml"), MSG).unwrap();
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args(["cms", "-sign", "-binary", "-md", md, "-in", "msg.xml"])
+            .args(["-signer", keys::SIGNING_CERT, "-inkey", keys::SIGNING_KEY])
+            .args(["-outform", "DER", "-out", "msg.p7s"])
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl cms -sign -md {md}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (std::fs::read(dir.path().join("msg.p7s")).unwrap(), vn)
+    }
+
+    #[test]
+    fn only_sha256_digests_are_accepted() {
+        let (sig, vn) = sign_with_cli("sha256");
+        verify(&sig, MSG, &vn.ca, "VN").expect("a SHA-256 signature from the command line");
+        for md in ["sha1", "sha384", "sha512", "sha224"] {
+            let (sig, vn) = sign_with_cli(md);
+            // Otherwise a valid signature: only the digest algorithm is wrong.
+            let err = verify(&sig, MSG, &vn.ca, "VN").unwrap_err();
+            assert_eq!(err.code(), "SIGNATURE_ALGORITHM", "{md}: {err}");
+        }
+        let (sig, vn) = sign_with_cli("sha1");
+        let err = verify(&sig, MSG, &vn.ca, "VN").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the signature's digest algorithm is sha1 (1.3.14.3.2.26); only SHA-256 is accepted"
+        );
+    }
+
+    #[test]
+    fn our_own_signatures_use_sha256() {
+        let (vn, _) = identity("VN");
+        let sig = sign(&vn, MSG).unwrap();
+        assert_eq!(signer_digest_oids(&sig).unwrap(), vec![SHA256_OID]);
+        assert_eq!(signer_digest_oids(b"\x30\x80"), None);
+        assert_eq!(signer_digest_oids(b""), None);
     }
 
     #[test]

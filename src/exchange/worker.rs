@@ -4,7 +4,7 @@
 //! backoff and jitter until the attempts or the time to live run out (dead letter).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use deadpool_postgres::Pool;
@@ -54,6 +54,9 @@ pub async fn run_once(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> usize
     if let Err(e) = store::reap(&mut client).await {
         tracing::warn!(error = %e, "outbox: reaping expired leases failed");
     }
+    // The lease is measured on this process's monotonic clock from before the claim, so it
+    // ends here no later than `locked_until` in the database, whatever the clocks' skew.
+    let lease_ends = Instant::now() + Duration::from_secs(ex.policy.lease_secs);
     let claimed = match store::claim(
         &client,
         ex.worker_id,
@@ -72,14 +75,14 @@ pub async fn run_once(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> usize
     let n = claimed.len();
     let jobs = claimed.into_iter().map(|c| {
         let span = tracing::info_span!("job.outbox.deliver", message_id = %c.message_id, receiver = %c.receiver, attempt = c.attempts);
-        deliver(pool, ex, limits, c).instrument(span)
+        deliver(pool, ex, limits, c, lease_ends).instrument(span)
     });
     futures_util::future::join_all(jobs).await;
     n
 }
 
-async fn deliver(pool: &Pool, ex: &Exchange, limits: &Limits, c: Claimed) {
-    let outcome = attempt(pool, ex, limits, &c).await;
+async fn deliver(pool: &Pool, ex: &Exchange, limits: &Limits, c: Claimed, lease_ends: Instant) {
+    let outcome = attempt(pool, ex, limits, &c, lease_ends).await;
     let mut client = match pool.get().await {
         Ok(cl) => cl,
         Err(e) => {
@@ -133,6 +136,7 @@ async fn attempt(
     ex: &Exchange,
     limits: &Limits,
     c: &Claimed,
+    lease_ends: Instant,
 ) -> Result<Verified, String> {
     if c.expired {
         return Err("time to live exceeded".into());
@@ -161,11 +165,24 @@ async fn attempt(
     } else {
         1
     };
+    let timeout = Duration::from_millis(ex.policy.request_timeout_ms);
     let mut last = Err(String::new());
     for _ in 0..times {
+        // Once the lease may run out mid-post, the reaper can hand the message to another
+        // worker while this post is still in flight: two sends at once. Leave it to them.
+        if !post_fits_lease(Instant::now(), timeout, lease_ends) {
+            return Err(
+                "lease too close to its end to start a post; left to the next attempt".into(),
+            );
+        }
         last = post(ex, limits, c, &partner.endpoint, &sig_b64, partner).await;
     }
     last
+}
+
+/// Whether a post started at `now`, bounded by `timeout`, ends before the lease does.
+fn post_fits_lease(now: Instant, timeout: Duration, lease_ends: Instant) -> bool {
+    now.checked_add(timeout).is_some_and(|end| end < lease_ends)
 }
 
 async fn post(
@@ -231,4 +248,23 @@ async fn post(
         return Err(format!("receipt is from {} to {}", r.sender, r.receiver));
     }
     Ok((r.accepted, body, rsig))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_post_starts_only_if_it_ends_within_the_lease() {
+        let now = Instant::now();
+        let timeout = Duration::from_secs(5);
+        assert!(post_fits_lease(now, timeout, now + Duration::from_secs(12)));
+        assert!(!post_fits_lease(now, timeout, now + timeout));
+        // A lease that has already passed.
+        assert!(!post_fits_lease(
+            now + Duration::from_secs(13),
+            timeout,
+            now + Duration::from_secs(12)
+        ));
+    }
 }

@@ -21,6 +21,20 @@ pub const STATUSES: [&str; 6] = [
     Status::DeadLetter.as_str(),
 ];
 
+/// Refuses a status change the code's state machine does not allow, before the statement
+/// that makes it, so the code and the `outbox_guard()` trigger must agree for it to run.
+fn transition(from: Status, to: Status) -> Result<(), StoreError> {
+    if from.can_become(to) {
+        Ok(())
+    } else {
+        Err(StoreError::Transition(format!(
+            "outbox: transition {} -> {} is not allowed",
+            from.as_str(),
+            to.as_str()
+        )))
+    }
+}
+
 pub struct NewOutbound<'a> {
     pub message_id: Uuid,
     pub conversation_id: Uuid,
@@ -99,6 +113,8 @@ pub async fn claim<C: GenericClient>(
     lease_secs: f64,
     limit: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
+    transition(Status::Pending, Status::Sending)?;
+    transition(Status::RetryWait, Status::Sending)?;
     let rows = client
         .query(
             // The audit entries go in with the claim itself: one statement, one transaction.
@@ -183,14 +199,26 @@ pub async fn finish(
             receipt,
             signature,
         } => {
-            let status = if *accepted { "delivered" } else { "rejected" };
+            let to = if *accepted {
+                Status::Delivered
+            } else {
+                Status::Rejected
+            };
+            transition(Status::Sending, to)?;
             tx.query_opt(
                 "UPDATE outbox SET status = $3, receipt = $4, receipt_signature = $5,
                         locked_by = NULL, locked_until = NULL, last_error = NULL,
                         delivered_at = now(), updated_at = now()
-                  WHERE id = $1 AND status = 'sending' AND locked_by = $2
+                  WHERE id = $1 AND status = $6 AND locked_by = $2
                   RETURNING message_id, status, attempts",
-                &[&id, &worker, &status, receipt, signature],
+                &[
+                    &id,
+                    &worker,
+                    &to.as_str(),
+                    receipt,
+                    signature,
+                    &Status::Sending.as_str(),
+                ],
             )
             .await?
         }
@@ -198,17 +226,25 @@ pub async fn finish(
             error,
             retry_in_secs,
         } => {
-            let (status, delay) = match retry_in_secs {
-                Some(s) => ("retry_wait", *s),
-                None => ("dead_letter", 0.0),
+            let (to, delay) = match retry_in_secs {
+                Some(s) => (Status::RetryWait, *s),
+                None => (Status::DeadLetter, 0.0),
             };
+            transition(Status::Sending, to)?;
             tx.query_opt(
                 "UPDATE outbox SET status = $3, last_error = $4,
                         available_at = now() + make_interval(secs => $5),
                         locked_by = NULL, locked_until = NULL, updated_at = now()
-                  WHERE id = $1 AND status = 'sending' AND locked_by = $2
+                  WHERE id = $1 AND status = $6 AND locked_by = $2
                   RETURNING message_id, status, attempts",
-                &[&id, &worker, &status, error, &delay],
+                &[
+                    &id,
+                    &worker,
+                    &to.as_str(),
+                    error,
+                    &delay,
+                    &Status::Sending.as_str(),
+                ],
             )
             .await?
         }
@@ -238,18 +274,25 @@ pub async fn finish(
 /// Returns messages whose lease ran out (a worker died mid-delivery) to the retry queue, or
 /// to the dead letters when their attempts or time are used up.
 pub async fn reap(client: &mut deadpool_postgres::Object) -> Result<u64, StoreError> {
+    // One statement picks either outcome per row, so both must be allowed.
+    transition(Status::Sending, Status::DeadLetter)?;
+    transition(Status::Sending, Status::RetryWait)?;
     let tx = client.transaction().await?;
     let rows = tx
         .query(
             "UPDATE outbox SET
                     status = CASE WHEN attempts >= max_attempts OR expires_at <= now()
-                                  THEN 'dead_letter' ELSE 'retry_wait' END,
+                                  THEN $2::text ELSE $3::text END,
                     last_error = 'lease expired: the sending worker stopped mid-delivery',
                     available_at = now(), locked_by = NULL, locked_until = NULL, updated_at = now()
-              WHERE id IN (SELECT id FROM outbox WHERE status = 'sending' AND locked_until < now()
+              WHERE id IN (SELECT id FROM outbox WHERE status = $1::text AND locked_until < now()
                             FOR UPDATE SKIP LOCKED)
               RETURNING message_id, status",
-            &[],
+            &[
+                &Status::Sending.as_str(),
+                &Status::DeadLetter.as_str(),
+                &Status::RetryWait.as_str(),
+            ],
         )
         .await?;
     for r in &rows {
@@ -433,4 +476,28 @@ pub async fn declaration_source<C: GenericClient>(
         destination: r.get::<_, String>(4),
         body: r.get(5),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_state_machine_transitions_pass() {
+        for from in Status::ALL {
+            for to in Status::ALL {
+                assert_eq!(
+                    transition(from, to).is_ok(),
+                    from.can_become(to),
+                    "{from:?} -> {to:?}"
+                );
+            }
+        }
+        let err = transition(Status::DeadLetter, Status::Delivered).unwrap_err();
+        assert!(matches!(err, StoreError::Transition(_)));
+        assert_eq!(
+            err.to_string(),
+            "outbox: transition dead_letter -> delivered is not allowed"
+        );
+    }
 }

@@ -95,7 +95,7 @@ impl Plan {
         s.exchange.retry_base_ms = 100;
         s.exchange.retry_max_ms = 400;
         s.exchange.poll_ms = 50;
-        s.exchange.lease_secs = 10;
+        s.exchange.lease_secs = 12;
         s.exchange.request_timeout_ms = 5_000;
         if let Some(tls) = &self.tls_ports {
             let port = tls.iter().find(|(c, _)| c == country).unwrap().1;
@@ -587,6 +587,35 @@ async fn refused_messages_leave_nothing_behind() {
         (403, "SIGNATURE_INVALID")
     );
 
+    // VN's own certificate and key, but a SHA-1 digest (signed with the openssl command line,
+    // as a partner on another toolkit might): a valid signature, refused for its algorithm.
+    let vn_dir = plan.dir.path().join("VN");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("envelope.xml"), &env).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["cms", "-sign", "-binary", "-md", "sha1", "-outform", "DER"])
+        .arg("-in")
+        .arg(work.path().join("envelope.xml"))
+        .arg("-signer")
+        .arg(vn_dir.join(keys::SIGNING_CERT))
+        .arg("-inkey")
+        .arg(vn_dir.join(keys::SIGNING_KEY))
+        .arg("-out")
+        .arg(work.path().join("envelope.p7s"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sha1 = std::fs::read(work.path().join("envelope.p7s")).unwrap();
+    let r = sg.deliver(&env, Some(&sha1)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str().unwrap()),
+        (403, "SIGNATURE_ALGORITHM")
+    );
+
     // Signed by a CA SG does not pin for VN.
     let (rogue_ca, rogue_key) = keys::make_ca("VN", 10).unwrap();
     let (cert, key) = keys::issue(
@@ -955,7 +984,7 @@ async fn a_sender_killed_mid_delivery_delivers_once_after_restart() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{db}\"\ncountry = \"VN\"\nworkers = 2\n\n[exchange]\nkeys_dir = \"{keys}\"\npartners_file = \"{partners}\"\nlease_secs = 2\nretry_base_ms = 100\nretry_max_ms = 400\npoll_ms = 50\nrequest_timeout_ms = 5000\n",
+            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"{db}\"\ncountry = \"VN\"\nworkers = 2\n\n[exchange]\nkeys_dir = \"{keys}\"\npartners_file = \"{partners}\"\nlease_secs = 5\nretry_base_ms = 100\nretry_max_ms = 400\npoll_ms = 50\nrequest_timeout_ms = 1500\n",
             port = plan.port("VN"),
             keys = dir.join("VN").display(),
             partners = dir.join("VN-partners.toml").display(),
@@ -1044,6 +1073,23 @@ fn the_demo_runs_from_scratch() {
             stdout.contains(expected),
             "missing '{expected}' in:\n{stdout}"
         );
+    }
+    // Customs clearance, not the admin send endpoint, is what sent each ACDD, and both export
+    // declarations are cleared afterwards.
+    let cleared_with_acdd = stdout
+        .lines()
+        .filter(|l| l.contains("cleared; ACDD") && l.contains("enqueued with the clearance"))
+        .count();
+    assert_eq!(cleared_with_acdd, 2, "{stdout}");
+    let declarations: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.contains("The export declarations stay cleared"))
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with("declaration "))
+        .collect();
+    assert_eq!(declarations.len(), 2, "{stdout}");
+    for l in declarations {
+        assert!(l.trim_end().ends_with(": cleared"), "{l}\n{stdout}");
     }
     let verify = data.path().join("demo/verify");
     let ok = std::process::Command::new("openssl")
