@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "lz4_bodies",
         sql: include_str!("../../migrations/0006_lz4_bodies.sql"),
     },
+    Migration {
+        version: 7,
+        name: "ledger_guards",
+        sql: include_str!("../../migrations/0007_ledger_guards.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

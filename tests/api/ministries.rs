@@ -1138,3 +1138,185 @@ async fn an_application_no_rule_covers_is_refused_with_its_line() {
     .await;
     assert_eq!(r.status, 403);
 }
+
+/// The SQLSTATE of a refused statement.
+fn sqlstate(r: Result<u64, tokio_postgres::Error>) -> String {
+    r.expect_err("the database accepted it")
+        .as_db_error()
+        .expect("a database error")
+        .code()
+        .code()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_database_moves_balances_only_through_the_ledger() {
+    let app = spawn_app().await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
+    let trader = app.add_party(Role::Enterprise, "0302468135").await;
+    let key = register_signer(&app, &admin, "SBV").await;
+    let lic = licence_xml(
+        "GUARD-1",
+        "SBV",
+        "0302468135",
+        "IM",
+        "2026-07-01",
+        "2026-09-30",
+        "71081210",
+        "KGM",
+        "200",
+    );
+    assert_eq!(deposit(&app, &sbv, &key, lic).await.status, 201);
+    let decl = replace(&fixture(GOLD_DECLARATION), "215/GP-NHNN", "GUARD-1");
+    let r = app.submit(&trader, with_reference(&decl, "GUARD-A")).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let decl_id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        balance(&app, &trader, "GUARD-1", 0).await["remaining"],
+        "150.000"
+    );
+
+    let mut client = app.pool.get().await.unwrap();
+    // A direct change of the balance, even one the CHECK would allow, is refused.
+    assert_eq!(
+        sqlstate(
+            client
+                .execute("UPDATE licence_lines SET remaining = remaining + 1", &[])
+                .await
+        ),
+        "42501"
+    );
+    // Raising the flag the ledger trigger raises does not help from outside a trigger.
+    {
+        let tx = client.transaction().await.unwrap();
+        tx.execute("SELECT set_config('nsw.ledger', 'on', true)", &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            sqlstate(
+                tx.execute("UPDATE licence_lines SET remaining = allowance", &[])
+                    .await
+            ),
+            "42501"
+        );
+    }
+    // Nor does a ledger entry earlier in the same transaction leave the door open.
+    {
+        let tx = client.transaction().await.unwrap();
+        let released = tx
+            .execute(
+                "INSERT INTO licence_ledger (licence_id, line, declaration_id, item, kind, quantity)
+                 SELECT licence_id, line, declaration_id, item, 'release', quantity
+                   FROM licence_ledger WHERE declaration_id = $1::text::uuid AND kind = 'reserve'",
+                &[&decl_id],
+            )
+            .await
+            .unwrap();
+        assert_eq!(released, 1, "the ledger itself still moves the balance");
+        assert_eq!(
+            sqlstate(
+                tx.execute("UPDATE licence_lines SET remaining = remaining - 1", &[])
+                    .await
+            ),
+            "42501"
+        );
+    }
+    // The rest of a line is as immutable as its licence, and a line cannot be born drawn.
+    for sql in [
+        "UPDATE licence_lines SET allowance = allowance + 1",
+        "UPDATE licence_lines SET hs_code = '710812'",
+        "DELETE FROM licence_lines",
+        "INSERT INTO licence_lines (licence_id, line, hs_code, description, unit, allowance,
+            remaining)
+         SELECT licence_id, 2, hs_code, description, unit, allowance, 0 FROM licence_lines",
+    ] {
+        assert_eq!(sqlstate(client.execute(sql, &[]).await), "42501", "{sql}");
+    }
+    // Both rolled-back transactions left the balance as the reservation set it.
+    let line = balance(&app, &trader, "GUARD-1", 0).await;
+    assert_eq!(line["remaining"], "150.000");
+    assert_eq!(line["reserved"], "50.000");
+}
+
+#[tokio::test]
+async fn a_declaration_can_only_be_born_accepted() {
+    let app = spawn_app().await;
+    let trader = app.add_party(Role::Enterprise, "0301234567").await;
+    let r = app
+        .submit(
+            &trader,
+            fixture("valid/declaration/01-import-laptops-10-items.xml"),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let mut client = app.pool.get().await.unwrap();
+    // A copy of the stored declaration under a new id and reference, in a given status.
+    let insert = |status: &'static str| {
+        format!(
+            "INSERT INTO declarations (id, reference, document_id, submitter, status, direction,
+                lrn, declarant_id, exporter_id, importer_id, trader_id, export_country,
+                destination_country, customs_office, issue_date, currency, total_value,
+                total_gross_mass, item_count, received_at, updated_at)
+             SELECT '00000000-0000-7000-8000-000000000002', reference || '-COPY',
+                    '00000000-0000-7000-8000-000000000001', submitter, '{status}', direction,
+                    lrn, declarant_id, exporter_id, importer_id, trader_id, export_country,
+                    destination_country, customs_office, issue_date, currency, total_value,
+                    total_gross_mass, item_count, received_at, updated_at
+               FROM declarations WHERE id = '{id}'"
+        )
+    };
+    let copy_document = "INSERT INTO documents (id, kind, sha256, size, body, received_at)
+         SELECT '00000000-0000-7000-8000-000000000001', kind, sha256, size, body, received_at
+           FROM documents d WHERE d.id = (SELECT document_id FROM declarations
+                                           WHERE id = $1::text::uuid)";
+    for status in ["cleared", "rejected", "under_inspection", "withdrawn"] {
+        let tx = client.transaction().await.unwrap();
+        tx.execute(copy_document, &[&id]).await.unwrap();
+        assert_eq!(
+            sqlstate(tx.execute(insert(status).as_str(), &[]).await),
+            "NS409",
+            "{status}"
+        );
+    }
+    // The very same row as accepted goes in: the status alone was refused.
+    let tx = client.transaction().await.unwrap();
+    tx.execute(copy_document, &[&id]).await.unwrap();
+    assert_eq!(
+        tx.execute(insert("accepted").as_str(), &[]).await.unwrap(),
+        1
+    );
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_loadtest_prefill_goes_through_the_state_machine() {
+    let app = spawn_app().await;
+    let submitter = nsw::loadtest::docgen::DECLARANT;
+    app.add_party(Role::Enterprise, submitter).await;
+    let body = nsw::loadtest::docgen::declaration(3, 1);
+    let done = nsw::loadtest::prefill::run(&app.pool, 10, &body, 3, submitter)
+        .await
+        .expect("prefill");
+    assert_eq!(done.dossiers, 10);
+    let client = app.pool.get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT status, count(*) FROM declarations GROUP BY status ORDER BY status",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        [
+            ("accepted".to_owned(), 2),
+            ("cleared".to_owned(), 6),
+            ("rejected".to_owned(), 2)
+        ]
+    );
+}
