@@ -36,6 +36,9 @@ pub struct NewApplication<'a> {
     pub rule: &'a Rule,
     pub routing_version: i32,
     pub country: &'a str,
+    /// The rule's time limit in working minutes, on the window's calendar
+    /// (`Rule::sla_minutes`).
+    pub sla_minutes: u32,
 }
 
 async fn event<C: GenericClient>(
@@ -66,7 +69,8 @@ pub async fn submit_application(
     let size = n.body.len() as i32;
     let details = serde_json::to_value(a)
         .map_err(|e| StoreError::Conflict(format!("application not serialisable: {e}")))?;
-    let sla = n.rule.sla_minutes() as i32;
+    // Table validation bounds limits to 1000 days of at most 24 hours: far below i32::MAX.
+    let sla = i32::try_from(n.sla_minutes).unwrap_or(i32::MAX);
     let tx = client.transaction().await?;
     tx.execute(
         "INSERT INTO documents (id, kind, sha256, size, body, received_at)

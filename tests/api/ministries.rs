@@ -4,7 +4,9 @@
 use nsw::domain::party::Role;
 use serde_json::json;
 
-use crate::helpers::{fixture, spawn_app, with_reference, TestApp};
+use crate::helpers::{
+    fixture, fresh_database, spawn_app, spawn_app_with, test_settings, with_reference, TestApp,
+};
 use crate::support::{deposit, deposit_fixture_licences, post_json, post_xml, register_signer};
 
 const RICE_APPLICATION: &str = "valid/licence-application/moit-export-licence-rice.xml";
@@ -1319,4 +1321,25 @@ async fn the_loadtest_prefill_goes_through_the_state_machine() {
             ("rejected".to_owned(), 2)
         ]
     );
+}
+
+#[tokio::test]
+async fn a_limit_in_days_counts_the_configured_working_day() {
+    let mut settings = test_settings(&fresh_database().await);
+    settings.calendar.day_start = "07:30".into();
+    settings.calendar.day_end = "17:00".into();
+    let app = spawn_app_with(settings).await;
+    let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
+    // moit-rice-export: sla_days = 5, so five days of 9.5 working hours
+    let receipt = apply(&app, &enterprise, RICE_APPLICATION).await;
+    let client = app.pool.get().await.unwrap();
+    let minutes: i32 = client
+        .query_one(
+            "SELECT sla_minutes FROM licence_applications WHERE id = $1::text::uuid",
+            &[&receipt["id"].as_str().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(minutes, 5 * (9 * 60 + 30));
 }
