@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "ledger_guards",
         sql: include_str!("../../migrations/0007_ledger_guards.sql"),
     },
+    Migration {
+        version: 8,
+        name: "application_fee",
+        sql: include_str!("../../migrations/0008_application_fee.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

@@ -118,6 +118,9 @@ async fn the_full_flow_from_application_to_clearance() {
     assert_eq!(receipt["agency"], "MOIT");
     assert_eq!(receipt["procedure_code"], "MOIT-EXL-RICE");
     assert_eq!(receipt["routing_version"], 1);
+    // moit-rice-export: no fee, 5 working days of 8 hours
+    assert_eq!(receipt["fee_vnd"], 0);
+    assert_eq!(receipt["sla_minutes"], 5 * 8 * 60);
     let id = receipt["id"].as_str().unwrap().to_owned();
     let inbox = app.get(&moit, "/api/v1/inbox").await.json();
     assert_eq!(inbox["items"].as_array().unwrap().len(), 1);
@@ -301,7 +304,18 @@ async fn supplement_loops_pause_the_clock_and_refusal_needs_a_reason() {
     let receipt = apply(&app, &enterprise, MAIZE_APPLICATION).await;
     assert_eq!(receipt["agency"], "MARD-PPD");
     assert_eq!(receipt["procedure_code"], "PPD-PQC-IM");
+    // mardppd-cereals-import-pqc: 350,000 đồng, 24 working hours
+    assert_eq!(receipt["fee_vnd"], 350_000);
+    assert_eq!(receipt["sla_minutes"], 24 * 60);
     let id = receipt["id"].as_str().unwrap().to_owned();
+    let detail = app
+        .get(&enterprise, &format!("/api/v1/licence-applications/{id}"))
+        .await
+        .json();
+    assert_eq!(detail["fee_vnd"], 350_000);
+    assert_eq!(detail["sla_minutes"], 24 * 60);
+    let inbox = app.get(&mard, "/api/v1/inbox").await.json();
+    assert_eq!(inbox["items"][0]["fee_vnd"], 350_000);
     let sup = format!("/api/v1/licence-applications/{id}/supplement");
 
     // No reason, no request.
@@ -1368,11 +1382,11 @@ async fn stored_application(
         .execute(
             "INSERT INTO licence_applications (id, reference, document_id, applicant_id, lrn,
                 details, application_type, direction, country, valid_from, valid_to, agency,
-                procedure_code, document_type, rule_id, routing_version, sla_minutes, status,
-                received_at, updated_at)
+                procedure_code, document_type, rule_id, routing_version, sla_minutes, fee_vnd,
+                status, received_at, updated_at)
              VALUES ($1::text::uuid, 'VN-LA-STATS-' || $3::text, $2::text::uuid, $4, 'LRN',
                 '{}', 'EXL', 'EX', 'PH', '2026-09-01', '2026-12-31', 'MOIT', 'P-STATS', 'LIC',
-                'stats', 1, 480, 'submitted', $5, $5)",
+                'stats', 1, 480, 0, 'submitted', $5, $5)",
             &[&id, &doc, &n.to_string(), &applicant, &received],
         )
         .await
