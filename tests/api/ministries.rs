@@ -11,6 +11,10 @@ use crate::support::{deposit, deposit_fixture_licences, post_json, post_xml, reg
 
 const RICE_APPLICATION: &str = "valid/licence-application/moit-export-licence-rice.xml";
 const MAIZE_APPLICATION: &str = "valid/licence-application/mard-plant-quarantine-maize.xml";
+const TRANSIT_APPLICATION: &str =
+    "valid/licence-application/gdvc-transit-notification-gasoil-sg-to-la.xml";
+const DURIAN_TO_TH_APPLICATION: &str =
+    "valid/licence-application/mard-phytosanitary-durian-export-to-th.xml";
 const RICE_DECLARATION: &str = "valid/declaration/02-export-rice-to-ph-moit-licence.xml";
 const GOLD_DECLARATION: &str = "valid/declaration/09-import-gold-sbv-1-item-air.xml";
 
@@ -1483,4 +1487,107 @@ async fn stats_count_working_hours_and_the_on_schedule_rate_exactly() {
     assert_eq!(row["median_hours"], 4.0);
     assert_eq!(row["p90_hours"], 12.0);
     assert_eq!(row["on_schedule_rate"], 2.0 / 3.0);
+}
+
+/// The id of the routing rule an application was routed by.
+async fn rule_of(app: &TestApp, id: &str) -> String {
+    let client = app.pool.get().await.unwrap();
+    client
+        .query_one(
+            "SELECT rule_id FROM licence_applications WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_transit_application_is_routed_by_a_transit_rule() {
+    let app = spawn_app().await;
+    let forwarder = app.add_party(Role::Enterprise, "3001234567").await;
+    let gdvc = app
+        .add_party_with_agency(Role::Ministry, "GDVC-OFFICER-1", "GDVC")
+        .await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let receipt = apply(&app, &forwarder, TRANSIT_APPLICATION).await;
+    assert_eq!(receipt["agency"], "GDVC");
+    assert_eq!(receipt["procedure_code"], "GDVC-TRANSIT");
+    assert_eq!(receipt["fee_vnd"], 0);
+    assert_eq!(receipt["sla_minutes"], 8 * 60);
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    assert_eq!(rule_of(&app, &id).await, "gdvc-petroleum-transit");
+    let detail = app
+        .get(&gdvc, &format!("/api/v1/licence-applications/{id}"))
+        .await;
+    assert_eq!(detail.status, 200);
+    assert_eq!(detail.json()["direction"], "TR");
+    let inbox = app.get(&gdvc, "/api/v1/inbox").await.json();
+    assert_eq!(inbox["items"][0]["id"], id.as_str());
+    // MOIT licenses petroleum imports, not transits: not in its inbox.
+    let inbox = app.get(&moit, "/api/v1/inbox").await.json();
+    assert!(inbox["items"].as_array().unwrap().is_empty());
+
+    // The same goods declared as an import meet only MOIT's import licence rule, which asks for
+    // a licence (LIC), not this notification (OTH): no rule routes it.
+    let import = replace(
+        &replace(
+            &fixture(TRANSIT_APPLICATION),
+            "<Direction>TR</Direction>",
+            "<Direction>IM</Direction>",
+        ),
+        "<Agency>GDVC</Agency>\n",
+        "",
+    );
+    let r = post_xml(&app, &forwarder, "/api/v1/licence-applications", import).await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.error_codes()[0],
+        (
+            "ROUTING_NO_RULE".to_owned(),
+            "/LicenceApplication/Line".to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_export_rule_for_one_destination_routes_only_that_destination() {
+    let app = spawn_app().await;
+    let exporter = app.add_party(Role::Enterprise, "1201234567").await;
+    let mard = app
+        .add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD")
+        .await;
+    let receipt = apply(&app, &exporter, DURIAN_TO_TH_APPLICATION).await;
+    assert_eq!(receipt["agency"], "MARD-PPD");
+    assert_eq!(receipt["procedure_code"], "PPD-PQC-EX");
+    assert_eq!(receipt["fee_vnd"], 350_000);
+    assert_eq!(receipt["sla_minutes"], 24 * 60);
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    assert_eq!(rule_of(&app, &id).await, "mardppd-fruit-th-pqc");
+    let inbox = app.get(&mard, "/api/v1/inbox").await.json();
+    assert_eq!(inbox["items"].as_array().unwrap().len(), 1);
+
+    // The same durians to Malaysia: the Thai rule does not apply and no other covers them.
+    let to_my = replace(
+        &replace(
+            &fixture(DURIAN_TO_TH_APPLICATION),
+            "<ImportCountry>TH</ImportCountry>",
+            "<ImportCountry>MY</ImportCountry>",
+        ),
+        "<Country>TH</Country>",
+        "<Country>MY</Country>",
+    );
+    let before = app.count("licence_applications").await;
+    let r = post_xml(&app, &exporter, "/api/v1/licence-applications", to_my).await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.error_codes()[0],
+        (
+            "ROUTING_NO_RULE".to_owned(),
+            "/LicenceApplication/Line".to_owned()
+        )
+    );
+    assert_eq!(app.count("licence_applications").await, before);
 }
