@@ -29,6 +29,11 @@ impl Calendar {
         }
     }
 
+    /// Length of one working day in minutes: what a time limit given in days counts per day.
+    pub fn working_day_minutes(&self) -> u32 {
+        u32::try_from((self.day_end - self.day_start).num_minutes()).unwrap_or(0)
+    }
+
     pub fn is_working_day(&self, d: NaiveDate) -> bool {
         !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !self.holidays.contains(&d)
     }
@@ -119,6 +124,23 @@ mod tests {
         assert_eq!(
             c.working_seconds(at(2026, 9, 4, 15, 0), at(2026, 9, 7, 9, 0)),
             2 * 3600
+        );
+    }
+
+    #[test]
+    fn the_working_day_length_follows_the_configured_hours() {
+        assert_eq!(cal().working_day_minutes(), 8 * 60);
+        let long = Calendar::new(
+            FixedOffset::east_opt(7 * 3600).unwrap(),
+            NaiveTime::from_hms_opt(7, 30, 0).unwrap(),
+            NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+            [],
+        );
+        assert_eq!(long.working_day_minutes(), 9 * 60 + 30);
+        // a full working day counts exactly that long
+        assert_eq!(
+            i64::from(long.working_day_minutes()) * 60,
+            long.working_seconds(at(2026, 9, 7, 0, 0), at(2026, 9, 8, 0, 0))
         );
     }
 

@@ -112,6 +112,7 @@ pub async fn apply(
             rule: &rule,
             routing_version: table.version,
             country: &state.settings.country,
+            sla_minutes: rule.sla_minutes(state.calendar.working_day_minutes()),
         },
     )
     .await?;

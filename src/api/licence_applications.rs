@@ -101,6 +101,7 @@ pub async fn submit(
             rule,
             routing_version: table.version,
             country: &state.settings.country,
+            sla_minutes: rule.sla_minutes(state.calendar.working_day_minutes()),
         },
     )
     .await?;

@@ -43,6 +43,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "lz4_bodies",
         sql: include_str!("../../migrations/0006_lz4_bodies.sql"),
     },
+    Migration {
+        version: 7,
+        name: "ledger_guards",
+        sql: include_str!("../../migrations/0007_ledger_guards.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "application_fee",
+        sql: include_str!("../../migrations/0008_application_fee.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

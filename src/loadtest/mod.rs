@@ -6,7 +6,7 @@ mod baseline;
 pub mod docgen;
 mod driver;
 pub mod exchange;
-mod prefill;
+pub mod prefill;
 mod stats;
 
 use std::io::{BufRead, BufReader};

@@ -64,12 +64,21 @@ pub async fn run(
                 lrn, declarant_id, exporter_id, importer_id, trader_id, export_country,
                 destination_country, customs_office, issue_date, currency, total_value,
                 total_gross_mass, item_count, received_at, updated_at)
-             SELECT id, 'VN-DEC-PRE-' || lpad(g::text, 9, '0'), document_id, $1,
-                    (ARRAY['accepted','cleared','cleared','cleared','rejected'])[1 + g % 5],
+             SELECT id, 'VN-DEC-PRE-' || lpad(g::text, 9, '0'), document_id, $1, 'accepted',
                     'IM', 'PRE-' || g, $1, 'SG000000001', $1, $1, 'SG', 'VN', 'VNHCM01',
                     at::date, 'USD', 12345.67, 1000.000, $2, at, at
                FROM prefill_ids",
             &[&submitter, &items],
+        )
+        .await?;
+        // The database lets a declaration start only as accepted; the decided share of the
+        // history then moves on through the same transitions customs would make.
+        tx.execute(
+            "UPDATE declarations d
+                SET status = CASE WHEN p.g % 5 = 4 THEN 'rejected' ELSE 'cleared' END
+               FROM prefill_ids p
+              WHERE d.id = p.id AND p.g % 5 <> 0",
+            &[],
         )
         .await?;
         tx.execute(

@@ -65,15 +65,14 @@ pub enum RoutingError {
     Invalid(Vec<RuleError>),
 }
 
-/// Working hours in one working day; SLAs given in days count this many hours per day.
-pub const HOURS_PER_WORKING_DAY: u32 = 8;
-
 impl Rule {
-    /// The time limit in working minutes.
-    pub fn sla_minutes(&self) -> u32 {
+    /// The time limit in working minutes. A limit in days is that many whole working days of the
+    /// calendar the clock runs on (`Calendar::working_day_minutes`), so that "5 days" is met
+    /// exactly by five full working days, whatever length the configured day has.
+    pub fn sla_minutes(&self, working_day_minutes: u32) -> u32 {
         match (self.sla_hours, self.sla_days) {
             (Some(h), _) => h * 60,
-            (None, Some(d)) => d * HOURS_PER_WORKING_DAY * 60,
+            (None, Some(d)) => d * working_day_minutes,
             (None, None) => 0,
         }
     }
@@ -305,6 +304,25 @@ mod tests {
             t.requirements("72044900", "IM", Some("US"))[0].agency,
             "MONRE"
         );
+    }
+
+    #[test]
+    fn a_limit_in_days_counts_the_configured_working_day() {
+        let t = table();
+        let rice = t.spec.rules.iter().find(|r| r.id == "moit-rice-export");
+        let rice = rice.expect("moit-rice-export in the shipped table");
+        assert_eq!(rice.sla_days, Some(5));
+        // 08:00-16:00 and 07:30-17:00 working days
+        assert_eq!(rice.sla_minutes(8 * 60), 5 * 8 * 60);
+        assert_eq!(rice.sla_minutes(9 * 60 + 30), 5 * (9 * 60 + 30));
+        // a limit in hours does not depend on the day
+        let hours = Rule {
+            sla_hours: Some(24),
+            sla_days: None,
+            ..rice.clone()
+        };
+        assert_eq!(hours.sla_minutes(8 * 60), 24 * 60);
+        assert_eq!(hours.sla_minutes(9 * 60 + 30), 24 * 60);
     }
 
     #[test]

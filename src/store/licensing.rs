@@ -20,6 +20,10 @@ pub struct ApplicationReceipt {
     pub agency: String,
     pub procedure_code: String,
     pub routing_version: i32,
+    /// The fee of the rule that routed it, in đồng.
+    pub fee_vnd: i64,
+    /// The agency's time limit, in working minutes of the window's calendar.
+    pub sla_minutes: i32,
     pub received_at: DateTime<Utc>,
     pub sha256: String,
     pub size: i32,
@@ -36,6 +40,9 @@ pub struct NewApplication<'a> {
     pub rule: &'a Rule,
     pub routing_version: i32,
     pub country: &'a str,
+    /// The rule's time limit in working minutes, on the window's calendar
+    /// (`Rule::sla_minutes`).
+    pub sla_minutes: u32,
 }
 
 async fn event<C: GenericClient>(
@@ -66,7 +73,10 @@ pub async fn submit_application(
     let size = n.body.len() as i32;
     let details = serde_json::to_value(a)
         .map_err(|e| StoreError::Conflict(format!("application not serialisable: {e}")))?;
-    let sla = n.rule.sla_minutes() as i32;
+    // Table validation bounds limits to 1000 days of at most 24 hours: far below i32::MAX.
+    let sla = i32::try_from(n.sla_minutes).unwrap_or(i32::MAX);
+    // Table validation has no upper bound on fees; a bigint holds any real one.
+    let fee = i64::try_from(n.rule.fee_vnd).unwrap_or(i64::MAX);
     let tx = client.transaction().await?;
     tx.execute(
         "INSERT INTO documents (id, kind, sha256, size, body, received_at)
@@ -84,11 +94,11 @@ pub async fn submit_application(
         .query_one(
             "INSERT INTO licence_applications (id, reference, document_id, applicant_id, lrn,
                 details, application_type, direction, country, valid_from, valid_to, agency,
-                procedure_code, document_type, rule_id, routing_version, sla_minutes, status,
-                received_at, updated_at)
+                procedure_code, document_type, rule_id, routing_version, sla_minutes, fee_vnd,
+                status, received_at, updated_at)
              VALUES ($1, $2 || '-LA-' || to_char(now() AT TIME ZONE 'UTC', 'YYYY') || '-'
                         || lpad(nextval('licence_application_seq')::text, 6, '0'),
-                     $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                     $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
                      'submitted', now(), now())
              RETURNING reference, received_at",
             &[
@@ -109,6 +119,7 @@ pub async fn submit_application(
                 &n.rule.id,
                 &n.routing_version,
                 &sla,
+                &fee,
             ],
         )
         .await?;
@@ -156,6 +167,8 @@ pub async fn submit_application(
         agency: n.rule.agency.clone(),
         procedure_code: n.rule.procedure.clone(),
         routing_version: n.routing_version,
+        fee_vnd: fee,
+        sla_minutes: sla,
         received_at,
         sha256: sha_hex,
         size,
@@ -191,6 +204,10 @@ pub struct ApplicationSummary {
     pub procedure_code: String,
     pub status: String,
     pub routing_version: i32,
+    /// The fee of the rule that routed it, in đồng.
+    pub fee_vnd: i64,
+    /// The agency's time limit, in working minutes of the window's calendar.
+    pub sla_minutes: i32,
     pub received_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
     pub decision_reason: Option<String>,
@@ -199,7 +216,7 @@ pub struct ApplicationSummary {
 
 const SUMMARY: &str = "a.id, a.reference, a.lrn, a.applicant_id, a.application_type,
     a.direction, a.agency, a.procedure_code, a.status, a.routing_version, a.received_at,
-    a.decided_at, a.decision_reason, a.updated_at";
+    a.decided_at, a.decision_reason, a.updated_at, a.fee_vnd, a.sla_minutes";
 
 fn summary(r: &tokio_postgres::Row) -> ApplicationSummary {
     ApplicationSummary {
@@ -217,6 +234,8 @@ fn summary(r: &tokio_postgres::Row) -> ApplicationSummary {
         decided_at: r.get(11),
         decision_reason: r.get(12),
         updated_at: r.get(13),
+        fee_vnd: r.get(14),
+        sla_minutes: r.get(15),
     }
 }
 
@@ -287,8 +306,8 @@ pub async fn get_application<C: GenericClient>(
         .collect();
     Ok(Some(ApplicationDetail {
         summary: summary(&row),
-        application: row.get(14),
-        licence_number: row.get(15),
+        application: row.get(16),
+        licence_number: row.get(17),
         supplements,
         history: history(client, id).await?,
     }))
@@ -395,7 +414,7 @@ pub async fn application_for_issue(
         .query_opt(&sql, &[&id, &agency])
         .await?
         .ok_or(StoreError::NotFound)?;
-    let app: Application = serde_json::from_value(row.get(14))
+    let app: Application = serde_json::from_value(row.get(16))
         .map_err(|e| StoreError::Conflict(format!("stored application unreadable: {e}")))?;
     Ok((summary(&row), app))
 }

@@ -73,6 +73,12 @@ pub fn processing_seconds(
     cal.working_seconds_excluding(received, decided, &pauses)
 }
 
+/// Whether a decision that took `processing_secs` working seconds met a time limit of
+/// `sla_minutes` working minutes (a decision in the limit's last second still counts).
+pub fn on_schedule(processing_secs: i64, sla_minutes: i32) -> bool {
+    processing_secs <= i64::from(sla_minutes) * 60
+}
+
 pub async fn compute<C: GenericClient>(
     client: &C,
     cal: &Calendar,
@@ -134,7 +140,7 @@ pub async fn compute<C: GenericClient>(
             let events: Vec<(String, DateTime<Utc>)> = statuses.into_iter().zip(ats).collect();
             let secs = processing_seconds(cal, received, decided, &events);
             acc.hours.push(secs as f64 / 3600.0);
-            if secs <= i64::from(sla_minutes) * 60 {
+            if on_schedule(secs, sla_minutes) {
                 acc.on_time += 1;
             }
         }
@@ -170,6 +176,170 @@ pub async fn compute<C: GenericClient>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{FixedOffset, NaiveDate, NaiveTime, TimeZone};
+
+    /// Viet Nam's window: 08:00-16:00 at UTC+7, Wednesday 2026-09-02 (National Day) a holiday.
+    fn cal() -> Calendar {
+        Calendar::new(
+            FixedOffset::east_opt(7 * 3600).unwrap(),
+            NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            NaiveTime::from_hms_opt(16, 0, 0).unwrap(),
+            [NaiveDate::from_ymd_opt(2026, 9, 2).unwrap()],
+        )
+    }
+
+    /// Local (UTC+7) wall-clock time.
+    fn at(d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        FixedOffset::east_opt(7 * 3600)
+            .unwrap()
+            .with_ymd_and_hms(2026, 9, d, h, min, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// The events intake and the officers write, in order.
+    fn events(list: &[(&str, DateTime<Utc>)]) -> Vec<(String, DateTime<Utc>)> {
+        list.iter().map(|(s, t)| (s.to_string(), *t)).collect()
+    }
+
+    const HOUR: i64 = 3600;
+
+    #[test]
+    fn a_weekend_does_not_count() {
+        // Friday 14:00 to Monday 10:00: two hours on Friday, two on Monday.
+        let (received, decided) = (at(4, 14, 0), at(7, 10, 0));
+        let ev = events(&[
+            ("submitted", received),
+            ("received", received),
+            ("under_review", at(7, 8, 30)),
+            ("issued", decided),
+        ]);
+        assert_eq!(processing_seconds(&cal(), received, decided, &ev), 4 * HOUR);
+    }
+
+    #[test]
+    fn a_configured_holiday_does_not_count() {
+        // Tuesday 15:00, over the holiday, to Thursday 09:30.
+        let (received, decided) = (at(1, 15, 0), at(3, 9, 30));
+        let ev = events(&[("received", received), ("refused", decided)]);
+        let secs = processing_seconds(&cal(), received, decided, &ev);
+        assert_eq!(secs, HOUR + HOUR + 30 * 60);
+        // the same span without the holiday has a full working day more
+        let plain = Calendar::new(
+            FixedOffset::east_opt(7 * 3600).unwrap(),
+            NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
+            NaiveTime::from_hms_opt(16, 0, 0).unwrap(),
+            [],
+        );
+        assert_eq!(
+            processing_seconds(&plain, received, decided, &ev),
+            secs + 8 * HOUR
+        );
+    }
+
+    #[test]
+    fn the_clock_starts_with_the_next_working_hour() {
+        // Submitted Monday 18:30, after closing: decided Tuesday 09:15.
+        let (received, decided) = (at(7, 18, 30), at(8, 9, 15));
+        let ev = events(&[("received", received), ("issued", decided)]);
+        assert_eq!(processing_seconds(&cal(), received, decided, &ev), 75 * 60);
+        // Submitted on Saturday, decided Monday 07:59, before opening: no working time at all.
+        let (received, decided) = (at(5, 11, 0), at(7, 7, 59));
+        let ev = events(&[("received", received), ("issued", decided)]);
+        assert_eq!(processing_seconds(&cal(), received, decided, &ev), 0);
+        // Submitted at 06:00 UTC+7 the day before the holiday, which is 23:00 UTC the day
+        // before that: the local calendar decides, not UTC.
+        let received = at(1, 6, 0);
+        assert_eq!(
+            received.date_naive(),
+            NaiveDate::from_ymd_opt(2026, 8, 31).unwrap()
+        );
+        let decided = at(1, 12, 0);
+        let ev = events(&[("received", received), ("issued", decided)]);
+        assert_eq!(processing_seconds(&cal(), received, decided, &ev), 4 * HOUR);
+    }
+
+    #[test]
+    fn the_clock_stops_while_a_supplement_is_owed() {
+        // Monday 09:00 to Thursday 12:00 is 7 + 8 + 8 + 4 = 27 working hours; the supplement was
+        // owed from Monday 11:00 to Wednesday 10:00, 5 + 8 + 2 = 15 of them.
+        let (received, decided) = (at(7, 9, 0), at(10, 12, 0));
+        let ev = events(&[
+            ("submitted", received),
+            ("received", received),
+            ("supplement_requested", at(7, 11, 0)),
+            ("supplemented", at(9, 10, 0)),
+            ("under_review", at(9, 11, 0)),
+            ("issued", decided),
+        ]);
+        assert_eq!(
+            processing_seconds(&cal(), received, decided, &ev),
+            12 * HOUR
+        );
+    }
+
+    #[test]
+    fn every_supplement_loop_pauses_and_weekends_inside_a_pause_count_once() {
+        // Received Thursday 2026-09-03 08:00. Supplement owed Thursday 10:00 to Monday 09:00
+        // (Thursday 6 h + Friday 8 h + Monday 1 h = 15 h), then again Monday 12:00 to 14:00
+        // (2 h). Decided Tuesday 16:00. Total Thursday 08:00 to Tuesday 16:00: 4 days x 8 h.
+        let (received, decided) = (at(3, 8, 0), at(8, 16, 0));
+        let ev = events(&[
+            ("received", received),
+            ("supplement_requested", at(3, 10, 0)),
+            ("supplemented", at(7, 9, 0)),
+            ("supplement_requested", at(7, 12, 0)),
+            ("supplemented", at(7, 14, 0)),
+            ("under_review", at(7, 15, 0)),
+            ("refused", decided),
+        ]);
+        assert_eq!(
+            processing_seconds(&cal(), received, decided, &ev),
+            (32 - 15 - 2) * HOUR
+        );
+    }
+
+    #[test]
+    fn a_supplement_still_owed_at_the_decision_pauses_until_it() {
+        let (received, decided) = (at(7, 8, 0), at(7, 15, 0));
+        let ev = events(&[
+            ("received", received),
+            ("supplement_requested", at(7, 9, 0)),
+        ]);
+        assert_eq!(processing_seconds(&cal(), received, decided, &ev), HOUR);
+    }
+
+    #[test]
+    fn on_schedule_is_judged_in_working_time_against_the_limit() {
+        let c = cal();
+        // A one-day limit (480 working minutes): Friday 15:00 to Monday 15:00 is one working
+        // day, so on schedule although three calendar days passed.
+        let sla = 480;
+        let (received, decided) = (at(4, 15, 0), at(7, 15, 0));
+        let ev = events(&[("received", received), ("issued", decided)]);
+        let secs = processing_seconds(&c, received, decided, &ev);
+        assert_eq!(secs, 8 * HOUR);
+        assert!(on_schedule(secs, sla));
+        // one second later it is late
+        let late = decided + chrono::Duration::seconds(1);
+        let secs = processing_seconds(&c, received, late, &ev);
+        assert_eq!(secs, 8 * HOUR + 1);
+        assert!(!on_schedule(secs, sla));
+        // the supplement pause gives the agency its time back: Monday 08:00 to Tuesday 12:00 is
+        // 12 working hours, of which 5 owed by the applicant
+        let (received, decided) = (at(7, 8, 0), at(8, 12, 0));
+        let ev = events(&[
+            ("received", received),
+            ("supplement_requested", at(7, 10, 0)),
+            ("supplemented", at(7, 15, 0)),
+            ("under_review", at(7, 15, 0)),
+            ("issued", decided),
+        ]);
+        let secs = processing_seconds(&c, received, decided, &ev);
+        assert_eq!(secs, 7 * HOUR);
+        assert!(on_schedule(secs, sla));
+        assert!(!on_schedule(secs, 6 * 60));
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

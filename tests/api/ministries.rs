@@ -4,11 +4,17 @@
 use nsw::domain::party::Role;
 use serde_json::json;
 
-use crate::helpers::{fixture, spawn_app, with_reference, TestApp};
+use crate::helpers::{
+    fixture, fresh_database, spawn_app, spawn_app_with, test_settings, with_reference, TestApp,
+};
 use crate::support::{deposit, deposit_fixture_licences, post_json, post_xml, register_signer};
 
 const RICE_APPLICATION: &str = "valid/licence-application/moit-export-licence-rice.xml";
 const MAIZE_APPLICATION: &str = "valid/licence-application/mard-plant-quarantine-maize.xml";
+const TRANSIT_APPLICATION: &str =
+    "valid/licence-application/gdvc-transit-notification-gasoil-sg-to-la.xml";
+const DURIAN_TO_TH_APPLICATION: &str =
+    "valid/licence-application/mard-phytosanitary-durian-export-to-th.xml";
 const RICE_DECLARATION: &str = "valid/declaration/02-export-rice-to-ph-moit-licence.xml";
 const GOLD_DECLARATION: &str = "valid/declaration/09-import-gold-sbv-1-item-air.xml";
 
@@ -116,6 +122,9 @@ async fn the_full_flow_from_application_to_clearance() {
     assert_eq!(receipt["agency"], "MOIT");
     assert_eq!(receipt["procedure_code"], "MOIT-EXL-RICE");
     assert_eq!(receipt["routing_version"], 1);
+    // moit-rice-export: no fee, 5 working days of 8 hours
+    assert_eq!(receipt["fee_vnd"], 0);
+    assert_eq!(receipt["sla_minutes"], 5 * 8 * 60);
     let id = receipt["id"].as_str().unwrap().to_owned();
     let inbox = app.get(&moit, "/api/v1/inbox").await.json();
     assert_eq!(inbox["items"].as_array().unwrap().len(), 1);
@@ -299,7 +308,18 @@ async fn supplement_loops_pause_the_clock_and_refusal_needs_a_reason() {
     let receipt = apply(&app, &enterprise, MAIZE_APPLICATION).await;
     assert_eq!(receipt["agency"], "MARD-PPD");
     assert_eq!(receipt["procedure_code"], "PPD-PQC-IM");
+    // mardppd-cereals-import-pqc: 350,000 đồng, 24 working hours
+    assert_eq!(receipt["fee_vnd"], 350_000);
+    assert_eq!(receipt["sla_minutes"], 24 * 60);
     let id = receipt["id"].as_str().unwrap().to_owned();
+    let detail = app
+        .get(&enterprise, &format!("/api/v1/licence-applications/{id}"))
+        .await
+        .json();
+    assert_eq!(detail["fee_vnd"], 350_000);
+    assert_eq!(detail["sla_minutes"], 24 * 60);
+    let inbox = app.get(&mard, "/api/v1/inbox").await.json();
+    assert_eq!(inbox["items"][0]["fee_vnd"], 350_000);
     let sup = format!("/api/v1/licence-applications/{id}/supplement");
 
     // No reason, no request.
@@ -1137,4 +1157,437 @@ async fn an_application_no_rule_covers_is_refused_with_its_line() {
     )
     .await;
     assert_eq!(r.status, 403);
+}
+
+/// The SQLSTATE of a refused statement.
+fn sqlstate(r: Result<u64, tokio_postgres::Error>) -> String {
+    r.expect_err("the database accepted it")
+        .as_db_error()
+        .expect("a database error")
+        .code()
+        .code()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_database_moves_balances_only_through_the_ledger() {
+    let app = spawn_app().await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
+    let trader = app.add_party(Role::Enterprise, "0302468135").await;
+    let key = register_signer(&app, &admin, "SBV").await;
+    let lic = licence_xml(
+        "GUARD-1",
+        "SBV",
+        "0302468135",
+        "IM",
+        "2026-07-01",
+        "2026-09-30",
+        "71081210",
+        "KGM",
+        "200",
+    );
+    assert_eq!(deposit(&app, &sbv, &key, lic).await.status, 201);
+    let decl = replace(&fixture(GOLD_DECLARATION), "215/GP-NHNN", "GUARD-1");
+    let r = app.submit(&trader, with_reference(&decl, "GUARD-A")).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let decl_id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        balance(&app, &trader, "GUARD-1", 0).await["remaining"],
+        "150.000"
+    );
+
+    let mut client = app.pool.get().await.unwrap();
+    // A direct change of the balance, even one the CHECK would allow, is refused.
+    assert_eq!(
+        sqlstate(
+            client
+                .execute("UPDATE licence_lines SET remaining = remaining + 1", &[])
+                .await
+        ),
+        "42501"
+    );
+    // Raising the flag the ledger trigger raises does not help from outside a trigger.
+    {
+        let tx = client.transaction().await.unwrap();
+        tx.execute("SELECT set_config('nsw.ledger', 'on', true)", &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            sqlstate(
+                tx.execute("UPDATE licence_lines SET remaining = allowance", &[])
+                    .await
+            ),
+            "42501"
+        );
+    }
+    // Nor does a ledger entry earlier in the same transaction leave the door open.
+    {
+        let tx = client.transaction().await.unwrap();
+        let released = tx
+            .execute(
+                "INSERT INTO licence_ledger (licence_id, line, declaration_id, item, kind, quantity)
+                 SELECT licence_id, line, declaration_id, item, 'release', quantity
+                   FROM licence_ledger WHERE declaration_id = $1::text::uuid AND kind = 'reserve'",
+                &[&decl_id],
+            )
+            .await
+            .unwrap();
+        assert_eq!(released, 1, "the ledger itself still moves the balance");
+        assert_eq!(
+            sqlstate(
+                tx.execute("UPDATE licence_lines SET remaining = remaining - 1", &[])
+                    .await
+            ),
+            "42501"
+        );
+    }
+    // The rest of a line is as immutable as its licence, and a line cannot be born drawn.
+    for sql in [
+        "UPDATE licence_lines SET allowance = allowance + 1",
+        "UPDATE licence_lines SET hs_code = '710812'",
+        "DELETE FROM licence_lines",
+        "INSERT INTO licence_lines (licence_id, line, hs_code, description, unit, allowance,
+            remaining)
+         SELECT licence_id, 2, hs_code, description, unit, allowance, 0 FROM licence_lines",
+    ] {
+        assert_eq!(sqlstate(client.execute(sql, &[]).await), "42501", "{sql}");
+    }
+    // Both rolled-back transactions left the balance as the reservation set it.
+    let line = balance(&app, &trader, "GUARD-1", 0).await;
+    assert_eq!(line["remaining"], "150.000");
+    assert_eq!(line["reserved"], "50.000");
+}
+
+#[tokio::test]
+async fn a_declaration_can_only_be_born_accepted() {
+    let app = spawn_app().await;
+    let trader = app.add_party(Role::Enterprise, "0301234567").await;
+    let r = app
+        .submit(
+            &trader,
+            fixture("valid/declaration/01-import-laptops-10-items.xml"),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let mut client = app.pool.get().await.unwrap();
+    // A copy of the stored declaration under a new id and reference, in a given status.
+    let insert = |status: &'static str| {
+        format!(
+            "INSERT INTO declarations (id, reference, document_id, submitter, status, direction,
+                lrn, declarant_id, exporter_id, importer_id, trader_id, export_country,
+                destination_country, customs_office, issue_date, currency, total_value,
+                total_gross_mass, item_count, received_at, updated_at)
+             SELECT '00000000-0000-7000-8000-000000000002', reference || '-COPY',
+                    '00000000-0000-7000-8000-000000000001', submitter, '{status}', direction,
+                    lrn, declarant_id, exporter_id, importer_id, trader_id, export_country,
+                    destination_country, customs_office, issue_date, currency, total_value,
+                    total_gross_mass, item_count, received_at, updated_at
+               FROM declarations WHERE id = '{id}'"
+        )
+    };
+    let copy_document = "INSERT INTO documents (id, kind, sha256, size, body, received_at)
+         SELECT '00000000-0000-7000-8000-000000000001', kind, sha256, size, body, received_at
+           FROM documents d WHERE d.id = (SELECT document_id FROM declarations
+                                           WHERE id = $1::text::uuid)";
+    for status in ["cleared", "rejected", "under_inspection", "withdrawn"] {
+        let tx = client.transaction().await.unwrap();
+        tx.execute(copy_document, &[&id]).await.unwrap();
+        assert_eq!(
+            sqlstate(tx.execute(insert(status).as_str(), &[]).await),
+            "NS409",
+            "{status}"
+        );
+    }
+    // The very same row as accepted goes in: the status alone was refused.
+    let tx = client.transaction().await.unwrap();
+    tx.execute(copy_document, &[&id]).await.unwrap();
+    assert_eq!(
+        tx.execute(insert("accepted").as_str(), &[]).await.unwrap(),
+        1
+    );
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_loadtest_prefill_goes_through_the_state_machine() {
+    let app = spawn_app().await;
+    let submitter = nsw::loadtest::docgen::DECLARANT;
+    app.add_party(Role::Enterprise, submitter).await;
+    let body = nsw::loadtest::docgen::declaration(3, 1);
+    let done = nsw::loadtest::prefill::run(&app.pool, 10, &body, 3, submitter)
+        .await
+        .expect("prefill");
+    assert_eq!(done.dossiers, 10);
+    let client = app.pool.get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT status, count(*) FROM declarations GROUP BY status ORDER BY status",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        [
+            ("accepted".to_owned(), 2),
+            ("cleared".to_owned(), 6),
+            ("rejected".to_owned(), 2)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_limit_in_days_counts_the_configured_working_day() {
+    let mut settings = test_settings(&fresh_database().await);
+    settings.calendar.day_start = "07:30".into();
+    settings.calendar.day_end = "17:00".into();
+    let app = spawn_app_with(settings).await;
+    let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
+    // moit-rice-export: sla_days = 5, so five days of 9.5 working hours
+    let receipt = apply(&app, &enterprise, RICE_APPLICATION).await;
+    let client = app.pool.get().await.unwrap();
+    let minutes: i32 = client
+        .query_one(
+            "SELECT sla_minutes FROM licence_applications WHERE id = $1::text::uuid",
+            &[&receipt["id"].as_str().unwrap()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(minutes, 5 * (9 * 60 + 30));
+}
+
+/// Stores an application of MOIT procedure `P-STATS` received at `received` (RFC 3339) that went
+/// through `steps` (status, time), with the events an officer's actions would have written.
+async fn stored_application(
+    client: &deadpool_postgres::Object,
+    applicant: &str,
+    n: u32,
+    received: &str,
+    steps: &[(&str, &str)],
+) {
+    let id = format!("00000000-0000-7000-8000-{n:012}");
+    let doc = format!("00000000-0000-7001-8000-{n:012}");
+    let received: chrono::DateTime<chrono::Utc> = received.parse().unwrap();
+    client
+        .execute(
+            "INSERT INTO documents (id, kind, sha256, size, body, received_at)
+             VALUES ($1::text::uuid, 'licence-application', sha256('x'), 1, 'x', $2)",
+            &[&doc, &received],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO licence_applications (id, reference, document_id, applicant_id, lrn,
+                details, application_type, direction, country, valid_from, valid_to, agency,
+                procedure_code, document_type, rule_id, routing_version, sla_minutes, fee_vnd,
+                status, received_at, updated_at)
+             VALUES ($1::text::uuid, 'VN-LA-STATS-' || $3::text, $2::text::uuid, $4, 'LRN',
+                '{}', 'EXL', 'EX', 'PH', '2026-09-01', '2026-12-31', 'MOIT', 'P-STATS', 'LIC',
+                'stats', 1, 480, 0, 'submitted', $5, $5)",
+            &[&id, &doc, &n.to_string(), &applicant, &received],
+        )
+        .await
+        .unwrap();
+    for (status, at) in [("submitted", received), ("received", received)]
+        .into_iter()
+        .chain(steps.iter().map(|(s, t)| (*s, t.parse().unwrap())))
+    {
+        let decided = matches!(status, "issued" | "refused");
+        client
+            .execute(
+                "UPDATE licence_applications SET status = $2, updated_at = $3,
+                        decided_at = CASE WHEN $4 THEN $3::timestamptz END,
+                        decision_reason = CASE WHEN $2 = 'refused' THEN 'incomplete' END
+                  WHERE id = $1::text::uuid",
+                &[&id, &status, &at, &decided],
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO dossier_events (dossier_id, status, at, actor, note)
+                 VALUES ($1::text::uuid, $2, $3, 'test', NULL)",
+                &[&id, &status, &at],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn stats_count_working_hours_and_the_on_schedule_rate_exactly() {
+    let app = spawn_app().await;
+    app.add_party(Role::Enterprise, "1401234568").await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let client = app.pool.get().await.unwrap();
+    // Times in UTC+7, the default calendar (08:00-16:00, 2026-09-02 a public holiday).
+    // Friday 14:00 to Monday 10:00: 4 working hours.
+    stored_application(
+        &client,
+        "1401234568",
+        1,
+        "2026-09-04T14:00:00+07:00",
+        &[
+            ("under_review", "2026-09-07T08:30:00+07:00"),
+            ("issued", "2026-09-07T10:00:00+07:00"),
+        ],
+    )
+    .await;
+    // Tuesday 15:00, over the holiday, to Thursday 09:30: 2.5 hours.
+    stored_application(
+        &client,
+        "1401234568",
+        2,
+        "2026-09-01T15:00:00+07:00",
+        &[
+            ("under_review", "2026-09-03T09:00:00+07:00"),
+            ("refused", "2026-09-03T09:30:00+07:00"),
+        ],
+    )
+    .await;
+    // Monday 09:00 to Thursday 12:00 (27 hours) less the supplement owed from Monday 11:00 to
+    // Wednesday 10:00 (15 hours): 12 hours, late for an 8-hour limit.
+    stored_application(
+        &client,
+        "1401234568",
+        3,
+        "2026-09-07T09:00:00+07:00",
+        &[
+            ("supplement_requested", "2026-09-07T11:00:00+07:00"),
+            ("supplemented", "2026-09-09T10:00:00+07:00"),
+            ("under_review", "2026-09-09T11:00:00+07:00"),
+            ("issued", "2026-09-10T12:00:00+07:00"),
+        ],
+    )
+    .await;
+    // Still with the agency.
+    stored_application(&client, "1401234568", 4, "2026-09-08T09:00:00+07:00", &[]).await;
+
+    let stats = app.get(&admin, "/api/v1/stats").await.json();
+    let row = stats["procedures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["procedure_code"] == "P-STATS")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["received"], 4);
+    assert_eq!(row["decided"], 3);
+    assert_eq!(row["issued"], 2);
+    assert_eq!(row["refused"], 1);
+    assert_eq!(row["pending"], 1);
+    // nearest rank over [2.5, 4, 12]
+    assert_eq!(row["median_hours"], 4.0);
+    assert_eq!(row["p90_hours"], 12.0);
+    assert_eq!(row["on_schedule_rate"], 2.0 / 3.0);
+}
+
+/// The id of the routing rule an application was routed by.
+async fn rule_of(app: &TestApp, id: &str) -> String {
+    let client = app.pool.get().await.unwrap();
+    client
+        .query_one(
+            "SELECT rule_id FROM licence_applications WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_transit_application_is_routed_by_a_transit_rule() {
+    let app = spawn_app().await;
+    let forwarder = app.add_party(Role::Enterprise, "3001234567").await;
+    let gdvc = app
+        .add_party_with_agency(Role::Ministry, "GDVC-OFFICER-1", "GDVC")
+        .await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let receipt = apply(&app, &forwarder, TRANSIT_APPLICATION).await;
+    assert_eq!(receipt["agency"], "GDVC");
+    assert_eq!(receipt["procedure_code"], "GDVC-TRANSIT");
+    assert_eq!(receipt["fee_vnd"], 0);
+    assert_eq!(receipt["sla_minutes"], 8 * 60);
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    assert_eq!(rule_of(&app, &id).await, "gdvc-petroleum-transit");
+    let detail = app
+        .get(&gdvc, &format!("/api/v1/licence-applications/{id}"))
+        .await;
+    assert_eq!(detail.status, 200);
+    assert_eq!(detail.json()["direction"], "TR");
+    let inbox = app.get(&gdvc, "/api/v1/inbox").await.json();
+    assert_eq!(inbox["items"][0]["id"], id.as_str());
+    // MOIT licenses petroleum imports, not transits: not in its inbox.
+    let inbox = app.get(&moit, "/api/v1/inbox").await.json();
+    assert!(inbox["items"].as_array().unwrap().is_empty());
+
+    // The same goods declared as an import meet only MOIT's import licence rule, which asks for
+    // a licence (LIC), not this notification (OTH): no rule routes it.
+    let import = replace(
+        &replace(
+            &fixture(TRANSIT_APPLICATION),
+            "<Direction>TR</Direction>",
+            "<Direction>IM</Direction>",
+        ),
+        "<Agency>GDVC</Agency>\n",
+        "",
+    );
+    let r = post_xml(&app, &forwarder, "/api/v1/licence-applications", import).await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.error_codes()[0],
+        (
+            "ROUTING_NO_RULE".to_owned(),
+            "/LicenceApplication/Line".to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_export_rule_for_one_destination_routes_only_that_destination() {
+    let app = spawn_app().await;
+    let exporter = app.add_party(Role::Enterprise, "1201234567").await;
+    let mard = app
+        .add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD")
+        .await;
+    let receipt = apply(&app, &exporter, DURIAN_TO_TH_APPLICATION).await;
+    assert_eq!(receipt["agency"], "MARD-PPD");
+    assert_eq!(receipt["procedure_code"], "PPD-PQC-EX");
+    assert_eq!(receipt["fee_vnd"], 350_000);
+    assert_eq!(receipt["sla_minutes"], 24 * 60);
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    assert_eq!(rule_of(&app, &id).await, "mardppd-fruit-th-pqc");
+    let inbox = app.get(&mard, "/api/v1/inbox").await.json();
+    assert_eq!(inbox["items"].as_array().unwrap().len(), 1);
+
+    // The same durians to Malaysia: the Thai rule does not apply and no other covers them.
+    let to_my = replace(
+        &replace(
+            &fixture(DURIAN_TO_TH_APPLICATION),
+            "<ImportCountry>TH</ImportCountry>",
+            "<ImportCountry>MY</ImportCountry>",
+        ),
+        "<Country>TH</Country>",
+        "<Country>MY</Country>",
+    );
+    let before = app.count("licence_applications").await;
+    let r = post_xml(&app, &exporter, "/api/v1/licence-applications", to_my).await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.error_codes()[0],
+        (
+            "ROUTING_NO_RULE".to_owned(),
+            "/LicenceApplication/Line".to_owned()
+        )
+    );
+    assert_eq!(app.count("licence_applications").await, before);
 }
