@@ -39,6 +39,8 @@ pub enum StartError {
 /// A database connection pool, plus the embedded cluster when we use one.
 pub struct Database {
     pub pool: Pool,
+    /// Where `pool` connects; HTTP workers open their own intake connections here.
+    pub url: String,
     pub cluster: Option<Arc<EmbeddedCluster>>,
 }
 
@@ -70,7 +72,7 @@ pub async fn connect(settings: &Settings) -> Result<Database, StartError> {
     let pool = db::pool(&url, settings.pool_size)?;
     let mut client = pool.get().await.map_err(DbError::from)?;
     db::migrate::run(&mut client).await?;
-    Ok(Database { pool, cluster })
+    Ok(Database { pool, url, cluster })
 }
 
 async fn ensure_database(cluster: &EmbeddedCluster, name: &str) -> Result<(), DbError> {
@@ -205,20 +207,20 @@ impl Application {
         .map_err(|e| StartError::Other(format!("webhook client: {e}")))?;
         let hub = web::Data::from(hub);
         let routing: Arc<crate::store::routing::RoutingCache> = Default::default();
-        let group_commit = settings.intake.group_commit.then(|| {
-            crate::store::group_commit::GroupCommit::spawn(
-                crate::store::group_commit::Context {
-                    pool: database.pool.clone(),
-                    routing: routing.clone(),
-                    country: settings.country.clone(),
-                    origin_checked_from: exchange
-                        .as_ref()
-                        .map(|ex| ex.partners.exchanging("FORM_D"))
-                        .unwrap_or_default(),
-                },
-                settings.intake.committers,
-                settings.intake.max_group,
-            )
+        // Each HTTP worker starts its own committers and intake connections (see
+        // `group_commit::Setup`), so a submission stays on the worker's thread end to end.
+        let intake = settings.intake.group_commit.then(|| {
+            Arc::new(crate::store::group_commit::Setup {
+                url: database.url.clone(),
+                routing: routing.clone(),
+                country: settings.country.clone(),
+                origin_checked_from: exchange
+                    .as_ref()
+                    .map(|ex| ex.partners.exchanging("FORM_D"))
+                    .unwrap_or_default(),
+                committers: settings.intake.committers.div_ceil(workers.max(1)),
+                max_group: settings.intake.max_group,
+            })
         });
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
@@ -226,15 +228,23 @@ impl Application {
             settings,
             tokens: api::auth::TokenCache::default(),
             routing,
-            group_commit,
             calendar,
             exchange,
         });
         jobs.push(spawn_audit_sealer(database.pool.clone()));
         let main_state = state.clone();
         let server = HttpServer::new(move || {
+            let intake = api::Intake(intake.as_ref().and_then(|setup| match setup.start() {
+                Ok(committers) => Some(committers),
+                Err(e) => {
+                    // Requests still commit, one transaction each.
+                    tracing::error!(error = %e, "intake committers not started");
+                    None
+                }
+            }));
             App::new()
                 .app_data(main_state.clone())
+                .app_data(web::Data::new(intake))
                 .app_data(hub.clone())
                 .app_data(
                     web::PathConfig::default()

@@ -193,6 +193,7 @@ async fn start_window(
         settings,
         Database {
             pool: database.pool.clone(),
+            url: database.url.clone(),
             cluster: None,
         },
     )

@@ -38,6 +38,7 @@ pub async fn submit(
     payload: web::Payload,
     principal: Principal,
     state: web::Data<AppState>,
+    intake: web::Data<super::Intake>,
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&principal, &[Role::Enterprise])?;
     body::require_xml(&req)?;
@@ -88,7 +89,7 @@ pub async fn submit(
             ),
         ));
     }
-    let outcome = match &state.group_commit {
+    let outcome = match &intake.0 {
         Some(group) => {
             group
                 .submit(OwnedSubmission {

@@ -29,14 +29,16 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::validation::Validator;
 
+/// This HTTP worker's intake committers; `None` when `intake.group_commit` is off and every
+/// request commits its own transaction.
+pub struct Intake(pub Option<crate::store::group_commit::GroupCommit>);
+
 pub struct AppState {
     pub pool: Pool,
     pub validator: Validator,
     pub settings: Settings,
     pub tokens: auth::TokenCache,
     pub routing: std::sync::Arc<crate::store::routing::RoutingCache>,
-    /// Declarations are committed in groups through this, unless `intake.group_commit` is off.
-    pub group_commit: Option<crate::store::group_commit::GroupCommit>,
     pub calendar: crate::calendar::Calendar,
     /// Partner-window exchange; `None` when this window has no keys.
     pub exchange: Option<std::sync::Arc<crate::exchange::Exchange>>,

@@ -42,6 +42,37 @@ pub struct Context {
     pub origin_checked_from: Vec<String>,
 }
 
+/// What an HTTP worker needs to start committers of its own: called on the worker's thread,
+/// `start` opens a small pool there and spawns the committers on that thread's runtime, so a
+/// submission, its committer and the connection's I/O task wake one another without crossing
+/// threads (cross-thread wake-ups dominated the server's profile under load).
+pub struct Setup {
+    pub url: String,
+    pub routing: Arc<RoutingCache>,
+    pub country: String,
+    pub origin_checked_from: Vec<String>,
+    /// Committers (and connections) of each worker.
+    pub committers: usize,
+    pub max_group: usize,
+}
+
+impl Setup {
+    pub fn start(&self) -> Result<GroupCommit, DbError> {
+        let committers = self.committers.max(1);
+        let pool = crate::db::pool(&self.url, committers)?;
+        Ok(GroupCommit::spawn(
+            Context {
+                pool,
+                routing: self.routing.clone(),
+                country: self.country.clone(),
+                origin_checked_from: self.origin_checked_from.clone(),
+            },
+            committers,
+            self.max_group,
+        ))
+    }
+}
+
 /// The handle requests submit through; cheap to clone.
 #[derive(Clone)]
 pub struct GroupCommit {
