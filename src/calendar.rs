@@ -79,12 +79,13 @@ impl Calendar {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
     use rand::{Rng, SeedableRng};
 
-    fn cal() -> Calendar {
+    /// Viet Nam's window: 08:00-16:00 at UTC+7, Wednesday 2026-09-02 (National Day) a holiday.
+    pub(crate) fn cal() -> Calendar {
         Calendar::new(
             FixedOffset::east_opt(7 * 3600).unwrap(),
             NaiveTime::from_hms_opt(8, 0, 0).unwrap(),

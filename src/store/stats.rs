@@ -178,15 +178,7 @@ mod tests {
     use super::*;
     use chrono::{FixedOffset, NaiveDate, NaiveTime, TimeZone};
 
-    /// Viet Nam's window: 08:00-16:00 at UTC+7, Wednesday 2026-09-02 (National Day) a holiday.
-    fn cal() -> Calendar {
-        Calendar::new(
-            FixedOffset::east_opt(7 * 3600).unwrap(),
-            NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            NaiveTime::from_hms_opt(16, 0, 0).unwrap(),
-            [NaiveDate::from_ymd_opt(2026, 9, 2).unwrap()],
-        )
-    }
+    use crate::calendar::tests::cal;
 
     /// Local (UTC+7) wall-clock time.
     fn at(d: u32, h: u32, min: u32) -> DateTime<Utc> {
