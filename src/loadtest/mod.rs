@@ -69,9 +69,12 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub async fn run(opts: Options) -> Result<(), BoxError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let database_url = match &opts.database_url {
-        Some(url) => url.clone(),
-        None => fresh_embedded_database(&opts.data_dir).await?,
+    let (database_url, cluster) = match &opts.database_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let (url, cluster) = fresh_embedded_database(&opts.data_dir).await?;
+            (url, Some(cluster))
+        }
     };
     let pool = crate::db::pool(&database_url, opts.connections + 4)?;
     {
@@ -269,6 +272,11 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
     } else {
         print_report(&report);
     }
+    drop(pool);
+    // Leave the machine as we found it: a cluster this run started is stopped.
+    if let Some(c) = cluster.filter(|c| c.started_here()) {
+        c.stop()?;
+    }
     Ok(())
 }
 
@@ -355,7 +363,9 @@ fn print_report(r: &Report) {
     );
 }
 
-async fn fresh_embedded_database(data_dir: &std::path::Path) -> Result<String, BoxError> {
+async fn fresh_embedded_database(
+    data_dir: &std::path::Path,
+) -> Result<(String, EmbeddedCluster), BoxError> {
     let root = data_dir.join("postgres");
     let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(&root)).await??;
     let (client, conn) = tokio_postgres::connect(
@@ -371,7 +381,7 @@ async fn fresh_embedded_database(data_dir: &std::path::Path) -> Result<String, B
     client.batch_execute("CREATE DATABASE nsw_loadtest").await?;
     drop(client);
     let _ = task.await;
-    Ok(cluster.connection_string("nsw_loadtest"))
+    Ok((cluster.connection_string("nsw_loadtest"), cluster))
 }
 
 /// The service under test, as its own process (so its memory can be read apart from ours).
