@@ -155,10 +155,11 @@ async fn run_group(
     subs: &[OwnedSubmission],
 ) -> Result<Vec<Result<Submitted, StoreError>>, StoreError> {
     let mut client = ctx.pool.get().await?;
-    let mut tx = client.transaction().await?;
+    let tx = client.transaction().await?;
     // Read inside the group's transaction: every member is held to the same routing version.
     let routing = ctx.routing.current(&tx).await?;
     let mut outcomes = Vec::with_capacity(subs.len());
+    let mut open = false;
     for sub in subs {
         let s = Submission {
             principal: &sub.principal,
@@ -170,38 +171,49 @@ async fn run_group(
             routing: &routing,
             origin_checked_from: &ctx.origin_checked_from,
         };
-        outcomes.push(one(&mut tx, &s).await?);
+        outcomes.push(one(&tx, &s, &mut open).await?);
     }
     tx.commit().await?;
     Ok(outcomes)
 }
 
 /// One member of a group inside its savepoint. The outer error is for failures of the
-/// savepoint machinery itself, which leave the transaction unusable.
+/// savepoint machinery itself, which leave the transaction unusable. `open` says whether an
+/// earlier member's savepoint is still there to release.
 async fn one(
-    tx: &mut deadpool_postgres::Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     s: &Submission<'_>,
+    open: &mut bool,
 ) -> Result<Result<Submitted, StoreError>, StoreError> {
     let mut attempt = 0;
     loop {
-        let sp = tx.savepoint("member").await?;
-        match declarations::insert(&sp, s).await {
-            Ok(Inserted::Done(outcome)) => {
-                sp.commit().await?;
-                return Ok(Ok(outcome));
-            }
+        // Sent on the connection ahead of the member's first statements (tokio-postgres sends
+        // a request when its future is first polled, and `join` polls in order), so releasing
+        // the previous member's savepoint and opening this one cost no round trip of their own.
+        let mark = if *open {
+            "RELEASE SAVEPOINT member; SAVEPOINT member"
+        } else {
+            "SAVEPOINT member"
+        };
+        let (marked, inserted) =
+            futures_util::future::join(tx.batch_execute(mark), declarations::insert(tx, s)).await;
+        marked?;
+        *open = true;
+        let undo = || tx.batch_execute("ROLLBACK TO SAVEPOINT member");
+        match inserted {
+            Ok(Inserted::Done(outcome)) => return Ok(Ok(outcome)),
             Ok(Inserted::KeyTaken) => {
-                sp.rollback().await?;
-                return Ok(declarations::replay_after_race(&*tx, s).await);
+                undo().await?;
+                return Ok(declarations::replay_after_race(tx, s).await);
             }
             Err(e) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
                 // Groups lock licence lines in their members' order, not one global order;
                 // the loser of a deadlock runs again once the other group has moved on.
-                sp.rollback().await?;
+                undo().await?;
                 attempt += 1;
             }
             Err(e) => {
-                sp.rollback().await?;
+                undo().await?;
                 return Ok(Err(e));
             }
         }
