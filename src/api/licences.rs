@@ -62,6 +62,9 @@ pub async fn deposit(
         signing::SignError::Malformed => {
             ApiError::bad_request("SIGNATURE_MALFORMED", e.to_string())
         }
+        signing::SignError::Algorithm(_) => {
+            ApiError::forbidden("SIGNATURE_ALGORITHM", e.to_string())
+        }
         other => ApiError::Invalid {
             violations: vec![xml::Violation {
                 line: 1,

@@ -84,26 +84,10 @@ pub fn verify(
         .to_owned();
     let subject = keys::subject_line(&signer);
 
-    // CMS_verify accepts whatever digest the signer chose, SHA-1 included. The signer's
-    // digestAlgorithm is the hash OpenSSL actually computes over the content and the signed
-    // attributes (the hash named inside the signatureAlgorithm is not used), so that is the
-    // field to pin.
     let der = p7
         .to_der()
         .map_err(|e| SignatureError::Malformed(e.to_string()))?;
-    let digests = signer_digest_oids(&der).ok_or_else(|| {
-        SignatureError::Malformed("cannot read the signer infos of the SignedData".into())
-    })?;
-    if digests.is_empty() {
-        return Err(SignatureError::NoSigner);
-    }
-    for oid in digests {
-        if oid != SHA256_OID {
-            return Err(SignatureError::Algorithm {
-                digest: digest_name(oid),
-            });
-        }
-    }
+    require_sha256(&der)?;
 
     // Name the precise reason before handing the chain to CMS_verify, which would only say
     // "certificate verify error".
@@ -144,6 +128,28 @@ pub fn verify(
         });
     }
     Ok(signer)
+}
+
+/// Refuses a DER CMS SignedData unless every signer digested with SHA-256. CMS_verify accepts
+/// whatever digest the signer chose, SHA-1 included. The signer's digestAlgorithm is the hash
+/// OpenSSL actually computes over the content and the signed attributes (the hash named inside
+/// the signatureAlgorithm is not used), so that is the field to pin. Used for partner messages
+/// and receipts here, and for licences agencies deposit.
+pub fn require_sha256(der: &[u8]) -> Result<(), SignatureError> {
+    let digests = signer_digest_oids(der).ok_or_else(|| {
+        SignatureError::Malformed("cannot read the signer infos of the SignedData".into())
+    })?;
+    if digests.is_empty() {
+        return Err(SignatureError::NoSigner);
+    }
+    for oid in digests {
+        if oid != SHA256_OID {
+            return Err(SignatureError::Algorithm {
+                digest: digest_name(oid),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Content octets of the DER OID 2.16.840.1.101.3.4.2.1 (id-sha256).

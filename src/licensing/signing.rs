@@ -21,6 +21,8 @@ pub enum SignError {
     NotVerified { agency: String },
     #[error("the signature is not a DER CMS structure")]
     Malformed,
+    #[error("{0}")]
+    Algorithm(String),
 }
 
 /// A private key and its certificate, both PEM.
@@ -92,6 +94,15 @@ pub fn verify_detached(
     agency: &str,
 ) -> Result<(), SignError> {
     let mut cms = CmsContentInfo::from_der(signature_der).map_err(|_| SignError::Malformed)?;
+    // Held to the same digest as partner messages: a SHA-1 signature would verify otherwise.
+    // Re-encoded first, so a BER signature (indefinite lengths) is read as its DER form.
+    let der = cms.to_der().map_err(|_| SignError::Malformed)?;
+    crate::exchange::signature::require_sha256(&der).map_err(|e| match e {
+        crate::exchange::signature::SignatureError::Algorithm { .. } => {
+            SignError::Algorithm(e.to_string())
+        }
+        _ => SignError::Malformed,
+    })?;
     for pem in trusted_pem {
         let Ok(cert) = X509::from_pem(pem.as_bytes()) else {
             continue;
@@ -138,5 +149,41 @@ mod tests {
         assert!(verify_detached(&sig, &tampered, &trusted, "MOIT").is_err());
         let other = generate("MOIT", "VN").unwrap();
         assert!(verify_detached(&sig, &doc, &[other.certificate_pem], "MOIT").is_err());
+    }
+
+    /// An agency's own toolkit signing with SHA-1 (here the openssl command line): the
+    /// signature verifies cryptographically, and is refused for its digest.
+    #[test]
+    fn a_sha1_signature_is_refused_for_its_digest() {
+        let k = generate("MOIT", "VN").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key.pem"), &k.private_key_pem).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), &k.certificate_pem).unwrap();
+        std::fs::write(
+            dir.path().join("doc.xml"),
+            b"<Licence>exact bytes</Licence>",
+        )
+        .unwrap();
+        let sign = |md: &str| {
+            let out = std::process::Command::new("openssl")
+                .current_dir(dir.path())
+                .args(["cms", "-sign", "-binary", "-md", md, "-in", "doc.xml"])
+                .args([
+                    "-signer", "cert.pem", "-inkey", "key.pem", "-outform", "DER",
+                ])
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        let trusted = vec![k.certificate_pem.clone()];
+        let doc = b"<Licence>exact bytes</Licence>";
+        verify_detached(&sign("sha256"), doc, &trusted, "MOIT").unwrap();
+        let err = verify_detached(&sign("sha1"), doc, &trusted, "MOIT").unwrap_err();
+        assert!(matches!(err, SignError::Algorithm(_)), "{err}");
     }
 }
