@@ -238,7 +238,11 @@ pub async fn outbox_get(
     let row = outbox_store::get(&client, path.into_inner())
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(row))
+    let answers = inbound_store::answers_to(&client, &row.receiver, &row.reference).await?;
+    let mut body = serde_json::to_value(&row).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["answers"] =
+        serde_json::to_value(answers).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// GET /api/v1/admin/exchange/outbox/{message_id}/{envelope|signature}: the stored bytes.

@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "application_fee",
         sql: include_str!("../../migrations/0008_application_fee.sql"),
     },
+    Migration {
+        version: 9,
+        name: "answers_index",
+        sql: include_str!("../../migrations/0009_answers_index.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

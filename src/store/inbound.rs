@@ -169,6 +169,25 @@ pub async fn list<C: GenericClient>(
     Ok(rows.iter().map(row).collect())
 }
 
+/// What `partner` sent back in answer to our message `reference` (its business responses),
+/// oldest first: the same conversation seen from the sending side.
+pub async fn answers_to<C: GenericClient>(
+    client: &C,
+    partner: &str,
+    reference: &str,
+) -> Result<Vec<InboundRow>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM inbound_messages
+                  WHERE sender = $1 AND previous_reference = $2 ORDER BY id"
+            ),
+            &[&partner, &reference],
+        )
+        .await?;
+    Ok(rows.iter().map(row).collect())
+}
+
 pub async fn get<C: GenericClient>(client: &C, id: Uuid) -> Result<Option<InboundRow>, StoreError> {
     let r = client
         .query_opt(

@@ -384,6 +384,29 @@ async fn acdd_form_d_and_business_response_travel_both_ways() {
     assert_eq!(back[0]["function"], "response");
     assert_eq!(back[0]["previous_reference"], "VN-SG-26-02-0045218");
     assert_eq!(back[0]["conversation_id"], form["conversation_id"]);
+    // The operator finds the answer from the message it answers.
+    let sent = vn
+        .app
+        .get(
+            &vn.admin,
+            &format!("/api/v1/admin/exchange/outbox/{form_id}"),
+        )
+        .await
+        .json();
+    let answers = sent["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 1, "{sent}");
+    assert_eq!(answers[0]["message_id"], back[0]["message_id"]);
+    assert_eq!(answers[0]["document_type"], "BUSINESS_RESPONSE");
+    // The ACDD, not answered, lists none.
+    let acdd_view = vn
+        .app
+        .get(
+            &vn.admin,
+            &format!("/api/v1/admin/exchange/outbox/{acdd_id}"),
+        )
+        .await
+        .json();
+    assert_eq!(acdd_view["answers"], json!([]));
 
     // Answered once only.
     let again = sg
