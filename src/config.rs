@@ -68,7 +68,8 @@ pub struct IntakeSettings {
     /// Commit concurrent submissions together, each in its own savepoint (one WAL flush per
     /// group); off: every request commits its own transaction.
     pub group_commit: bool,
-    /// Tasks committing groups, each holding one pool connection while it commits.
+    /// Tasks committing groups, in all: each HTTP worker runs ⌈committers ÷ workers⌉ of them
+    /// on its own thread, each with a database connection of its own (beside `pool_size`).
     pub committers: usize,
     /// Most submissions in one group.
     pub max_group: usize,
