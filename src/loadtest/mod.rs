@@ -150,26 +150,24 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
             .map_or(0, |d| d.as_secs() * 1_000_000),
     ));
 
+    // Every closed loop runs the same mix on the same connections; only its length differs.
+    let closed_loop = |duration| {
+        driver::closed_loop(
+            target.clone(),
+            mix.clone(),
+            opts.connections,
+            duration,
+            seq.clone(),
+        )
+    };
+    let warm_up = Duration::from_secs(2);
+
     eprintln!("loadtest: warming up");
-    driver::closed_loop(
-        target.clone(),
-        mix.clone(),
-        opts.connections,
-        Duration::from_secs(2),
-        seq.clone(),
-    )
-    .await;
+    closed_loop(warm_up).await;
 
     eprintln!("loadtest: intake, closed loop");
     let sampler = server.sample_rss();
-    let closed = driver::closed_loop(
-        target.clone(),
-        mix.clone(),
-        opts.connections,
-        opts.duration,
-        seq.clone(),
-    )
-    .await;
+    let closed = closed_loop(opts.duration).await;
     let peak_rss = sampler.stop().await;
 
     let half = closed.per_second / 2.0;
@@ -214,22 +212,8 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
             p.dossiers
         );
         // The same warm-up as the empty database had, so both loops start alike.
-        driver::closed_loop(
-            target.clone(),
-            mix.clone(),
-            opts.connections,
-            Duration::from_secs(2),
-            seq.clone(),
-        )
-        .await;
-        let full = driver::closed_loop(
-            target.clone(),
-            mix.clone(),
-            opts.connections,
-            opts.duration,
-            seq.clone(),
-        )
-        .await;
+        closed_loop(warm_up).await;
+        let full = closed_loop(opts.duration).await;
         let full_db = db_baseline().await;
         (Some(p), Some((full, full_db)))
     } else {

@@ -26,6 +26,16 @@ fn all_fixture_files() -> Vec<PathBuf> {
     out
 }
 
+/// `nsw validate --json` over `files`: one report per file, in order.
+fn validate_json(files: &[PathBuf]) -> Vec<serde_json::Value> {
+    let out = nsw()
+        .args(["validate", "--json"])
+        .args(files)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The schema a fixture is meant for: its directory names the document kind.
 fn schema_for(file: &Path) -> PathBuf {
     let kind = file
@@ -92,12 +102,7 @@ fn nsw_validate_and_xmllint_agree_on_every_fixture() {
         "expected the whole fixture set, found {}",
         files.len()
     );
-    let out = nsw()
-        .args(["validate", "--json"])
-        .args(&files)
-        .output()
-        .unwrap();
-    let reports: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = validate_json(&files);
     assert_eq!(reports.len(), files.len());
     let mut disagreements = Vec::new();
     for (file, report) in files.iter().zip(&reports) {
@@ -151,12 +156,7 @@ fn named_break(file: &Path) -> Option<String> {
 #[test]
 fn nsw_validate_gives_every_fixture_its_named_verdict() {
     let files = all_fixture_files();
-    let out = nsw()
-        .args(["validate", "--json"])
-        .args(&files)
-        .output()
-        .unwrap();
-    let reports: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = validate_json(&files);
     let root = repo_root().join("fixtures");
     let expected: std::collections::HashMap<String, crate::fixtures::Expectation> =
         crate::fixtures::expectations()
