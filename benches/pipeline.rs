@@ -91,5 +91,83 @@ fn signing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages, signing);
+/// Documents of about `target` bytes in the shapes that cost libxml2 more than their size,
+/// each at its limit, so that each must still cost in proportion to its size.
+fn hostile_shapes(limits: &Limits, target: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let ns = "urn:nsw:declaration:1";
+    let fill = |piece: &dyn Fn(usize) -> String| {
+        let mut body = String::new();
+        let mut i = 0;
+        while body.len() < target {
+            body.push_str(&piece(i));
+            i += 1;
+        }
+        format!("<Declaration xmlns=\"{ns}\">{body}</Declaration>").into_bytes()
+    };
+    let attrs: String = (0..limits.max_attributes)
+        .map(|i| format!(" a{i}=\"x\""))
+        .collect();
+    let decls: String = (0..limits.max_namespaces - 1)
+        .map(|i| format!(" xmlns:p{i}=\"urn:p:{i}\""))
+        .collect();
+    let long = "n".repeat(limits.max_name_bytes);
+    let depth = limits.max_depth - 2;
+    vec![
+        ("attributes per element", fill(&|_| format!("<e{attrs}/>"))),
+        (
+            "namespaces in scope",
+            fill(&|_| format!("<e{decls}><p0:x/></e>")),
+        ),
+        (
+            "distinct names",
+            fill(&|i| format!("<n{}/>", i % (limits.max_names - 10))),
+        ),
+        ("name length", fill(&|_| format!("<{long}/>"))),
+        (
+            "nesting depth",
+            fill(&|_| format!("{}{}", "<d>".repeat(depth), "</d>".repeat(depth))),
+        ),
+    ]
+}
+
+/// Hostile shapes at their limits against a valid declaration of the same size, measured in
+/// the same run: time per byte as a ratio to the plain document's (1.0 = as cheap).
+fn hostile(_c: &mut Criterion) {
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && !"hostile".contains(a.as_str()))
+    {
+        return;
+    }
+    let limits = Limits::default();
+    let validator = Validator::new(limits.clone(), "VN");
+    schema::preload().expect("schemas");
+    let per_byte = |doc: &[u8]| {
+        let reps = 5;
+        let start = std::time::Instant::now();
+        for _ in 0..reps {
+            std::hint::black_box(validator.validate(doc, Some(DocKind::Declaration)));
+        }
+        start.elapsed().as_secs_f64() / reps as f64 / doc.len() as f64
+    };
+    let plain = docgen::declaration(999, 7);
+    let target = plain.len();
+    let base = per_byte(&plain);
+    println!("\nhostile shapes at their limits, cost per byte against a valid declaration of {target} bytes ({:.1} ns/byte):", base * 1e9);
+    println!(
+        "{:<26} {:>10} {:>12} {:>8}",
+        "shape", "bytes", "ns/byte", "ratio"
+    );
+    for (name, doc) in hostile_shapes(&limits, target) {
+        let cost = per_byte(&doc);
+        println!(
+            "{name:<26} {:>10} {:>12.1} {:>8.2}",
+            doc.len(),
+            cost * 1e9,
+            cost / base
+        );
+    }
+}
+
+criterion_group!(benches, stages, signing, hostile);
 criterion_main!(benches);

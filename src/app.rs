@@ -233,35 +233,57 @@ impl Application {
         });
         jobs.push(spawn_audit_sealer(database.pool.clone()));
         let main_state = state.clone();
-        let server = HttpServer::new(move || {
-            let intake = api::Intake(intake.as_ref().and_then(|setup| match setup.start() {
-                Ok(committers) => Some(committers),
-                Err(e) => {
-                    // Requests still commit, one transaction each.
-                    tracing::error!(error = %e, "intake committers not started");
-                    None
-                }
-            }));
-            App::new()
-                .app_data(main_state.clone())
-                .app_data(web::Data::new(intake))
-                .app_data(hub.clone())
-                .app_data(
-                    web::PathConfig::default()
-                        .error_handler(|_, _| crate::error::ApiError::NotFound.into()),
-                )
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    crate::error::ApiError::bad_request("QUERY_INVALID", e.to_string()).into()
-                }))
-                .wrap(from_fn(api::request_id_header))
-                .wrap(TracingLogger::default())
-                .configure(api::routes)
-                .default_service(web::to(api::not_found))
-        })
-        .workers(workers)
-        .listen(listener)
-        .map_err(|e| StartError::Other(e.to_string()))?
-        .run();
+        let expect_table = Arc::new(api::expect::Table::new(&api::endpoints()));
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        // Built as actix-web's HttpServer builds it, plus an expect service: a request that
+        // carries `Expect: 100-continue` is answered from its headers when they decide it.
+        let server = actix_server::Server::build()
+            .workers(workers)
+            .listen("nsw-http", listener, move || {
+                let intake = api::Intake(intake.as_ref().and_then(|setup| match setup.start() {
+                    Ok(committers) => Some(committers),
+                    Err(e) => {
+                        tracing::error!(error = %e, "intake committers not started");
+                        None
+                    }
+                }));
+                let app = App::new()
+                    .app_data(main_state.clone())
+                    .app_data(web::Data::new(intake))
+                    .app_data(hub.clone())
+                    .app_data(
+                        web::PathConfig::default()
+                            .error_handler(|_, _| crate::error::ApiError::NotFound.into()),
+                    )
+                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                        crate::error::ApiError::bad_request("QUERY_INVALID", e.to_string()).into()
+                    }))
+                    .app_data(web::JsonConfig::default().error_handler(|e, _| {
+                        crate::error::ApiError::bad_request("BODY_INVALID", e.to_string()).into()
+                    }))
+                    .wrap(from_fn(api::request_id_header))
+                    .wrap(TracingLogger::default())
+                    .configure(api::routes)
+                    .default_service(web::to(api::not_found));
+                let (state, table) = (main_state.clone(), expect_table.clone());
+                let expect = actix_service::fn_service(move |req: actix_http::Request| {
+                    api::expect::check(state.clone(), table.clone(), req)
+                });
+                use actix_service::ServiceFactoryExt;
+                let factory = actix_service::IntoServiceFactory::into_factory(app)
+                    .map_err(|err: actix_web::Error| err.error_response());
+                actix_http::HttpService::build()
+                    .local_addr(addr)
+                    .expect(expect)
+                    .finish(actix_service::map_config(factory, move |_| {
+                        actix_web::dev::AppConfig::__priv_test_new(false, addr.to_string(), addr)
+                    }))
+                    .tcp()
+            })
+            .map_err(|e| StartError::Other(e.to_string()))?
+            .run();
         let tls = match tls_listen {
             Some(addr) => Some(partner_listener(&addr, &state, workers)?),
             None => None,

@@ -263,10 +263,16 @@ impl Default for WebhookSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+/// `[limits]`: what one request or document may cost (see [`Limits`] for each one's code).
 pub struct LimitSettings {
     pub max_body_bytes: usize,
     pub max_depth: usize,
     pub max_elements: usize,
+    pub max_attributes: usize,
+    pub max_namespaces: usize,
+    pub max_names: usize,
+    pub max_name_bytes: usize,
+    pub cpu_budget_ms: u64,
 }
 
 impl Default for LimitSettings {
@@ -276,6 +282,11 @@ impl Default for LimitSettings {
             max_body_bytes: l.max_bytes,
             max_depth: l.max_depth,
             max_elements: l.max_elements,
+            max_attributes: l.max_attributes,
+            max_namespaces: l.max_namespaces,
+            max_names: l.max_names,
+            max_name_bytes: l.max_name_bytes,
+            cpu_budget_ms: l.cpu_budget_ms,
         }
     }
 }
@@ -410,6 +421,21 @@ impl Settings {
         if let Some(v) = get("NSW_MAX_ELEMENTS") {
             self.limits.max_elements = num("NSW_MAX_ELEMENTS", v)?;
         }
+        if let Some(v) = get("NSW_MAX_ATTRIBUTES") {
+            self.limits.max_attributes = num("NSW_MAX_ATTRIBUTES", v)?;
+        }
+        if let Some(v) = get("NSW_MAX_NAMESPACES") {
+            self.limits.max_namespaces = num("NSW_MAX_NAMESPACES", v)?;
+        }
+        if let Some(v) = get("NSW_MAX_NAMES") {
+            self.limits.max_names = num("NSW_MAX_NAMES", v)?;
+        }
+        if let Some(v) = get("NSW_MAX_NAME_BYTES") {
+            self.limits.max_name_bytes = num("NSW_MAX_NAME_BYTES", v)?;
+        }
+        if let Some(v) = get("NSW_CPU_BUDGET_MS") {
+            self.limits.cpu_budget_ms = num("NSW_CPU_BUDGET_MS", v)? as u64;
+        }
         if let Some(v) = get("NSW_ROUTING_RULES").filter(|v| !v.is_empty()) {
             self.routing_rules = Some(v.into());
         }
@@ -519,6 +545,11 @@ impl Settings {
             max_bytes: self.limits.max_body_bytes,
             max_depth: self.limits.max_depth,
             max_elements: self.limits.max_elements,
+            max_attributes: self.limits.max_attributes,
+            max_namespaces: self.limits.max_namespaces,
+            max_names: self.limits.max_names,
+            max_name_bytes: self.limits.max_name_bytes,
+            cpu_budget_ms: self.limits.cpu_budget_ms,
         }
     }
 }

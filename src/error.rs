@@ -18,12 +18,19 @@ pub enum ApiError {
     Forbidden { code: &'static str, detail: String },
     #[error("not found")]
     NotFound,
+    /// `allow` is the `Allow` header's value: the methods the path takes.
+    #[error("this path takes {allow}")]
+    MethodNotAllowed { allow: String },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
-    #[error("content type must be application/xml")]
-    UnsupportedMediaType { got: String },
+    /// `expected` names what the endpoint takes, e.g. "application/xml (or text/xml,
+    /// application/*+xml)".
+    #[error("content type must be {expected}")]
+    UnsupportedMediaType { got: String, expected: &'static str },
+    #[error("Content-Encoding '{got}' is not accepted: send the body as is, gzip or deflate")]
+    UnsupportedEncoding { got: String },
     #[error("{0}")]
     Xml(XmlError),
     #[error("the document has {} problem(s)", violations.len())]
@@ -58,7 +65,9 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::BadRequest { code, .. } => code,
             ApiError::NotFound => "NOT_FOUND",
+            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
+            ApiError::UnsupportedEncoding { .. } => "CONTENT_ENCODING_UNSUPPORTED",
             ApiError::Xml(e) => e.code(),
             ApiError::Invalid { .. } => "DOCUMENT_INVALID",
             ApiError::Unavailable(_) => "UNAVAILABLE",
@@ -71,9 +80,11 @@ impl ApiError {
             ApiError::Unauthorized => "Authentication required",
             ApiError::Forbidden { .. } => "Forbidden",
             ApiError::NotFound => "Not found",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::Conflict { .. } => "Conflict",
             ApiError::BadRequest { .. } => "Bad request",
             ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
+            ApiError::UnsupportedEncoding { .. } => "Unsupported content encoding",
             ApiError::Xml(XmlError::TooLarge { .. }) => "Document too large",
             ApiError::Xml(XmlError::Internal(_)) => "Internal error",
             ApiError::Xml(_) => "Unusable XML",
@@ -111,9 +122,12 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::Xml(XmlError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Xml(XmlError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Xml(_) => StatusCode::BAD_REQUEST,
@@ -134,9 +148,9 @@ impl ResponseError for ApiError {
                 tracing::warn!(%cause, "dependency unavailable");
                 "the database is unavailable; retry later".to_string()
             }
-            ApiError::UnsupportedMediaType { got } => format!(
-                "documents are sent as application/xml (or text/xml, application/*+xml), not '{got}'"
-            ),
+            ApiError::UnsupportedMediaType { got, expected } => {
+                format!("this endpoint takes {expected}, not '{got}'")
+            }
             other => other.to_string(),
         };
         let pos = match self {
@@ -162,6 +176,12 @@ impl ResponseError for ApiError {
         };
         let mut resp = HttpResponse::build(status);
         resp.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if let ApiError::MethodNotAllowed { allow } = self {
+            resp.insert_header((header::ALLOW, allow.as_str()));
+        }
+        if matches!(self, ApiError::UnsupportedEncoding { .. }) {
+            resp.insert_header((header::ACCEPT_ENCODING, "gzip, deflate"));
+        }
         if matches!(self, ApiError::Unauthorized) {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"nsw\""));
         }
@@ -169,11 +189,49 @@ impl ResponseError for ApiError {
     }
 }
 
+/// An error with every cause under it, for the log: `a: b: c`. A PostgreSQL error shows its
+/// SQLSTATE, message, detail, constraint and table, which its own `Display` ("db error")
+/// leaves out.
+pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = match err.downcast_ref::<tokio_postgres::error::DbError>() {
+            Some(db) => {
+                let mut t = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+                if let Some(d) = db.detail() {
+                    t.push_str(&format!(" (detail: {d})"));
+                }
+                if let Some(c) = db.constraint() {
+                    t.push_str(&format!(" (constraint: {c})"));
+                }
+                if let Some(tb) = db.table() {
+                    t.push_str(&format!(" (table: {tb})"));
+                }
+                if let Some(w) = db.where_() {
+                    t.push_str(&format!(" (where: {w})"));
+                }
+                t
+            }
+            None => err.to_string(),
+        };
+        // Wrappers often repeat their source's text: keep each piece once.
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        cur = err.source();
+    }
+    out
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Pool(p) => ApiError::Unavailable(p.to_string()),
-            other => ApiError::Internal(other.to_string()),
+            DbError::Pool(p) => ApiError::Unavailable(cause_chain(&p)),
+            other => ApiError::Internal(cause_chain(&other)),
         }
     }
 }
@@ -234,7 +292,7 @@ impl From<ExchangeError> for ApiError {
             ExchangeError::Xml(x) => ApiError::Xml(x),
             ExchangeError::Store(s) => s.into(),
             ExchangeError::Config(_) | ExchangeError::Keys { .. } | ExchangeError::Crypto(_) => {
-                ApiError::Internal(e.to_string())
+                ApiError::Internal(cause_chain(&e))
             }
         }
     }

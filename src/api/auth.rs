@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use actix_web::http::header::HeaderMap;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
@@ -47,9 +48,8 @@ impl TokenCache {
     }
 }
 
-fn bearer(req: &HttpRequest) -> Option<String> {
-    let value = req
-        .headers()
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers
         .get(actix_web::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -58,25 +58,32 @@ fn bearer(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
+/// The party a request's bearer token names: `Unauthorized` when there is none or it is
+/// unknown. Used by the extractor and by the `Expect: 100-continue` check.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let token = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    let digest = parties::token_digest(&token);
+    if let Some(p) = state.tokens.get(&digest) {
+        return Ok(p);
+    }
+    let client = state.pool.get().await?;
+    let principal = parties::authenticate(&client, &token)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    state.tokens.put(digest, principal.clone());
+    Ok(principal)
+}
+
 impl FromRequest for Principal {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = bearer(req);
+        let headers = req.headers().clone();
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let token = token.ok_or(ApiError::Unauthorized)?;
             let state = state.ok_or_else(|| ApiError::Internal("no app state".into()))?;
-            let digest = parties::token_digest(&token);
-            if let Some(p) = state.tokens.get(&digest) {
-                return Ok(p);
-            }
-            let client = state.pool.get().await?;
-            let principal = parties::authenticate(&client, &token)
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
-            state.tokens.put(digest, principal.clone());
+            let principal = authenticate(&state, &headers).await?;
             tracing::Span::current().record("party", principal.party_id.as_str());
             Ok(principal)
         })

@@ -125,9 +125,11 @@ pub struct SendDeclaration {
 pub async fn send_acdd(
     p: Principal,
     state: web::Data<AppState>,
-    body: web::Json<SendDeclaration>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     require(&p, &[Role::Admin])?;
+    let body: SendDeclaration = crate::api::json::read(&req, payload).await?;
     let ex = exchange(&state)?;
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
@@ -303,9 +305,11 @@ pub struct SetFault {
 pub async fn set_fault(
     p: Principal,
     state: web::Data<AppState>,
-    body: web::Json<SetFault>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     require(&p, &[Role::Admin])?;
+    let body: SetFault = crate::api::json::read(&req, payload).await?;
     let ex = exchange(&state)?;
     if let Err(message) = crate::exchange::fault::FaultSwitch::check(&body.fault) {
         let code = match body.fault {
@@ -410,9 +414,11 @@ pub async fn respond(
     p: Principal,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
-    body: web::Json<BusinessDecision>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     require(&p, &[Role::Customs])?;
+    let body: BusinessDecision = crate::api::json::read(&req, payload).await?;
     let ex = exchange(&state)?;
     let id = path.into_inner();
     let mut client = state.pool.get().await?;

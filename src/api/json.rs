@@ -6,12 +6,13 @@ use serde::de::DeserializeOwned;
 use super::body;
 use crate::error::ApiError;
 
-const LIMIT: usize = 2 * 1024 * 1024;
+pub const LIMIT: usize = 2 * 1024 * 1024;
 
 pub async fn read<T: DeserializeOwned>(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<T, ApiError> {
+    body::require_json(req)?;
     let bytes = body::read_limited(req, payload, LIMIT).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("BODY_INVALID", format!("request body: {e}")))

@@ -183,6 +183,9 @@ pub async fn certificates(
         .body(certs.concat()))
 }
 
+/// Largest PEM certificate body accepted, in bytes.
+pub const PEM_LIMIT: usize = 64 * 1024;
+
 /// An administrator registers a certificate an agency signs licences with outside the window.
 #[tracing::instrument(name = "agency.register_certificate", skip_all, fields(party = %principal.party_id))]
 pub async fn register_certificate(
@@ -194,7 +197,7 @@ pub async fn register_certificate(
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&principal, &[Role::Admin])?;
     let agency = path.into_inner();
-    let pem = body::read_limited(&req, payload, 64 * 1024).await?;
+    let pem = body::read_limited(&req, payload, PEM_LIMIT).await?;
     let cert = openssl::x509::X509::from_pem(&pem).map_err(|_| {
         ApiError::bad_request(
             "CERTIFICATE_INVALID",

@@ -9,6 +9,7 @@ pub mod customs;
 pub mod declarations;
 pub mod events;
 pub mod exchange;
+pub mod expect;
 pub mod health;
 pub mod json;
 pub mod licence_applications;
@@ -52,147 +53,364 @@ impl AppState {
     }
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health))
-        .route("/exchange/v1/messages", web::post().to(exchange::receive))
-        .service(
-            web::scope("/api/v1")
-                .route("/declarations", web::post().to(declarations::submit))
-                .route("/declarations", web::get().to(declarations::list))
-                .route("/declarations/{id}", web::get().to(declarations::get))
-                .route(
-                    "/declarations/{id}/document",
-                    web::get().to(declarations::document),
-                )
-                .route(
-                    "/certificates-of-origin",
-                    web::post().to(certificates::apply),
-                )
-                .route(
-                    "/certificates-of-origin/{reference}",
-                    web::get().to(certificates::get),
-                )
-                .route(
-                    "/certificates-of-origin/{reference}/{part}",
-                    web::get().to(certificates::raw),
-                )
-                .configure(ministries_routes)
-                .configure(exchange_routes)
-                .configure(events_routes),
-        );
+use actix_web::http::Method;
+use actix_web::{guard, HttpResponse, Route};
+
+/// What an endpoint's request body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    None,
+    /// A document: application/xml, text/xml or application/*+xml.
+    Xml,
+    /// application/json (or application/*+json).
+    Json,
+    /// A PEM certificate (any text type).
+    Pem,
 }
 
-/// Exchange with partner windows: operator and customs endpoints.
-fn exchange_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/exchange/send", web::post().to(exchange::send_acdd))
-        .route(
-            "/admin/exchange/form-d",
-            web::post().to(exchange::send_form_d),
-        )
-        .route(
-            "/admin/exchange/outbox",
-            web::get().to(exchange::outbox_list),
-        )
-        .route(
-            "/admin/exchange/outbox/{id}",
-            web::get().to(exchange::outbox_get),
-        )
-        .route(
-            "/admin/exchange/outbox/{id}/requeue",
-            web::post().to(exchange::requeue),
-        )
-        .route(
-            "/admin/exchange/outbox/{id}/{part}",
-            web::get().to(exchange::outbox_raw),
-        )
-        .route("/admin/exchange/fault", web::put().to(exchange::set_fault))
-        .route("/exchange/inbox", web::get().to(exchange::inbox))
-        .route("/exchange/inbox/{id}", web::get().to(exchange::inbox_get))
-        .route(
-            "/exchange/inbox/{id}/{part}",
-            web::get().to(exchange::inbox_raw),
-        )
-        .route(
-            "/exchange/messages/{id}/response",
-            web::post().to(exchange::respond),
-        );
+/// One endpoint: method, path (`{name}` for a path parameter), what its body is, and handler.
+pub struct Endpoint {
+    pub method: Method,
+    pub path: &'static str,
+    pub body: Body,
+    route: Route,
+}
+
+fn ep(method: Method, path: &'static str, body: Body, route: Route) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        body,
+        route,
+    }
+}
+
+/// Every endpoint of the public listener, full paths included: the one list the server
+/// registers and tests walk.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        ep(M::GET, "/health", Body::None, web::to(health::health)),
+        ep(
+            M::POST,
+            "/exchange/v1/messages",
+            Body::Xml,
+            web::to(exchange::receive),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/declarations",
+            Body::Xml,
+            web::to(declarations::submit),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/declarations",
+            Body::None,
+            web::to(declarations::list),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/declarations/{id}",
+            Body::None,
+            web::to(declarations::get),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/declarations/{id}/document",
+            Body::None,
+            web::to(declarations::document),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/declarations/{id}/decision",
+            Body::Json,
+            web::to(customs::decide),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/declarations/{id}/withdrawal",
+            Body::None,
+            web::to(customs::withdraw),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/certificates-of-origin",
+            Body::Xml,
+            web::to(certificates::apply),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/certificates-of-origin/{reference}",
+            Body::None,
+            web::to(certificates::get),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/certificates-of-origin/{reference}/{part}",
+            Body::None,
+            web::to(certificates::raw),
+        ),
+        // Ministries and customs: routing administration, licence applications, licences.
+        ep(
+            M::GET,
+            "/api/v1/admin/routing-rules",
+            Body::None,
+            web::to(admin_routing::get),
+        ),
+        ep(
+            M::PUT,
+            "/api/v1/admin/routing-rules",
+            Body::Json,
+            web::to(admin_routing::replace),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/licence-applications",
+            Body::Xml,
+            web::to(licence_applications::submit),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/licence-applications/{id}",
+            Body::None,
+            web::to(licence_applications::get),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/licence-applications/{id}/decision",
+            Body::Json,
+            web::to(licence_applications::decide),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/licence-applications/{id}/supplement",
+            Body::Json,
+            web::to(licence_applications::supplement),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/licence-applications/{id}/withdrawal",
+            Body::None,
+            web::to(licence_applications::withdraw),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/inbox",
+            Body::None,
+            web::to(licence_applications::inbox),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/licences",
+            Body::Xml,
+            web::to(licences::deposit),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/licences/{number}",
+            Body::None,
+            web::to(licences::get),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/licences/{number}/document",
+            Body::None,
+            web::to(licences::document),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/licences/{number}/signature",
+            Body::None,
+            web::to(licences::signature),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/agencies/{code}/certificates",
+            Body::None,
+            web::to(licences::certificates),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/agencies/{code}/certificates",
+            Body::Pem,
+            web::to(licences::register_certificate),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/customs/inbox",
+            Body::None,
+            web::to(customs::inbox),
+        ),
+        ep(M::GET, "/api/v1/stats", Body::None, web::to(stats::get)),
+        // Exchange with partner windows: operator and customs endpoints.
+        ep(
+            M::POST,
+            "/api/v1/admin/exchange/send",
+            Body::Json,
+            web::to(exchange::send_acdd),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/admin/exchange/form-d",
+            Body::Xml,
+            web::to(exchange::send_form_d),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/admin/exchange/outbox",
+            Body::None,
+            web::to(exchange::outbox_list),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/admin/exchange/outbox/{id}",
+            Body::None,
+            web::to(exchange::outbox_get),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/admin/exchange/outbox/{id}/requeue",
+            Body::None,
+            web::to(exchange::requeue),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/admin/exchange/outbox/{id}/{part}",
+            Body::None,
+            web::to(exchange::outbox_raw),
+        ),
+        ep(
+            M::PUT,
+            "/api/v1/admin/exchange/fault",
+            Body::Json,
+            web::to(exchange::set_fault),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/exchange/inbox",
+            Body::None,
+            web::to(exchange::inbox),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/exchange/inbox/{id}",
+            Body::None,
+            web::to(exchange::inbox_get),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/exchange/inbox/{id}/{part}",
+            Body::None,
+            web::to(exchange::inbox_raw),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/exchange/messages/{id}/response",
+            Body::Json,
+            web::to(exchange::respond),
+        ),
+        // Enterprise events: the long-poll feed and webhook subscriptions.
+        ep(M::GET, "/api/v1/events", Body::None, web::to(events::feed)),
+        ep(
+            M::POST,
+            "/api/v1/webhooks",
+            Body::Json,
+            web::to(webhooks::create),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/webhooks",
+            Body::None,
+            web::to(webhooks::list),
+        ),
+        ep(
+            M::DELETE,
+            "/api/v1/webhooks/{id}",
+            Body::None,
+            web::to(webhooks::delete),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/webhooks/{id}/deliveries",
+            Body::None,
+            web::to(webhooks::deliveries),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/webhooks/{id}/retry",
+            Body::None,
+            web::to(webhooks::retry_now),
+        ),
+    ]
 }
 
 /// What the mutual-TLS partner listener serves.
+pub fn partner_endpoints() -> Vec<Endpoint> {
+    vec![
+        ep(Method::GET, "/health", Body::None, web::to(health::health)),
+        ep(
+            Method::POST,
+            "/exchange/v1/messages",
+            Body::Xml,
+            web::to(exchange::receive),
+        ),
+    ]
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    register(cfg, endpoints());
+}
+
 pub fn partner_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health))
-        .route("/exchange/v1/messages", web::post().to(exchange::receive));
+    register(cfg, partner_endpoints());
 }
 
-/// Ministries and customs: routing administration, licence applications, licences, customs.
-fn ministries_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/routing-rules", web::get().to(admin_routing::get))
-        .route(
-            "/admin/routing-rules",
-            web::put().to(admin_routing::replace),
-        )
-        .route(
-            "/licence-applications",
-            web::post().to(licence_applications::submit),
-        )
-        .route(
-            "/licence-applications/{id}",
-            web::get().to(licence_applications::get),
-        )
-        .route(
-            "/licence-applications/{id}/decision",
-            web::post().to(licence_applications::decide),
-        )
-        .route(
-            "/licence-applications/{id}/supplement",
-            web::post().to(licence_applications::supplement),
-        )
-        .route(
-            "/licence-applications/{id}/withdrawal",
-            web::post().to(licence_applications::withdraw),
-        )
-        .route("/inbox", web::get().to(licence_applications::inbox))
-        .route("/licences", web::post().to(licences::deposit))
-        .route("/licences/{number}", web::get().to(licences::get))
-        .route(
-            "/licences/{number}/document",
-            web::get().to(licences::document),
-        )
-        .route(
-            "/licences/{number}/signature",
-            web::get().to(licences::signature),
-        )
-        .route(
-            "/agencies/{code}/certificates",
-            web::get().to(licences::certificates),
-        )
-        .route(
-            "/agencies/{code}/certificates",
-            web::post().to(licences::register_certificate),
-        )
-        .route("/customs/inbox", web::get().to(customs::inbox))
-        .route(
-            "/declarations/{id}/decision",
-            web::post().to(customs::decide),
-        )
-        .route(
-            "/declarations/{id}/withdrawal",
-            web::post().to(customs::withdraw),
-        )
-        .route("/stats", web::get().to(stats::get));
-}
-
-/// Enterprise events: the long-poll feed and webhook subscriptions.
-fn events_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/events", web::get().to(events::feed))
-        .route("/webhooks", web::post().to(webhooks::create))
-        .route("/webhooks", web::get().to(webhooks::list))
-        .route("/webhooks/{id}", web::delete().to(webhooks::delete))
-        .route(
-            "/webhooks/{id}/deliveries",
-            web::get().to(webhooks::deliveries),
-        )
-        .route("/webhooks/{id}/retry", web::post().to(webhooks::retry_now));
+/// Registers endpoints one resource per path, so that HTTP's method semantics hold on every
+/// path: `HEAD` wherever `GET` is (answered like it, without the body), `OPTIONS` answered
+/// with `Allow`, and any other method `405` with `Allow` (never a 404 for a path that exists).
+fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
+    let mut paths: Vec<(&'static str, Vec<(Method, Route)>)> = Vec::new();
+    for e in endpoints {
+        match paths.iter_mut().find(|(p, _)| *p == e.path) {
+            Some((_, routes)) => routes.push((e.method, e.route)),
+            None => paths.push((e.path, vec![(e.method, e.route)])),
+        }
+    }
+    for (path, routes) in paths {
+        let mut methods: Vec<&str> = Vec::new();
+        for (m, _) in &routes {
+            methods.push(m.as_str());
+            if *m == Method::GET {
+                methods.push("HEAD");
+            }
+        }
+        methods.push("OPTIONS");
+        let allow = methods.join(", ");
+        let mut resource = web::resource(path);
+        for (m, route) in routes {
+            resource = resource.route(if m == Method::GET {
+                route.guard(guard::Any(guard::Get()).or(guard::Head()))
+            } else {
+                route.method(m)
+            });
+        }
+        let (a, b) = (allow.clone(), allow);
+        resource = resource
+            .route(web::route().method(Method::OPTIONS).to(move || {
+                let allow = a.clone();
+                async move {
+                    HttpResponse::NoContent()
+                        .insert_header(("Allow", allow))
+                        .finish()
+                }
+            }))
+            .default_service(web::to(move || {
+                let allow = b.clone();
+                async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow }) }
+            }));
+        cfg.service(resource);
+    }
 }
 
 /// Unknown paths and methods answer in problem+json like everything else.

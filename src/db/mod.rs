@@ -12,7 +12,8 @@ pub enum DbError {
     Config(String),
     #[error("database unavailable: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database error: {0}")]
+    /// Shown with the server's SQLSTATE, message, detail and constraint, wherever it is logged.
+    #[error("database error: {}", crate::error::cause_chain(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("migration {version} ({name}) failed: {source}")]
     Migration {

@@ -136,6 +136,7 @@ pub fn header(tree: &Tree<'_>) -> Option<Header> {
 
 /// The exact bytes of the one element inside `<Payload>`.
 pub fn payload(envelope: &[u8]) -> Option<&[u8]> {
+    let envelope = crate::xml::without_bom(envelope);
     let mut reader = quick_xml::Reader::from_reader(envelope);
     reader.config_mut().expand_empty_elements = false;
     let mut depth = 0usize;

@@ -47,11 +47,19 @@ const FORBIDDEN_TRANSITION: &str = "NS409";
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if let Some(db) = e
-            .as_db_error()
-            .filter(|d| d.code().code() == FORBIDDEN_TRANSITION)
-        {
-            return StoreError::Transition(db.message().to_owned());
+        if let Some(db) = e.as_db_error() {
+            if db.code().code() == FORBIDDEN_TRANSITION {
+                return StoreError::Transition(db.message().to_owned());
+            }
+            // The outbox guard (migrations/0003_exchange.sql) refuses a change of status with
+            // check_violation from its RAISE; a CHECK constraint's violation comes from the
+            // executor instead and stays an internal error.
+            if db.code() == &tokio_postgres::error::SqlState::CHECK_VIOLATION
+                && db.routine() == Some("exec_stmt_raise")
+                && db.message().starts_with("outbox: ")
+            {
+                return StoreError::Transition(db.message().to_owned());
+            }
         }
         StoreError::Db(DbError::Postgres(e))
     }

@@ -86,6 +86,11 @@ pub type xmlExternalEntityLoader = Option<
     unsafe extern "C" fn(*const c_char, *const c_char, xmlParserCtxtPtr) -> xmlParserInputPtr,
 >;
 
+/// Fills `buffer` with up to `len` bytes; returns how many, 0 at the end, -1 on error.
+pub type xmlInputReadCallback =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, buffer: *mut c_char, len: c_int) -> c_int>;
+pub type xmlInputCloseCallback = Option<unsafe extern "C" fn(ctx: *mut c_void) -> c_int>;
+
 extern "C" {
     pub fn xmlInitParser();
     pub fn xmlCheckVersion(version: c_int);
@@ -126,6 +131,20 @@ extern "C" {
         size: c_int,
         enc: c_int,
     ) -> *mut c_void;
+    pub fn xmlParserInputBufferCreateIO(
+        ioread: xmlInputReadCallback,
+        ioclose: xmlInputCloseCallback,
+        ioctx: *mut c_void,
+        enc: c_int,
+    ) -> *mut c_void;
+    pub fn xmlReadIO(
+        ioread: xmlInputReadCallback,
+        ioclose: xmlInputCloseCallback,
+        ioctx: *mut c_void,
+        url: *const c_char,
+        encoding: *const c_char,
+        options: c_int,
+    ) -> xmlDocPtr;
     /// Takes ownership of `input` (freed with the parser it creates).
     pub fn xmlSchemaValidateStream(
         ctxt: xmlSchemaValidCtxtPtr,

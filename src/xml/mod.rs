@@ -47,11 +47,32 @@ pub struct Violation {
     pub message: String,
 }
 
+/// What one document may cost. Every shape whose cost in libxml2 grows faster than its size
+/// has a limit here, checked by the linear pre-pass ([`Tree::parse`]) before libxml2 sees the
+/// bytes; `cpu_budget_ms` is the backstop for anything not foreseen.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Body size in bytes (HTTP 413 `BODY_TOO_LARGE`).
     pub max_bytes: usize,
+    /// Element nesting depth (`XML_TOO_DEEP`).
     pub max_depth: usize,
+    /// Elements in a document (`XML_TOO_MANY_ELEMENTS`).
     pub max_elements: usize,
+    /// Attributes on one element, namespace declarations aside (`XML_TOO_MANY_ATTRIBUTES`):
+    /// libxml2 checks each new attribute against all earlier ones of its element.
+    pub max_attributes: usize,
+    /// Namespace declarations in scope at any element (`XML_TOO_MANY_NAMESPACES`): libxml2
+    /// compares every declaration with those in scope and resolves every prefix by scanning
+    /// them.
+    pub max_namespaces: usize,
+    /// Distinct element, attribute and prefix names in a document (`XML_TOO_MANY_NAMES`):
+    /// libxml2's name dictionary grows worse than linearly past some ten thousand names.
+    pub max_names: usize,
+    /// Length in bytes of one element, attribute or prefix name (`XML_NAME_TOO_LONG`).
+    pub max_name_bytes: usize,
+    /// CPU time, in milliseconds of the validating thread, that libxml2 may spend on one
+    /// document before it is refused (`XML_TOO_COSTLY`).
+    pub cpu_budget_ms: u64,
 }
 
 impl Default for Limits {
@@ -60,6 +81,11 @@ impl Default for Limits {
             max_bytes: 16 * 1024 * 1024,
             max_depth: 64,
             max_elements: 500_000,
+            max_attributes: 64,
+            max_namespaces: 64,
+            max_names: 2_000,
+            max_name_bytes: 512,
+            cpu_budget_ms: 10_000,
         }
     }
 }
@@ -79,6 +105,16 @@ pub enum XmlError {
     TooDeep { pos: Position, limit: usize },
     #[error("the document has more than {limit} elements")]
     TooManyElements { pos: Position, limit: usize },
+    #[error("an element carries more than {limit} attributes")]
+    TooManyAttributes { pos: Position, limit: usize },
+    #[error("more than {limit} namespace declarations are in scope")]
+    TooManyNamespaces { pos: Position, limit: usize },
+    #[error("the document uses more than {limit} distinct names")]
+    TooManyNames { pos: Position, limit: usize },
+    #[error("a name is longer than {limit} bytes")]
+    NameTooLong { pos: Position, limit: usize },
+    #[error("reading the document took more than its budget of {limit_ms} ms of processing time")]
+    TooCostly { limit_ms: u64 },
     #[error("not well-formed XML: {message}")]
     Malformed { pos: Position, message: String },
     #[error("internal XML engine error: {0}")]
@@ -94,6 +130,11 @@ impl XmlError {
             XmlError::Doctype { .. } => "XML_DOCTYPE",
             XmlError::TooDeep { .. } => "XML_TOO_DEEP",
             XmlError::TooManyElements { .. } => "XML_TOO_MANY_ELEMENTS",
+            XmlError::TooManyAttributes { .. } => "XML_TOO_MANY_ATTRIBUTES",
+            XmlError::TooManyNamespaces { .. } => "XML_TOO_MANY_NAMESPACES",
+            XmlError::TooManyNames { .. } => "XML_TOO_MANY_NAMES",
+            XmlError::NameTooLong { .. } => "XML_NAME_TOO_LONG",
+            XmlError::TooCostly { .. } => "XML_TOO_COSTLY",
             XmlError::Malformed { .. } => "XML_MALFORMED",
             XmlError::Internal(_) => "INTERNAL",
         }
@@ -105,6 +146,10 @@ impl XmlError {
             | XmlError::Doctype { pos }
             | XmlError::TooDeep { pos, .. }
             | XmlError::TooManyElements { pos, .. }
+            | XmlError::TooManyAttributes { pos, .. }
+            | XmlError::TooManyNamespaces { pos, .. }
+            | XmlError::TooManyNames { pos, .. }
+            | XmlError::NameTooLong { pos, .. }
             | XmlError::Malformed { pos, .. } => Some(*pos),
             _ => None,
         }
@@ -202,6 +247,12 @@ pub struct Refused {
 /// schema-valid one.
 pub type XmlOutcome<'a> = Result<Result<SchemaValid<'a>, Refused>, XmlError>;
 
+/// `src` without its UTF-8 byte-order mark, if it starts with one. Every reader of document
+/// bytes goes through this; the bytes stored and hashed stay the ones received.
+pub fn without_bom(src: &[u8]) -> &[u8] {
+    src.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(src)
+}
+
 /// Runs every XML stage on `src`. When `expect` is given, a known document of another kind is
 /// reported as `DOCUMENT_TYPE_MISMATCH`.
 pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> XmlOutcome<'a> {
@@ -211,7 +262,7 @@ pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> Xml
             limit: limits.max_bytes,
         });
     }
-    let body = src.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(src);
+    let body = without_bom(src);
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(XmlError::Empty);
     }
@@ -224,12 +275,17 @@ pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> Xml
             ),
         });
     }
+    // From here on the byte-order mark is no part of the document: positions count from
+    // after it, as libxml2's do.
+    let src = body;
     let tree = match Tree::parse(src, limits) {
         Ok(t) => t,
         // quick-xml is lenient in places and terse in others: let libxml2 name the first
         // well-formedness error when it finds one, as it is the reference parser.
         Err(XmlError::Malformed { pos, message }) => {
-            return Err(first_libxml_error(src).unwrap_or(XmlError::Malformed { pos, message }))
+            return Err(
+                first_libxml_error(src, limits).unwrap_or(XmlError::Malformed { pos, message })
+            )
         }
         Err(e) => return Err(e),
     };
@@ -273,7 +329,7 @@ pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> Xml
         }
     }
     let locate = |path: &str| tree.find(path).map(|id| tree.position(id));
-    match schema::validate(kind, src, &locate)? {
+    match schema::validate(kind, src, limits, &locate)? {
         schema::SchemaOutcome::Valid => Ok(Ok(SchemaValid { kind, tree })),
         schema::SchemaOutcome::Invalid(violations) => Ok(Err(Refused {
             kind: Some(kind),
@@ -282,9 +338,9 @@ pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> Xml
     }
 }
 
-fn first_libxml_error(src: &[u8]) -> Option<XmlError> {
+fn first_libxml_error(src: &[u8], limits: &Limits) -> Option<XmlError> {
     // Any schema will do: the document fails at parse time, before validation starts.
-    match schema::validate(DocKind::Declaration, src, &|_| None) {
+    match schema::validate(DocKind::Declaration, src, limits, &|_| None) {
         Err(e @ XmlError::Malformed { .. }) => Some(e),
         _ => None,
     }

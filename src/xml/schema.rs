@@ -11,7 +11,7 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::sync::OnceLock;
 
 use super::ffi::*;
-use super::{DocKind, Position, Violation, XmlError};
+use super::{DocKind, Limits, Position, Violation, XmlError};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/schemas.rs"));
@@ -256,6 +256,7 @@ pub enum SchemaOutcome {
 pub fn validate(
     kind: DocKind,
     src: &[u8],
+    limits: &Limits,
     locate: &dyn Fn(&str) -> Option<Position>,
 ) -> Result<SchemaOutcome, XmlError> {
     let registry = registry()?;
@@ -263,26 +264,31 @@ pub fn validate(
         .schemas
         .get(&kind)
         .ok_or_else(|| XmlError::Internal(format!("no schema for {kind:?}")))?;
-    let len = c_int::try_from(src.len()).map_err(|_| XmlError::Internal("too large".into()))?;
+    c_int::try_from(src.len()).map_err(|_| XmlError::Internal("too large".into()))?;
     // Fast path: stream the bytes through the validator (SAX, no DOM), which costs a fraction
     // of the memory of a tree and less time. Only a document that fails is parsed again into a
     // tree, to report every error with its element path.
-    if stream_valid(schema, src.as_ptr() as *const c_char, len) {
+    let mut input = Metered::new(src, limits.cpu_budget_ms);
+    if stream_valid(schema, &mut input) {
         return Ok(SchemaOutcome::Valid);
     }
+    input.over_budget()?;
+    let mut input = Metered::new(src, limits.cpu_budget_ms);
     let mut errors: Vec<RawError> = Vec::new();
     let sink = &mut errors as *mut _ as *mut c_void;
     unsafe {
         xmlSetStructuredErrorFunc(sink, Some(collect_error));
-        let doc = xmlReadMemory(
-            src.as_ptr() as *const c_char,
-            len,
+        let doc = xmlReadIO(
+            Some(Metered::read),
+            None,
+            &mut input as *mut Metered as *mut c_void,
             std::ptr::null(),
             c"UTF-8".as_ptr(),
             XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING,
         );
         xmlSetStructuredErrorFunc(std::ptr::null_mut(), None);
         if doc.is_null() {
+            input.over_budget()?;
             let first = errors.into_iter().next();
             let (line, column, message) = first.map(|e| (e.line, e.column, e.message)).unwrap_or((
                 1,
@@ -361,8 +367,67 @@ unsafe extern "C" fn count_error(ctx: *mut c_void, _err: *mut xmlError) {
     }
 }
 
+/// A document handed to libxml2 a few kilobytes at a time, as it asks for them, so that the
+/// processing time it has spent can be checked between pieces: past the budget the next read
+/// fails and libxml2 stops. Time is the validating thread's own CPU time, so a busy machine
+/// does not make a document look costly.
+struct Metered<'a> {
+    rest: &'a [u8],
+    started: Option<std::time::Duration>,
+    budget: std::time::Duration,
+    exceeded: bool,
+}
+
+fn thread_cpu_time() -> Option<std::time::Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+impl<'a> Metered<'a> {
+    fn new(src: &'a [u8], budget_ms: u64) -> Self {
+        Metered {
+            rest: src,
+            started: thread_cpu_time(),
+            budget: std::time::Duration::from_millis(budget_ms),
+            exceeded: false,
+        }
+    }
+
+    /// `Err(TooCostly)` when a read was refused for time.
+    fn over_budget(&self) -> Result<(), XmlError> {
+        if self.exceeded {
+            return Err(XmlError::TooCostly {
+                limit_ms: self.budget.as_millis() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    unsafe extern "C" fn read(ctx: *mut c_void, buffer: *mut c_char, len: c_int) -> c_int {
+        if ctx.is_null() || buffer.is_null() || len < 0 {
+            return -1;
+        }
+        let me = &mut *(ctx as *mut Metered);
+        if let (Some(start), Some(now)) = (me.started, thread_cpu_time()) {
+            if now.saturating_sub(start) > me.budget {
+                me.exceeded = true;
+                return -1;
+            }
+        }
+        let n = me.rest.len().min(len as usize);
+        std::ptr::copy_nonoverlapping(me.rest.as_ptr(), buffer as *mut u8, n);
+        me.rest = &me.rest[n..];
+        n as c_int
+    }
+}
+
 /// Streaming validation: true when the document is well-formed and valid.
-fn stream_valid(schema: &Compiled, src: *const c_char, len: c_int) -> bool {
+fn stream_valid(schema: &Compiled, src: &mut Metered) -> bool {
     let mut errors = 0usize;
     unsafe {
         let vctxt = xmlSchemaNewValidCtxt(schema.0);
@@ -374,7 +439,12 @@ fn stream_valid(schema: &Compiled, src: *const c_char, len: c_int) -> bool {
             Some(count_error),
             &mut errors as *mut usize as *mut c_void,
         );
-        let input = xmlParserInputBufferCreateMem(src, len, XML_CHAR_ENCODING_UTF8);
+        let input = xmlParserInputBufferCreateIO(
+            Some(Metered::read),
+            None,
+            src as *mut Metered as *mut c_void,
+            XML_CHAR_ENCODING_UTF8,
+        );
         let rc = if input.is_null() {
             -1
         } else {

@@ -53,7 +53,11 @@ fn utf8<'a>(src: &'a [u8], bytes: &'a [u8], at: usize) -> Result<&'a str, XmlErr
 }
 
 impl<'a> Tree<'a> {
+    /// Reads `src` (a UTF-8 byte-order mark in front is allowed and skipped: XML 1.0 permits
+    /// it and Windows tools write one). Positions and offsets count from after the mark,
+    /// which is not part of the document's text.
     pub fn parse(src: &'a [u8], limits: &Limits) -> Result<Tree<'a>, XmlError> {
+        let src = super::without_bom(src);
         let text = std::str::from_utf8(src).map_err(|_| XmlError::Encoding {
             pos: Position::at(src, 0),
             message: "document is not valid UTF-8".into(),
@@ -70,6 +74,10 @@ impl<'a> Tree<'a> {
         };
         let mut nodes: Vec<Node<'a>> = Vec::with_capacity(src.len() / 40);
         let mut stack: Vec<usize> = Vec::new();
+        // Namespace declarations made by each open element, and their sum (those in scope).
+        let mut ns_stack: Vec<usize> = Vec::new();
+        let mut ns_in_scope = 0usize;
+        let mut names = NameCounter::new(limits);
         let mut root_ns = String::new();
         let mut seen_root_end = false;
         loop {
@@ -115,12 +123,24 @@ impl<'a> Tree<'a> {
                             .ok_or_else(|| XmlError::Internal("attribute outside its tag".into()))
                     };
                     let qname: &'a [u8] = &raw[..e.name().as_ref().len()];
+                    names.see(qname, src, before)?;
                     let name = utf8(src, local(qname), before)?;
                     let prefix = qname.len().checked_sub(name.len() + 1).map(|n| &qname[..n]);
                     let mut attrs = Vec::new();
+                    let mut declared = 0usize;
+                    // Counted before each attribute is read: the reader's own duplicate check
+                    // compares every attribute with the earlier ones, so it must not run on an
+                    // unbounded number of them.
                     for a in e.attributes() {
+                        if attrs.len() >= limits.max_attributes {
+                            return Err(XmlError::TooManyAttributes {
+                                pos: Position::at(src, before),
+                                limit: limits.max_attributes,
+                            });
+                        }
                         let a = a.map_err(|err| malformed(before, err.to_string()))?;
                         let key = within(a.key.as_ref())?;
+                        names.see(key, src, before)?;
                         let value = match a.value {
                             Cow::Borrowed(v) => {
                                 quick_xml::escape::unescape(utf8(src, within(v)?, before)?)
@@ -140,6 +160,13 @@ impl<'a> Tree<'a> {
                             }
                         }
                         if is_ns {
+                            declared += 1;
+                            if ns_in_scope + declared > limits.max_namespaces {
+                                return Err(XmlError::TooManyNamespaces {
+                                    pos: Position::at(src, before),
+                                    limit: limits.max_namespaces,
+                                });
+                            }
                             continue;
                         }
                         attrs.push(Attr {
@@ -162,9 +189,12 @@ impl<'a> Tree<'a> {
                         nodes[p].children.push(id);
                     }
                     stack.push(id);
+                    ns_stack.push(declared);
+                    ns_in_scope += declared;
                 }
                 Event::End(_) => {
                     stack.pop();
+                    ns_in_scope -= ns_stack.pop().unwrap_or(0);
                     if stack.is_empty() {
                         seen_root_end = true;
                     }
@@ -314,6 +344,39 @@ impl<'a> Tree<'a> {
             cur = self.children(cur, name).nth(idx.checked_sub(1)?)?;
         }
         Some(cur)
+    }
+}
+
+/// Counts the distinct names a document uses and refuses overlong ones. Names are few in a
+/// real document (a schema's vocabulary), so the set stays small until the limit refuses it.
+struct NameCounter<'l, 'a> {
+    seen: std::collections::HashSet<&'a [u8]>,
+    limits: &'l Limits,
+}
+
+impl<'l, 'a> NameCounter<'l, 'a> {
+    fn new(limits: &'l Limits) -> Self {
+        NameCounter {
+            seen: std::collections::HashSet::new(),
+            limits,
+        }
+    }
+
+    /// A qualified name as written (`prefix:local`, or `xmlns:prefix`); both parts count.
+    fn see(&mut self, qname: &'a [u8], src: &[u8], at: usize) -> Result<(), XmlError> {
+        if qname.len() > self.limits.max_name_bytes {
+            return Err(XmlError::NameTooLong {
+                pos: Position::at(src, at),
+                limit: self.limits.max_name_bytes,
+            });
+        }
+        if self.seen.insert(qname) && self.seen.len() > self.limits.max_names {
+            return Err(XmlError::TooManyNames {
+                pos: Position::at(src, at),
+                limit: self.limits.max_names,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@ mod declarations;
 mod events;
 mod exchange;
 mod exchange_fail_ratio;
+mod field_inputs;
 mod fixtures;
 mod group_commit;
 mod loadtest_exchange;

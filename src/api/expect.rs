@@ -1,0 +1,97 @@
+//! `Expect: 100-continue`: a client asks whether to send its body. When the headers alone
+//! decide the answer (no or unknown credentials, a body too large, an encoding or media type
+//! the endpoint does not take), the final answer goes out at once and the body is never
+//! uploaded; otherwise `100 Continue`, and the request goes on as any other.
+
+use actix_web::http::header::HeaderMap;
+use actix_web::http::Method;
+use actix_web::HttpMessage;
+use actix_web::ResponseError;
+
+use super::{body, AppState, Body};
+use crate::error::ApiError;
+
+/// What the check needs of each endpoint: method, path pattern and body kind.
+pub struct Table(Vec<(Method, &'static str, Body)>);
+
+impl Table {
+    pub fn new(endpoints: &[super::Endpoint]) -> Table {
+        Table(
+            endpoints
+                .iter()
+                .map(|e| (e.method.clone(), e.path, e.body))
+                .collect(),
+        )
+    }
+
+    fn find(&self, method: &Method, path: &str) -> Option<(&'static str, Body)> {
+        self.0
+            .iter()
+            .find(|(m, p, _)| m == method && matches(p, path))
+            .map(|(_, p, b)| (*p, *b))
+    }
+}
+
+/// `pattern` with `{name}` segments matching any one non-empty segment.
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut pat = pattern.split('/');
+    let mut seg = path.split('/');
+    loop {
+        match (pat.next(), seg.next()) {
+            (None, None) => return true,
+            (Some(p), Some(s)) if p.starts_with('{') && p.ends_with('}') && !s.is_empty() => {}
+            (Some(p), Some(s)) if p == s => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Paths whose callers are not bearer-token parties: partner windows sign their messages.
+fn public(pattern: &str) -> bool {
+    matches!(pattern, "/health" | "/exchange/v1/messages")
+}
+
+/// The answer the headers alone decide, if any.
+pub async fn decide(
+    state: &AppState,
+    table: &Table,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    // Unknown paths and methods are answered by the router, which needs no body either way.
+    let Some((pattern, kind)) = table.find(method, path) else {
+        return Ok(());
+    };
+    if !public(pattern) {
+        super::auth::authenticate(state, headers).await?;
+    }
+    let limit = match kind {
+        Body::Json => super::json::LIMIT,
+        Body::Pem => super::licences::PEM_LIMIT,
+        Body::Xml | Body::None => state.validator.limits.max_bytes,
+    };
+    body::precheck(headers, limit)?;
+    match kind {
+        Body::Xml => body::require_xml_in(headers),
+        Body::Json => body::require_json_in(headers),
+        Body::Pem | Body::None => Ok(()),
+    }
+}
+
+/// The expect service: the request goes on, or its final answer is sent in place of
+/// `100 Continue`.
+pub async fn check(
+    state: actix_web::web::Data<AppState>,
+    table: std::sync::Arc<Table>,
+    req: actix_http::Request,
+) -> Result<actix_http::Request, actix_web::Error> {
+    let path = req.path().to_owned();
+    match decide(&state, &table, req.method(), &path, req.headers()).await {
+        Ok(()) => Ok(req),
+        Err(e) => {
+            tracing::info!(code = e.code(), status = %e.status_code(), %path, "answered before the body (Expect: 100-continue)");
+            Err(e.into())
+        }
+    }
+}
