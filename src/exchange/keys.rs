@@ -14,7 +14,7 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509Name, X509};
+use openssl::x509::{X509Name, X509Ref, X509};
 
 use super::ExchangeError;
 
@@ -337,7 +337,7 @@ pub fn load(dir: &Path, country: &str) -> Result<Identity, ExchangeError> {
 }
 
 /// The `C=` of a certificate's subject.
-pub fn subject_country(cert: &X509) -> Option<String> {
+pub fn subject_country(cert: &X509Ref) -> Option<String> {
     cert.subject_name()
         .entries_by_nid(Nid::COUNTRYNAME)
         .next()
@@ -345,7 +345,7 @@ pub fn subject_country(cert: &X509) -> Option<String> {
 }
 
 /// A one-line rendering of a certificate's subject, for logs and the inbox.
-pub fn subject_line(cert: &X509) -> String {
+pub fn subject_line(cert: &X509Ref) -> String {
     cert.subject_name()
         .entries()
         .filter_map(|e| {
