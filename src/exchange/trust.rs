@@ -264,3 +264,417 @@ pub fn carried(certs: Option<&StackRef<X509>>) -> Result<Stack<X509>, SignatureE
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::{BigNum, MsbOption};
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::{PKey, Private};
+    use openssl::stack::Stack;
+    use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
+    use openssl::x509::{X509Name, X509};
+
+    use super::Policy;
+    use crate::exchange::signature::{verify_cms, verify_with};
+
+    /// What a test certificate says about itself.
+    struct Spec<'a> {
+        cn: &'a str,
+        ca: bool,
+        key_usage: Option<&'a [&'a str]>,
+        eku: Option<&'a [&'a str]>,
+        /// Seconds from now.
+        not_before: i64,
+        not_after: i64,
+    }
+
+    impl<'a> Spec<'a> {
+        fn ca(cn: &'a str) -> Spec<'a> {
+            Spec {
+                cn,
+                ca: true,
+                key_usage: Some(&["keyCertSign", "cRLSign"]),
+                eku: None,
+                not_before: -3600,
+                not_after: 86_400,
+            }
+        }
+        fn signer(cn: &'a str) -> Spec<'a> {
+            Spec {
+                cn,
+                ca: false,
+                key_usage: Some(&["digitalSignature", "nonRepudiation"]),
+                eku: None,
+                not_before: -3600,
+                not_after: 86_400,
+            }
+        }
+    }
+
+    type Pair = (X509, PKey<Private>);
+
+    /// A certificate for `spec` (C=VN), issued by `issuer`, self-signed without one.
+    fn make(spec: &Spec, issuer: Option<&Pair>) -> Pair {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = X509Name::builder().unwrap();
+        name.append_entry_by_text("C", "VN").unwrap();
+        name.append_entry_by_text("CN", spec.cn).unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let mut serial = BigNum::new().unwrap();
+        serial.rand(127, MsbOption::MAYBE_ZERO, false).unwrap();
+        b.set_serial_number(&serial.to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(issuer.map_or(&name, |(c, _)| c.subject_name()))
+            .unwrap();
+        b.set_pubkey(&key).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        b.set_not_before(&Asn1Time::from_unix(now + spec.not_before).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::from_unix(now + spec.not_after).unwrap())
+            .unwrap();
+        let mut bc = BasicConstraints::new();
+        bc.critical();
+        if spec.ca {
+            bc.ca();
+        }
+        b.append_extension(bc.build().unwrap()).unwrap();
+        if let Some(usages) = spec.key_usage {
+            let mut ku = KeyUsage::new();
+            ku.critical();
+            for u in usages {
+                match *u {
+                    "digitalSignature" => ku.digital_signature(),
+                    "nonRepudiation" => ku.non_repudiation(),
+                    "keyCertSign" => ku.key_cert_sign(),
+                    "cRLSign" => ku.crl_sign(),
+                    "keyAgreement" => ku.key_agreement(),
+                    other => panic!("{other}"),
+                };
+            }
+            b.append_extension(ku.build().unwrap()).unwrap();
+        }
+        if let Some(purposes) = spec.eku {
+            let mut eku = ExtendedKeyUsage::new();
+            for p in purposes {
+                eku.other(p);
+            }
+            b.append_extension(eku.build().unwrap()).unwrap();
+        }
+        b.sign(issuer.map_or(&key, |(_, k)| k), MessageDigest::sha256())
+            .unwrap();
+        (b.build(), key)
+    }
+
+    const MSG: &[u8] = b"<Envelope>exact bytes</Envelope>";
+
+    /// A detached signature by `signer`, carrying `extra` besides its certificate.
+    fn sign(signer: &Pair, extra: &[&X509]) -> Vec<u8> {
+        let mut certs = Stack::new().unwrap();
+        for c in extra {
+            certs.push((*c).clone()).unwrap();
+        }
+        let flags = CMSOptions::DETACHED | CMSOptions::BINARY;
+        CmsContentInfo::sign(
+            Some(&signer.0),
+            Some(&signer.1),
+            Some(&certs),
+            Some(MSG),
+            flags,
+        )
+        .unwrap()
+        .to_der()
+        .unwrap()
+    }
+
+    fn code(sig: &[u8], anchor: &X509) -> &'static str {
+        code_with(sig, MSG, anchor, &Policy::default())
+    }
+
+    fn code_with(sig: &[u8], data: &[u8], anchor: &X509, p: &Policy) -> &'static str {
+        match verify_with(sig, data, anchor, "VN", p) {
+            Ok(_) => "OK",
+            Err(e) => e.code(),
+        }
+    }
+
+    /// Root → intermediate → signer.
+    fn chain() -> (Pair, Pair, Pair) {
+        let root = make(&Spec::ca("VN root"), None);
+        let inter = make(&Spec::ca("VN issuing CA"), Some(&root));
+        let signer = make(&Spec::signer("VN signing"), Some(&inter));
+        (root, inter, signer)
+    }
+
+    #[test]
+    fn a_chain_through_a_carried_intermediate_reaches_the_pinned_root() {
+        let (root, inter, signer) = chain();
+        let sig = sign(&signer, &[&inter.0]);
+        assert_eq!(code(&sig, &root.0), "OK");
+        // Also when the root travels too.
+        let sig = sign(&signer, &[&inter.0, &root.0]);
+        assert_eq!(code(&sig, &root.0), "OK");
+    }
+
+    #[test]
+    fn a_pinned_intermediate_is_a_trust_anchor() {
+        let (_, inter, signer) = chain();
+        assert_eq!(code(&sign(&signer, &[]), &inter.0), "OK");
+        assert_eq!(code(&sign(&signer, &[&inter.0]), &inter.0), "OK");
+    }
+
+    #[test]
+    fn a_missing_intermediate_leaves_the_chain_untrusted() {
+        let (root, _, signer) = chain();
+        let err =
+            verify_with(&sign(&signer, &[]), MSG, &root.0, "VN", &Policy::default()).unwrap_err();
+        assert_eq!(err.code(), "CERTIFICATE_UNTRUSTED");
+        assert!(err.to_string().contains("the CA pinned for VN"), "{err}");
+        // An intermediate of another root does not help either.
+        let (_, other_inter, _) = chain();
+        assert_eq!(
+            code(&sign(&signer, &[&other_inter.0]), &root.0),
+            "CERTIFICATE_UNTRUSTED"
+        );
+    }
+
+    #[test]
+    fn an_issuer_must_be_a_ca_that_signs_certificates() {
+        let root = make(&Spec::ca("VN root"), None);
+        // CA:FALSE in the middle.
+        let not_ca = make(
+            &Spec {
+                ca: false,
+                key_usage: Some(&["keyCertSign", "digitalSignature"]),
+                ..Spec::ca("not a CA")
+            },
+            Some(&root),
+        );
+        let signer = make(&Spec::signer("VN signing"), Some(&not_ca));
+        assert_eq!(
+            code(&sign(&signer, &[&not_ca.0]), &root.0),
+            "CERTIFICATE_UNTRUSTED"
+        );
+        // CA:TRUE without keyCertSign.
+        let no_certsign = make(
+            &Spec {
+                key_usage: Some(&["digitalSignature"]),
+                ..Spec::ca("no certsign")
+            },
+            Some(&root),
+        );
+        let signer = make(&Spec::signer("VN signing"), Some(&no_certsign));
+        assert_eq!(
+            code(&sign(&signer, &[&no_certsign.0]), &root.0),
+            "CERTIFICATE_UNTRUSTED"
+        );
+    }
+
+    #[test]
+    fn signer_purposes() {
+        let root = make(&Spec::ca("VN root"), None);
+        let with = |key_usage: Option<&[&str]>, eku: Option<&[&str]>| {
+            let signer = make(
+                &Spec {
+                    key_usage,
+                    eku,
+                    ..Spec::signer("VN signing")
+                },
+                Some(&root),
+            );
+            code(&sign(&signer, &[]), &root.0)
+        };
+        let sign_ku: Option<&[&str]> = Some(&["digitalSignature"]);
+        // documentSigning (RFC 9336), emailProtection, anyExtendedKeyUsage, none at all.
+        assert_eq!(with(sign_ku, Some(&["1.3.6.1.5.5.7.3.36"])), "OK");
+        assert_eq!(with(sign_ku, Some(&["emailProtection"])), "OK");
+        assert_eq!(with(sign_ku, Some(&["2.5.29.37.0"])), "OK");
+        assert_eq!(
+            with(sign_ku, Some(&["serverAuth", "1.3.6.1.5.5.7.3.36"])),
+            "OK"
+        );
+        assert_eq!(with(sign_ku, None), "OK");
+        assert_eq!(with(None, None), "OK");
+        assert_eq!(with(Some(&["nonRepudiation"]), None), "OK");
+        // A TLS or code-signing certificate does not sign documents.
+        assert_eq!(
+            with(sign_ku, Some(&["serverAuth", "clientAuth"])),
+            "CERTIFICATE_PURPOSE"
+        );
+        assert_eq!(with(sign_ku, Some(&["codeSigning"])), "CERTIFICATE_PURPOSE");
+        // Nor does a key for certificates or key agreement alone.
+        assert_eq!(with(Some(&["keyCertSign"]), None), "CERTIFICATE_PURPOSE");
+        assert_eq!(with(Some(&["keyAgreement"]), None), "CERTIFICATE_PURPOSE");
+    }
+
+    #[test]
+    fn the_purpose_error_names_the_usages_found() {
+        let root = make(&Spec::ca("VN root"), None);
+        let signer = make(
+            &Spec {
+                eku: Some(&["serverAuth"]),
+                ..Spec::signer("VN tls")
+            },
+            Some(&root),
+        );
+        let err =
+            verify_with(&sign(&signer, &[]), MSG, &root.0, "VN", &Policy::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the signer certificate (C=VN, CN=VN tls) may not sign documents: its extended key \
+             usage (TLS Web Server Authentication (1.3.6.1.5.5.7.3.1)) includes none of \
+             documentSigning, emailProtection, anyExtendedKeyUsage"
+        );
+    }
+
+    #[test]
+    fn not_yet_valid_within_the_skew_is_accepted_beyond_it_refused() {
+        let root = make(&Spec::ca("VN root"), None);
+        let at = |not_before: i64| {
+            let signer = make(
+                &Spec {
+                    not_before,
+                    ..Spec::signer("VN signing")
+                },
+                Some(&root),
+            );
+            sign(&signer, &[])
+        };
+        let soon = at(120);
+        assert_eq!(code(&soon, &root.0), "OK");
+        let strict = Policy { clock_skew_secs: 0 };
+        assert_eq!(
+            code_with(&soon, MSG, &root.0, &strict),
+            "CERTIFICATE_NOT_YET_VALID"
+        );
+        assert_eq!(code(&at(3600), &root.0), "CERTIFICATE_NOT_YET_VALID");
+        // The tolerance does not stretch an expiry.
+        let expired = make(
+            &Spec {
+                not_before: -86_400,
+                not_after: -60,
+                ..Spec::signer("VN signing")
+            },
+            Some(&root),
+        );
+        assert_eq!(code(&sign(&expired, &[]), &root.0), "CERTIFICATE_EXPIRED");
+    }
+
+    #[test]
+    fn every_certificate_of_the_chain_is_within_its_dates() {
+        let root = make(&Spec::ca("VN root"), None);
+        let old = make(
+            &Spec {
+                not_before: -86_400,
+                not_after: -60,
+                ..Spec::ca("VN old issuing CA")
+            },
+            Some(&root),
+        );
+        let signer = make(&Spec::signer("VN signing"), Some(&old));
+        let err = verify_with(
+            &sign(&signer, &[&old.0]),
+            MSG,
+            &root.0,
+            "VN",
+            &Policy::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "CERTIFICATE_EXPIRED");
+        assert!(err.to_string().contains("VN old issuing CA"), "{err}");
+        let future = make(
+            &Spec {
+                not_before: 86_400,
+                ..Spec::ca("VN future CA")
+            },
+            None,
+        );
+        let signer = make(&Spec::signer("VN signing"), Some(&future));
+        assert_eq!(
+            code(&sign(&signer, &[]), &future.0),
+            "CERTIFICATE_NOT_YET_VALID"
+        );
+    }
+
+    #[test]
+    fn signature_invalid_only_when_the_bytes_differ() {
+        let (root, inter, signer) = chain();
+        let sig = sign(&signer, &[&inter.0]);
+        assert_eq!(
+            code_with(
+                &sig,
+                b"<Envelope>other bytes</Envelope>",
+                &root.0,
+                &Policy::default()
+            ),
+            "SIGNATURE_INVALID"
+        );
+        // A documentSigning signer whose bytes match is not SIGNATURE_INVALID.
+        let doc = make(
+            &Spec {
+                eku: Some(&["1.3.6.1.5.5.7.3.36"]),
+                ..Spec::signer("VN document signing")
+            },
+            Some(&inter),
+        );
+        assert_eq!(code(&sign(&doc, &[&inter.0]), &root.0), "OK");
+    }
+
+    #[test]
+    fn several_anchors_any_one_will_do() {
+        let (root, inter, signer) = chain();
+        let other = make(&Spec::ca("other"), None);
+        let sig = sign(&signer, &[&inter.0]);
+        let signers = verify_cms(
+            &sig,
+            MSG,
+            &[other.0.clone(), root.0.clone()],
+            "test anchors",
+            &Policy::default(),
+        )
+        .unwrap();
+        assert_eq!(signers[0].to_der().unwrap(), signer.0.to_der().unwrap());
+        let err = verify_cms(&sig, MSG, &[], "no anchors", &Policy::default()).unwrap_err();
+        assert_eq!(err.code(), "CERTIFICATE_UNTRUSTED");
+    }
+
+    /// `openssl cms -verify -CAfile root.crt` takes the same signature (intermediate carried,
+    /// no extended key usage): the command line and the window agree.
+    #[test]
+    fn the_openssl_command_line_accepts_a_chain_through_an_intermediate() {
+        let (root, inter, signer) = chain();
+        let sig = sign(&signer, &[&inter.0]);
+        assert_eq!(code(&sig, &root.0), "OK");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("root.crt"), root.0.to_pem().unwrap()).unwrap();
+        std::fs::write(dir.path().join("msg.xml"), MSG).unwrap();
+        std::fs::write(dir.path().join("msg.p7s"), &sig).unwrap();
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "cms", "-verify", "-binary", "-inform", "DER", "-in", "msg.p7s",
+            ])
+            .args([
+                "-content",
+                "msg.xml",
+                "-CAfile",
+                "root.crt",
+                "-out",
+                "/dev/null",
+            ])
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
