@@ -292,7 +292,7 @@ fn form_d() -> Vec<u8> {
     fixture("valid/certificate-of-origin/vn-sg-form-d.xml")
 }
 
-fn acdd_envelope(sender: &str, receiver: &str, payload: &[u8]) -> (Header, Vec<u8>) {
+pub fn acdd_envelope(sender: &str, receiver: &str, payload: &[u8]) -> (Header, Vec<u8>) {
     let h = Header {
         message_id: Uuid::now_v7(),
         conversation_id: Uuid::now_v7(),
