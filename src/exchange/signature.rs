@@ -73,11 +73,23 @@ impl SignatureError {
     }
 }
 
-/// Signs `data` (detached, binary: the bytes are hashed exactly as given). Returns DER.
+/// Signs `data` (detached, binary: the bytes are hashed exactly as given), carrying the
+/// signer's certificate and the intermediates of its chain. Returns DER.
 pub fn sign(id: &Identity, data: &[u8]) -> Result<Vec<u8>, SignatureError> {
     let flags = CMSOptions::DETACHED | CMSOptions::BINARY;
-    let cms = CmsContentInfo::sign(Some(&id.cert), Some(&id.key), None, Some(data), flags)
-        .map_err(|e| SignatureError::Signing(e.to_string()))?;
+    let signing = |e: openssl::error::ErrorStack| SignatureError::Signing(e.to_string());
+    let mut chain = Stack::new().map_err(signing)?;
+    for c in &id.chain {
+        chain.push(c.clone()).map_err(signing)?;
+    }
+    let cms = CmsContentInfo::sign(
+        Some(&id.cert),
+        Some(&id.key),
+        Some(&chain),
+        Some(data),
+        flags,
+    )
+    .map_err(signing)?;
     cms.to_der()
         .map_err(|e| SignatureError::Signing(e.to_string()))
 }
@@ -333,6 +345,7 @@ mod tests {
                 ca,
                 cert,
                 key,
+                chain: Vec::new(),
             },
             ca_key,
         )

@@ -288,7 +288,7 @@ pub fn declarant_of(xml: &[u8]) -> String {
     s[start..end].to_owned()
 }
 
-fn form_d() -> Vec<u8> {
+pub fn form_d() -> Vec<u8> {
     fixture("valid/certificate-of-origin/vn-sg-form-d.xml")
 }
 
@@ -654,6 +654,7 @@ async fn refused_messages_leave_nothing_behind() {
         key,
         ca: rogue_ca,
         country: "VN".into(),
+        chain: Vec::new(),
     };
     let r = sg
         .deliver(&env, Some(&signature::sign(&rogue, &env).unwrap()))

@@ -582,3 +582,51 @@ async fn deposited_licences_follow_the_same_certificate_rules() {
     )
     .unwrap();
 }
+
+/// Replaces `country`'s signing certificate in the plan by one its issuing intermediate
+/// issued, `signing.crt` holding the certificate followed by the intermediate.
+fn sign_through_an_intermediate(plan: &Plan, country: &str) {
+    let dir = plan.dir.path().join(country);
+    let root = (
+        plan.identity_of(country).ca,
+        PKey::private_key_from_pem(&std::fs::read(dir.join("ca.key")).unwrap()).unwrap(),
+    );
+    let cn = format!("{country} issuing CA");
+    let inter = make(&Spec::ca(country, &cn), Some(&root));
+    let cn = format!("{country} Single Window signing");
+    let signer = make(
+        &Spec {
+            eku: Some(&[DOCUMENT_SIGNING]),
+            ..Spec::signer(country, &cn)
+        },
+        Some(&inter),
+    );
+    let mut pem = signer.0.to_pem().unwrap();
+    pem.extend(inter.0.to_pem().unwrap());
+    std::fs::write(dir.join(keys::SIGNING_CERT), pem).unwrap();
+    std::fs::write(
+        dir.join(keys::SIGNING_KEY),
+        signer.1.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn receipts_and_messages_signed_through_an_intermediate_travel_both_ways() {
+    let plan = Plan::new(&["VN", "SG"]);
+    // Both windows sign with a documentSigning certificate from an intermediate, which
+    // their signatures carry; partners still pin the roots.
+    sign_through_an_intermediate(&plan, "VN");
+    sign_through_an_intermediate(&plan, "SG");
+    assert_eq!(plan.identity_of("SG").chain.len(), 1);
+    let vn = plan.start("VN").await;
+    let sg = plan.start("SG").await;
+
+    // VN's message is accepted by SG, and SG's receipt by VN: delivered.
+    let sent = vn.send_form_d(crate::exchange::form_d()).await;
+    let m = vn
+        .wait_status(sent["message_id"].as_str().unwrap(), "delivered")
+        .await;
+    assert_eq!(m["status"], "delivered", "{m}");
+    assert_eq!(sg.inbound_count().await, 1);
+}
