@@ -80,8 +80,8 @@ fn verify_client(ok: bool, ctx: &mut X509StoreContextRef, policy: &trust::Policy
         }
     }
     let code = match error.as_raw() {
-        10 => "CERTIFICATE_EXPIRED",
-        26 => "CERTIFICATE_PURPOSE",
+        trust::X509_V_ERR_CERT_HAS_EXPIRED => "CERTIFICATE_EXPIRED",
+        trust::X509_V_ERR_INVALID_PURPOSE => "CERTIFICATE_PURPOSE",
         _ => "CERTIFICATE_UNTRUSTED",
     };
     tracing::warn!(

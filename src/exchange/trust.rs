@@ -28,8 +28,10 @@ use super::signature::{der_next, oid_name, SignatureError};
 /// for clocks kept by NTP (Kerberos uses the same).
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 300;
 
-/// `X509_V_ERR_CERT_NOT_YET_VALID`, as OpenSSL reports it to a TLS verify callback.
+/// OpenSSL's verify results (`X509_V_ERR_*`) a TLS verify callback tells apart.
 pub const X509_V_ERR_CERT_NOT_YET_VALID: i32 = 9;
+pub const X509_V_ERR_CERT_HAS_EXPIRED: i32 = 10;
+pub const X509_V_ERR_INVALID_PURPOSE: i32 = 26;
 
 /// How certificates are judged; built from `exchange.clock_skew_secs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
