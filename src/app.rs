@@ -127,7 +127,8 @@ fn partner_listener(
             "exchange.tls_listen is set but the keys directory has no tls.crt/tls.key".into(),
         )
     })?;
-    let acceptor = crate::exchange::tls::acceptor(files, &ex.partners)?;
+    let policy = crate::exchange::trust::Policy::from_settings(&ex.policy);
+    let acceptor = crate::exchange::tls::acceptor(files, &ex.partners, &policy)?;
     let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind {
         addr: addr.to_owned(),
         source,

@@ -180,6 +180,9 @@ pub struct ExchangeSettings {
     pub batch: i64,
     /// A fault this window shows its partners (testing and demonstrations).
     pub fault: crate::exchange::fault::Fault,
+    /// How far in the future a certificate's notBefore may lie and still be accepted (clocks
+    /// of partners and agencies drift); applies to every certificate check (docs/exchange.md).
+    pub clock_skew_secs: u64,
 }
 
 /// Time a delivery needs besides its posts (signing, storing the signature, checking the
@@ -226,6 +229,7 @@ impl Default for ExchangeSettings {
             poll_ms: 500,
             batch: 16,
             fault: crate::exchange::fault::Fault::None,
+            clock_skew_secs: crate::exchange::trust::DEFAULT_CLOCK_SKEW_SECS,
         }
     }
 }
@@ -395,6 +399,9 @@ impl Settings {
         }
         if let Some(v) = get("NSW_EXCHANGE_POLL_MS") {
             self.exchange.poll_ms = num("NSW_EXCHANGE_POLL_MS", v)? as u64;
+        }
+        if let Some(v) = get("NSW_EXCHANGE_CLOCK_SKEW_SECS") {
+            self.exchange.clock_skew_secs = num("NSW_EXCHANGE_CLOCK_SKEW_SECS", v)? as u64;
         }
         if let Some(v) = get("NSW_EXCHANGE_BATCH") {
             self.exchange.batch = num("NSW_EXCHANGE_BATCH", v)? as i64;

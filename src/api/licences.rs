@@ -8,6 +8,7 @@ use super::licence_applications::officer_agency;
 use super::{auth, body, json, AppState};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
+use crate::exchange::signature::SignatureError;
 use crate::licensing::{documents, signing};
 use crate::store::keys;
 use crate::store::licensing::{self as store, NewLicence};
@@ -58,23 +59,26 @@ pub async fn deposit(
     }
     let mut client = state.pool.get().await?;
     let trusted = keys::trusted(&client, &agency).await?;
-    signing::verify_detached(&signature, &bytes, &trusted, &agency).map_err(|e| match e {
-        signing::SignError::Malformed => {
-            ApiError::bad_request("SIGNATURE_MALFORMED", e.to_string())
-        }
-        signing::SignError::Algorithm(_) => {
-            ApiError::forbidden("SIGNATURE_ALGORITHM", e.to_string())
-        }
-        other => ApiError::Invalid {
-            violations: vec![xml::Violation {
-                line: 1,
-                column: 1,
-                path: "/Licence".into(),
-                code: "SIGNATURE_INVALID",
-                message: other.to_string(),
-            }],
+    let policy = signing::Policy::from_settings(&state.settings.exchange);
+    signing::verify_detached(&signature, &bytes, &trusted, &agency, &policy).map_err(
+        |e| match e {
+            SignatureError::Malformed(_) | SignatureError::NoSigner => {
+                ApiError::bad_request("SIGNATURE_MALFORMED", e.to_string())
+            }
+            // The bytes are not what was signed: a fault of the document, listed like its others.
+            SignatureError::Invalid(_) => ApiError::Invalid {
+                violations: vec![xml::Violation {
+                    line: 1,
+                    column: 1,
+                    path: "/Licence".into(),
+                    code: "SIGNATURE_INVALID",
+                    message: e.to_string(),
+                }],
+            },
+            // Digest algorithm, chain, dates, purpose: the signer is not accepted.
+            other => ApiError::forbidden(other.code(), other.to_string()),
         },
-    })?;
+    )?;
     store::deposit_licence(
         &mut client,
         &NewLicence {

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::receipt::{self, Reason, Receipt};
-use super::{envelope, keys, signature, Exchange, ExchangeError};
+use super::{envelope, keys, signature, trust, Exchange, ExchangeError};
 use crate::store::inbound::{self as store, NewInbound, Stored};
 use crate::validation::{Validator, Verdict};
 use crate::xml::{DocKind, Tree};
@@ -52,7 +52,13 @@ pub async fn receive(
         .partners
         .get(&header.sender)
         .ok_or_else(|| ExchangeError::UnknownPartner(header.sender.clone()))?;
-    let signer = signature::verify(&sig, body, &partner.ca, &header.sender)?;
+    let signer = signature::verify_with(
+        &sig,
+        body,
+        &partner.ca,
+        &header.sender,
+        &trust::Policy::from_settings(&ex.policy),
+    )?;
     // On mutual TLS the connection itself must be the sender's too.
     if let Some(peer) = tls_peer_country {
         if peer != Some(header.sender.as_str()) {

@@ -14,7 +14,7 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509Name, X509};
+use openssl::x509::{X509Name, X509Ref, X509};
 
 use super::ExchangeError;
 
@@ -32,6 +32,9 @@ pub struct Identity {
     pub ca: X509,
     pub cert: X509,
     pub key: PKey<Private>,
+    /// Intermediates between `cert` and the CA partners pin, carried in every signature so
+    /// partners can build the chain (the certificates after the first in `signing.crt`).
+    pub chain: Vec<X509>,
 }
 
 fn ssl(e: openssl::error::ErrorStack) -> ExchangeError {
@@ -319,7 +322,18 @@ pub fn load(dir: &Path, country: &str) -> Result<Identity, ExchangeError> {
         path: key_path.clone(),
         message: format!("not a PEM private key: {e}"),
     })?;
-    let cert = read_cert(&dir.join(SIGNING_CERT))?;
+    let cert_path = dir.join(SIGNING_CERT);
+    let mut certs = X509::stack_from_pem(&read(&cert_path)?)
+        .map_err(|e| ExchangeError::Keys {
+            path: cert_path.clone(),
+            message: format!("not a PEM certificate: {e}"),
+        })?
+        .into_iter();
+    let cert = certs.next().ok_or_else(|| ExchangeError::Keys {
+        path: cert_path.clone(),
+        message: "no certificate".into(),
+    })?;
+    let chain: Vec<X509> = certs.collect();
     let cert_country = subject_country(&cert);
     if cert_country.as_deref() != Some(country) {
         return Err(ExchangeError::Config(format!(
@@ -333,11 +347,12 @@ pub fn load(dir: &Path, country: &str) -> Result<Identity, ExchangeError> {
         ca: read_cert(&dir.join(CA_CERT))?,
         cert,
         key,
+        chain,
     })
 }
 
 /// The `C=` of a certificate's subject.
-pub fn subject_country(cert: &X509) -> Option<String> {
+pub fn subject_country(cert: &X509Ref) -> Option<String> {
     cert.subject_name()
         .entries_by_nid(Nid::COUNTRYNAME)
         .next()
@@ -345,7 +360,7 @@ pub fn subject_country(cert: &X509) -> Option<String> {
 }
 
 /// A one-line rendering of a certificate's subject, for logs and the inbox.
-pub fn subject_line(cert: &X509) -> String {
+pub fn subject_line(cert: &X509Ref) -> String {
     cert.subject_name()
         .entries()
         .filter_map(|e| {

@@ -14,6 +14,7 @@ pub mod receipt;
 pub mod signature;
 pub use crate::domain::message_state as state;
 pub mod tls;
+pub mod trust;
 pub mod worker;
 
 use std::collections::HashMap;

@@ -1,16 +1,20 @@
 //! Detached CMS (PKCS#7) signatures over the exact bytes of a message: SHA-256, ECDSA P-256,
-//! the signer's certificate inside. Verification trusts only the one CA pinned for the
-//! partner, and then checks that the certificate speaks for the country the message claims.
+//! the signer's certificate inside. [`verify_cms`] is the one verification every signed input
+//! goes through (partner messages and receipts here, licences agencies deposit in
+//! `licensing::signing`): digest algorithm, chain to the pinned anchors, validity dates and
+//! purpose of the signer (the rules are in [`super::trust`]), then the signature over the bytes.
+//! [`verify`] adds, for partner windows, that the certificate speaks for the country the
+//! message claims.
 
-use openssl::asn1::{Asn1Object, Asn1Time};
+use openssl::asn1::Asn1Object;
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::nid::Nid;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::stack::Stack;
-use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
 
 use super::keys::{self, Identity};
+use super::trust::{self, Policy};
 
 /// Why a signature is not accepted. Each has a stable code for the problem+json answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,15 +25,27 @@ pub enum SignatureError {
     NoSigner,
     #[error("the signature's digest algorithm is {digest}; only SHA-256 is accepted")]
     Algorithm { digest: String },
-    #[error("the signer certificate ({subject}) is outside its validity period ({not_before} to {not_after})")]
+    #[error("the certificate ({subject}) has expired (valid {not_before} to {not_after})")]
     CertificateExpired {
         subject: String,
         not_before: String,
         not_after: String,
     },
-    #[error("the signer certificate ({subject}) is not issued by the CA pinned for {country}")]
-    Untrusted { subject: String, country: String },
-    #[error("the signature does not match the message bytes: {0}")]
+    #[error("the certificate ({subject}) is not valid before {not_before}, more than {skew_secs} s ahead of this window's clock")]
+    CertificateNotYetValid {
+        subject: String,
+        not_before: String,
+        skew_secs: u64,
+    },
+    #[error("the signer certificate ({subject}) does not chain to {trust}: {reason}")]
+    Untrusted {
+        subject: String,
+        trust: String,
+        reason: String,
+    },
+    #[error("the signer certificate ({subject}) may not sign documents: {reason}")]
+    Purpose { subject: String, reason: String },
+    #[error("the signature does not match the bytes: {0}")]
     Invalid(String),
     #[error("the signer certificate is for country {cert:?}, but the message is from {claimed}")]
     CountryMismatch {
@@ -47,7 +63,9 @@ impl SignatureError {
             SignatureError::NoSigner => "SIGNATURE_NO_SIGNER",
             SignatureError::Algorithm { .. } => "SIGNATURE_ALGORITHM",
             SignatureError::CertificateExpired { .. } => "CERTIFICATE_EXPIRED",
+            SignatureError::CertificateNotYetValid { .. } => "CERTIFICATE_NOT_YET_VALID",
             SignatureError::Untrusted { .. } => "CERTIFICATE_UNTRUSTED",
+            SignatureError::Purpose { .. } => "CERTIFICATE_PURPOSE",
             SignatureError::Invalid(_) => "SIGNATURE_INVALID",
             SignatureError::CountryMismatch { .. } => "SENDER_CERTIFICATE_MISMATCH",
             SignatureError::Signing(_) => "SIGNING_FAILED",
@@ -55,79 +73,121 @@ impl SignatureError {
     }
 }
 
-/// Signs `data` (detached, binary: the bytes are hashed exactly as given). Returns DER.
+/// Signs `data` (detached, binary: the bytes are hashed exactly as given), carrying the
+/// signer's certificate and the intermediates of its chain. Returns DER.
 pub fn sign(id: &Identity, data: &[u8]) -> Result<Vec<u8>, SignatureError> {
     let flags = CMSOptions::DETACHED | CMSOptions::BINARY;
-    let cms = CmsContentInfo::sign(Some(&id.cert), Some(&id.key), None, Some(data), flags)
-        .map_err(|e| SignatureError::Signing(e.to_string()))?;
+    let signing = |e: openssl::error::ErrorStack| SignatureError::Signing(e.to_string());
+    let mut chain = Stack::new().map_err(signing)?;
+    for c in &id.chain {
+        chain.push(c.clone()).map_err(signing)?;
+    }
+    let cms = CmsContentInfo::sign(
+        Some(&id.cert),
+        Some(&id.key),
+        Some(&chain),
+        Some(data),
+        flags,
+    )
+    .map_err(signing)?;
     cms.to_der()
         .map_err(|e| SignatureError::Signing(e.to_string()))
 }
 
-/// Verifies a detached DER signature over `data` against `ca` (the partner's pinned CA) and
-/// checks the signer's `C=` is `country`. Returns the signer certificate.
+/// [`verify_with`] under the default policy (five minutes of clock skew).
 pub fn verify(
     signature: &[u8],
     data: &[u8],
     ca: &X509,
     country: &str,
 ) -> Result<X509, SignatureError> {
-    let p7 = Pkcs7::from_der(signature).map_err(|e| SignatureError::Malformed(e.to_string()))?;
-    let none = Stack::new().map_err(|e| SignatureError::Malformed(e.to_string()))?;
-    let signers = p7
-        .signers(&none, Pkcs7Flags::empty())
-        .map_err(|_| SignatureError::NoSigner)?;
-    let signer = signers
-        .iter()
-        .next()
-        .ok_or(SignatureError::NoSigner)?
-        .to_owned();
-    let subject = keys::subject_line(&signer);
+    verify_with(signature, data, ca, country, &Policy::default())
+}
 
-    let der = p7
-        .to_der()
-        .map_err(|e| SignatureError::Malformed(e.to_string()))?;
+/// Verifies a partner's detached DER signature over `data`: [`verify_cms`] against `ca`
+/// (the CA pinned for the partner: its root, or an intermediate), then the signer's `C=`
+/// must be `country`. Returns the signer certificate.
+pub fn verify_with(
+    signature: &[u8],
+    data: &[u8],
+    ca: &X509,
+    country: &str,
+    policy: &Policy,
+) -> Result<X509, SignatureError> {
+    let trust = format!("the CA pinned for {country}");
+    let signers = verify_cms(signature, data, std::slice::from_ref(ca), &trust, policy)?;
+    for signer in &signers {
+        let cert_country = keys::subject_country(signer);
+        if cert_country.as_deref() != Some(country) {
+            return Err(SignatureError::CountryMismatch {
+                cert: cert_country,
+                claimed: country.to_owned(),
+            });
+        }
+    }
+    signers.into_iter().next().ok_or(SignatureError::NoSigner)
+}
+
+/// The verification every detached CMS signature goes through, each failure with its code:
+///
+/// 1. a DER CMS SignedData with at least one signer → `SIGNATURE_MALFORMED`,
+///    `SIGNATURE_NO_SIGNER`;
+/// 2. every signer digested with SHA-256 → `SIGNATURE_ALGORITHM`;
+/// 3. every signer certificate chains, through the certificates the SignedData carries, to
+///    one of `anchors` (named `trust` in the error) → `CERTIFICATE_UNTRUSTED`; every
+///    certificate of the chain is within its dates → `CERTIFICATE_EXPIRED`,
+///    `CERTIFICATE_NOT_YET_VALID` (see [`trust`]);
+/// 4. every signer certificate may sign documents → `CERTIFICATE_PURPOSE`;
+/// 5. the signature matches `data`, byte for byte → `SIGNATURE_INVALID`, and only then.
+///
+/// A signer certificate is looked up among `anchors` first, then among the carried ones, so a
+/// signature made without certificates by a pinned certificate verifies too. Returns the
+/// signer certificates.
+pub fn verify_cms(
+    signature: &[u8],
+    data: &[u8],
+    anchors: &[X509],
+    trust: &str,
+    policy: &Policy,
+) -> Result<Vec<X509>, SignatureError> {
+    let malformed = |e: openssl::error::ErrorStack| SignatureError::Malformed(e.to_string());
+    let p7 = Pkcs7::from_der(signature).map_err(malformed)?;
+    let mut pinned = Stack::new().map_err(malformed)?;
+    for a in anchors {
+        pinned.push(a.clone()).map_err(malformed)?;
+    }
+    let signers: Vec<X509> = p7
+        .signers(&pinned, Pkcs7Flags::empty())
+        .map_err(|_| SignatureError::NoSigner)?
+        .iter()
+        .map(|c| c.to_owned())
+        .collect();
+    if signers.is_empty() {
+        return Err(SignatureError::NoSigner);
+    }
+
+    let der = p7.to_der().map_err(malformed)?;
     require_sha256(&der)?;
 
-    // Name the precise reason before handing the chain to CMS_verify, which would only say
-    // "certificate verify error".
-    let now = Asn1Time::days_from_now(0).map_err(|e| SignatureError::Invalid(e.to_string()))?;
-    if signer.not_before() > now || signer.not_after() < now {
-        return Err(SignatureError::CertificateExpired {
-            subject,
-            not_before: signer.not_before().to_string(),
-            not_after: signer.not_after().to_string(),
-        });
-    }
-    let issued_by_ca = ca
-        .public_key()
-        .and_then(|k| signer.verify(&k))
-        .unwrap_or(false);
-    if !issued_by_ca {
-        return Err(SignatureError::Untrusted {
-            subject,
-            country: country.to_owned(),
-        });
+    let carried = trust::carried(p7.signed().and_then(|s| s.certificates()))?;
+    for signer in &signers {
+        trust::verify_chain(signer, &carried, anchors, trust, policy)?;
+        trust::check_signing_purpose(signer)?;
     }
 
-    let mut store = X509StoreBuilder::new().map_err(|e| SignatureError::Invalid(e.to_string()))?;
-    store
-        .add_cert(ca.clone())
-        .map_err(|e| SignatureError::Invalid(e.to_string()))?;
-    let store = store.build();
-    let mut cms = CmsContentInfo::from_der(signature)
-        .map_err(|e| SignatureError::Malformed(e.to_string()))?;
-    cms.verify(None, Some(&store), Some(data), None, CMSOptions::BINARY)
-        .map_err(|e| SignatureError::Invalid(e.to_string()))?;
-
-    let cert_country = keys::subject_country(&signer);
-    if cert_country.as_deref() != Some(country) {
-        return Err(SignatureError::CountryMismatch {
-            cert: cert_country,
-            claimed: country.to_owned(),
-        });
-    }
-    Ok(signer)
+    // The chain and purpose are settled above, each with its own code; CMS_verify would
+    // only say "certificate verify error", and would hold the signer to the S/MIME purpose
+    // (emailProtection) besides. Here it checks the signature over the bytes alone.
+    let mut cms = CmsContentInfo::from_der(signature).map_err(malformed)?;
+    cms.verify(
+        Some(&pinned),
+        None,
+        Some(data),
+        None,
+        CMSOptions::BINARY | CMSOptions::NO_SIGNER_CERT_VERIFY,
+    )
+    .map_err(|e| SignatureError::Invalid(e.to_string()))?;
+    Ok(signers)
 }
 
 /// Refuses a DER CMS SignedData unless every signer digested with SHA-256. CMS_verify accepts
@@ -145,7 +205,7 @@ pub fn require_sha256(der: &[u8]) -> Result<(), SignatureError> {
     for oid in digests {
         if oid != SHA256_OID {
             return Err(SignatureError::Algorithm {
-                digest: digest_name(oid),
+                digest: oid_name(oid),
             });
         }
     }
@@ -157,7 +217,7 @@ const SHA256_OID: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01
 
 /// Reads one DER element: (tag, content, rest). Definite lengths only (`to_der` output), and
 /// single-byte tags, which is all CMS SignedData uses.
-fn der_next(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn der_next(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, b) = b.split_first()?;
     if tag & 0x1f == 0x1f {
         return None;
@@ -232,9 +292,9 @@ fn signer_digest_oids(der: &[u8]) -> Option<Vec<&[u8]>> {
     Some(oids)
 }
 
-/// A readable name for a digest OID for the error message: OpenSSL's name when it knows the
-/// OID, the dotted form otherwise.
-fn digest_name(oid: &[u8]) -> String {
+/// A readable name for an OID (a digest, a key purpose) for an error message: OpenSSL's name
+/// when it knows the OID, the dotted form otherwise.
+pub(super) fn oid_name(oid: &[u8]) -> String {
     let mut arcs: Vec<u64> = Vec::new();
     let mut acc: u64 = 0;
     for &b in oid {
@@ -285,6 +345,7 @@ mod tests {
                 ca,
                 cert,
                 key,
+                chain: Vec::new(),
             },
             ca_key,
         )

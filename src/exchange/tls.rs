@@ -9,10 +9,12 @@ use actix_web::dev::Extensions;
 use openssl::pkey::PKey;
 use openssl::ssl::{SslAcceptor, SslAcceptorBuilder, SslMethod, SslVerifyMode};
 use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::X509;
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509StoreContextRef, X509};
 
 use super::keys::{self, TlsFiles};
 use super::partners::{Partner, Partners};
+use super::trust;
 use super::ExchangeError;
 use crate::config::ExchangeSettings;
 
@@ -25,8 +27,15 @@ fn ssl(e: openssl::error::ErrorStack) -> ExchangeError {
 }
 
 /// The acceptor for the partner listener: our TLS certificate; client certificates required
-/// and verified against the partners' CAs only.
-pub fn acceptor(tls: &TlsFiles, partners: &Partners) -> Result<SslAcceptorBuilder, ExchangeError> {
+/// and verified against the partners' CAs only, under the rules of [`super::trust`]: the
+/// client may send intermediates after its certificate, a pinned intermediate is an anchor
+/// (partial chain), and a notBefore up to `clock_skew_secs` ahead of our clock is accepted.
+/// The purpose is OpenSSL's `sslclient` (extended key usage clientAuth, if any).
+pub fn acceptor(
+    tls: &TlsFiles,
+    partners: &Partners,
+    policy: &trust::Policy,
+) -> Result<SslAcceptorBuilder, ExchangeError> {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(ssl)?;
     let cert = X509::from_pem(&tls.cert_pem).map_err(ssl)?;
     let key = PKey::private_key_from_pem(&tls.key_pem).map_err(ssl)?;
@@ -40,9 +49,49 @@ pub fn acceptor(tls: &TlsFiles, partners: &Partners) -> Result<SslAcceptorBuilde
             b.add_client_ca(&p.ca).map_err(ssl)?;
         }
     }
+    store
+        .set_flags(X509VerifyFlags::PARTIAL_CHAIN)
+        .map_err(ssl)?;
     b.set_verify_cert_store(store.build()).map_err(ssl)?;
-    b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    let policy = *policy;
+    b.set_verify_callback(
+        SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+        move |ok, ctx| verify_client(ok, ctx, &policy),
+    );
     Ok(b)
+}
+
+/// OpenSSL's verdict on one certificate of a client's chain, with the clock-skew tolerance
+/// for notBefore; a refusal is logged with the code a signature would get.
+fn verify_client(ok: bool, ctx: &mut X509StoreContextRef, policy: &trust::Policy) -> bool {
+    if ok {
+        return true;
+    }
+    let error = ctx.error();
+    let subject = ctx.current_cert().map(keys::subject_line);
+    if error.as_raw() == trust::X509_V_ERR_CERT_NOT_YET_VALID {
+        match ctx.current_cert().map(|c| trust::check_time(c, policy)) {
+            Some(Ok(())) => return true,
+            Some(Err(e)) => {
+                tracing::warn!(code = e.code(), reason = %e, "TLS client certificate refused");
+                return false;
+            }
+            None => {}
+        }
+    }
+    let code = match error.as_raw() {
+        trust::X509_V_ERR_CERT_HAS_EXPIRED => "CERTIFICATE_EXPIRED",
+        trust::X509_V_ERR_INVALID_PURPOSE => "CERTIFICATE_PURPOSE",
+        _ => "CERTIFICATE_UNTRUSTED",
+    };
+    tracing::warn!(
+        code,
+        subject = subject.as_deref().unwrap_or("?"),
+        depth = ctx.error_depth(),
+        reason = error.error_string(),
+        "TLS client certificate refused"
+    );
+    false
 }
 
 /// Records the client certificate's country for the handler, which compares it with the

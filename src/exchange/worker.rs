@@ -227,7 +227,8 @@ async fn post(
     let rsig = base64::engine::general_purpose::STANDARD
         .decode(rsig.trim())
         .map_err(|e| format!("receipt signature is not base64: {e}"))?;
-    signature::verify(&rsig, &body, &partner.ca, &partner.country)
+    let policy = super::trust::Policy::from_settings(&ex.policy);
+    signature::verify_with(&rsig, &body, &partner.ca, &partner.country, &policy)
         .map_err(|e| format!("receipt refused: {} ({e})", e.code()))?;
     match crate::xml::check(&body, limits, Some(DocKind::Receipt)) {
         Ok(Ok(_)) => {}

@@ -1,5 +1,7 @@
 //! Agency signatures: EC P-256 keys with self-signed X.509 certificates, and detached CMS
 //! (PKCS#7, SHA-256) over a document's exact bytes, so `openssl cms -verify -binary` checks it.
+//! Verification is the exchange's (`exchange::signature::verify_cms`), with the agency's
+//! registered certificates as trust anchors.
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
@@ -8,21 +10,16 @@ use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
-use openssl::stack::Stack;
 use openssl::x509::extension::{BasicConstraints, KeyUsage};
-use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::{X509NameBuilder, X509};
+
+use crate::exchange::signature::{self, SignatureError};
+pub use crate::exchange::trust::Policy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     #[error("openssl: {0}")]
     Openssl(#[from] openssl::error::ErrorStack),
-    #[error("the signature does not verify against any certificate registered for {agency}")]
-    NotVerified { agency: String },
-    #[error("the signature is not a DER CMS structure")]
-    Malformed,
-    #[error("{0}")]
-    Algorithm(String),
 }
 
 /// A private key and its certificate, both PEM.
@@ -86,51 +83,28 @@ pub fn sign_detached(
     Ok(cms.to_der()?)
 }
 
-/// Checks a detached CMS signature over `content` against each trusted certificate in turn.
+/// Checks a detached CMS signature over `content` with the verification partner messages get
+/// (`exchange::signature::verify_cms`): the certificates registered for the agency
+/// (`trusted_pem`) are the trust anchors, whether an agency CA or a signing certificate itself;
+/// certificates the signature carries serve only as intermediates towards one of them.
 pub fn verify_detached(
     signature_der: &[u8],
     content: &[u8],
     trusted_pem: &[String],
     agency: &str,
-) -> Result<(), SignError> {
-    let mut cms = CmsContentInfo::from_der(signature_der).map_err(|_| SignError::Malformed)?;
-    // Held to the same digest as partner messages: a SHA-1 signature would verify otherwise.
+    policy: &Policy,
+) -> Result<X509, SignatureError> {
     // Re-encoded first, so a BER signature (indefinite lengths) is read as its DER form.
-    let der = cms.to_der().map_err(|_| SignError::Malformed)?;
-    crate::exchange::signature::require_sha256(&der).map_err(|e| match e {
-        crate::exchange::signature::SignatureError::Algorithm { .. } => {
-            SignError::Algorithm(e.to_string())
-        }
-        _ => SignError::Malformed,
-    })?;
-    for pem in trusted_pem {
-        let Ok(cert) = X509::from_pem(pem.as_bytes()) else {
-            continue;
-        };
-        let mut store = X509StoreBuilder::new()?;
-        store.add_cert(cert.clone())?;
-        let store = store.build();
-        let mut certs = Stack::new()?;
-        certs.push(cert)?;
-        let mut out = Vec::new();
-        // Only the registered certificate may have signed: NOINTERN ignores certificates the
-        // signature carries itself.
-        if cms
-            .verify(
-                Some(&certs),
-                Some(&store),
-                Some(content),
-                Some(&mut out),
-                CMSOptions::BINARY | CMSOptions::NOINTERN,
-            )
-            .is_ok()
-        {
-            return Ok(());
-        }
-    }
-    Err(SignError::NotVerified {
-        agency: agency.to_owned(),
-    })
+    let der = CmsContentInfo::from_der(signature_der)
+        .and_then(|cms| cms.to_der())
+        .map_err(|e| SignatureError::Malformed(e.to_string()))?;
+    let anchors: Vec<X509> = trusted_pem
+        .iter()
+        .filter_map(|pem| X509::from_pem(pem.as_bytes()).ok())
+        .collect();
+    let trust = format!("a certificate registered for {agency}");
+    let signers = signature::verify_cms(&der, content, &anchors, &trust, policy)?;
+    signers.into_iter().next().ok_or(SignatureError::NoSigner)
 }
 
 #[cfg(test)]
@@ -143,12 +117,15 @@ mod tests {
         let doc = b"<Licence>exact bytes</Licence>".to_vec();
         let sig = sign_detached(&k.private_key_pem, &k.certificate_pem, &doc).unwrap();
         let trusted = vec![k.certificate_pem.clone()];
-        verify_detached(&sig, &doc, &trusted, "MOIT").unwrap();
+        let p = Policy::default();
+        verify_detached(&sig, &doc, &trusted, "MOIT", &p).unwrap();
         let mut tampered = doc.clone();
         tampered[10] ^= 1;
-        assert!(verify_detached(&sig, &tampered, &trusted, "MOIT").is_err());
+        let err = verify_detached(&sig, &tampered, &trusted, "MOIT", &p).unwrap_err();
+        assert_eq!(err.code(), "SIGNATURE_INVALID", "{err}");
         let other = generate("MOIT", "VN").unwrap();
-        assert!(verify_detached(&sig, &doc, &[other.certificate_pem], "MOIT").is_err());
+        let err = verify_detached(&sig, &doc, &[other.certificate_pem], "MOIT", &p).unwrap_err();
+        assert_eq!(err.code(), "CERTIFICATE_UNTRUSTED", "{err}");
     }
 
     /// An agency's own toolkit signing with SHA-1 (here the openssl command line): the
@@ -182,8 +159,9 @@ mod tests {
         };
         let trusted = vec![k.certificate_pem.clone()];
         let doc = b"<Licence>exact bytes</Licence>";
-        verify_detached(&sign("sha256"), doc, &trusted, "MOIT").unwrap();
-        let err = verify_detached(&sign("sha1"), doc, &trusted, "MOIT").unwrap_err();
-        assert!(matches!(err, SignError::Algorithm(_)), "{err}");
+        let p = Policy::default();
+        verify_detached(&sign("sha256"), doc, &trusted, "MOIT", &p).unwrap();
+        let err = verify_detached(&sign("sha1"), doc, &trusted, "MOIT", &p).unwrap_err();
+        assert_eq!(err.code(), "SIGNATURE_ALGORITHM", "{err}");
     }
 }

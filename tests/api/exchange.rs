@@ -288,11 +288,11 @@ pub fn declarant_of(xml: &[u8]) -> String {
     s[start..end].to_owned()
 }
 
-fn form_d() -> Vec<u8> {
+pub fn form_d() -> Vec<u8> {
     fixture("valid/certificate-of-origin/vn-sg-form-d.xml")
 }
 
-fn acdd_envelope(sender: &str, receiver: &str, payload: &[u8]) -> (Header, Vec<u8>) {
+pub fn acdd_envelope(sender: &str, receiver: &str, payload: &[u8]) -> (Header, Vec<u8>) {
     let h = Header {
         message_id: Uuid::now_v7(),
         conversation_id: Uuid::now_v7(),
@@ -654,6 +654,7 @@ async fn refused_messages_leave_nothing_behind() {
         key,
         ca: rogue_ca,
         country: "VN".into(),
+        chain: Vec::new(),
     };
     let r = sg
         .deliver(&env, Some(&signature::sign(&rogue, &env).unwrap()))

@@ -15,6 +15,7 @@ mod fixtures;
 mod group_commit;
 mod loadtest_exchange;
 mod restart;
+mod trust;
 
 mod ministries;
 mod support;

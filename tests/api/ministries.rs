@@ -1,6 +1,7 @@
 //! Ministries and customs through HTTP against real PostgreSQL: routing, licence applications
 //! and their state machine, issued and deposited licences, the ledger, customs decisions.
 
+use base64::Engine;
 use nsw::domain::party::Role;
 use serde_json::json;
 
@@ -66,7 +67,7 @@ async fn customs(
 
 /// A licence document for the ledger tests, valid against licence.xsd.
 #[allow(clippy::too_many_arguments)]
-fn licence_xml(
+pub fn licence_xml(
     number: &str,
     agency: &str,
     holder: &str,
@@ -560,10 +561,35 @@ async fn deposits_are_verified_against_the_agencys_registered_certificate() {
         "50",
     );
 
-    // Signed by a key nobody registered: refused.
+    // Signed by a key nobody registered: the signature matches the bytes, but its
+    // certificate does not chain to anything registered for SBV.
     let rogue = nsw::licensing::signing::generate("SBV", "VN").unwrap();
     let before = app.count("licences").await;
     let r = deposit(&app, &sbv, &rogue, xml.clone()).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["code"], "CERTIFICATE_UNTRUSTED");
+    // The registered key, but other bytes than it signed: the signature does not match.
+    let sig = nsw::licensing::signing::sign_detached(
+        &key.private_key_pem,
+        &key.certificate_pem,
+        b"<Licence/>",
+    )
+    .unwrap();
+    let r = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/licences",
+            Some(&sbv),
+            &[
+                ("content-type", "application/xml"),
+                (
+                    "x-signature",
+                    &base64::engine::general_purpose::STANDARD.encode(sig),
+                ),
+            ],
+            Some(xml.clone()),
+        )
+        .await;
     assert_eq!(r.status, 422);
     assert_eq!(r.error_codes()[0].0, "SIGNATURE_INVALID");
     // No signature at all.
@@ -589,6 +615,7 @@ async fn deposits_are_verified_against_the_agencys_registered_certificate() {
         &doc.body,
         std::slice::from_ref(&key.certificate_pem),
         "SBV",
+        &Default::default(),
     )
     .unwrap();
 }
