@@ -20,6 +20,13 @@ pub enum ApiError {
     NotFound,
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// A conflict whose problem document carries more members (e.g. the dossier it is with).
+    #[error("{detail}")]
+    ConflictWith {
+        code: &'static str,
+        detail: String,
+        extra: serde_json::Map<String, serde_json::Value>,
+    },
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
     #[error("content type must be application/xml")]
@@ -48,6 +55,8 @@ struct Problem<'a> {
     column: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [Violation]>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -56,6 +65,7 @@ impl ApiError {
             ApiError::Unauthorized => "UNAUTHORIZED",
             ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. }
+            | ApiError::ConflictWith { code, .. }
             | ApiError::BadRequest { code, .. } => code,
             ApiError::NotFound => "NOT_FOUND",
             ApiError::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
@@ -71,7 +81,7 @@ impl ApiError {
             ApiError::Unauthorized => "Authentication required",
             ApiError::Forbidden { .. } => "Forbidden",
             ApiError::NotFound => "Not found",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ConflictWith { .. } => "Conflict",
             ApiError::BadRequest { .. } => "Bad request",
             ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
             ApiError::Xml(XmlError::TooLarge { .. }) => "Document too large",
@@ -111,7 +121,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::ConflictWith { .. } => StatusCode::CONFLICT,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Xml(XmlError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -159,6 +169,10 @@ impl ResponseError for ApiError {
                 ApiError::Invalid { violations } => Some(violations),
                 _ => None,
             },
+            extra: match self {
+                ApiError::ConflictWith { extra, .. } => Some(extra),
+                _ => None,
+            },
         };
         let mut resp = HttpResponse::build(status);
         resp.insert_header((header::CONTENT_TYPE, "application/problem+json"));
@@ -191,6 +205,26 @@ impl From<StoreError> for ApiError {
             StoreError::Transition(detail) => ApiError::conflict("TRANSITION_FORBIDDEN", detail),
             StoreError::Rejected(violations) => ApiError::Invalid { violations },
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            StoreError::ReferenceReused {
+                declarant,
+                lrn,
+                id,
+                reference,
+            } => {
+                let mut extra = serde_json::Map::new();
+                extra.insert(
+                    "declaration".into(),
+                    serde_json::json!({"id": id, "reference": reference, "lrn": lrn}),
+                );
+                ApiError::ConflictWith {
+                    code: "DECLARATION_REFERENCE_REUSED",
+                    detail: format!(
+                        "declarant {declarant} already used reference {lrn} for declaration \
+                         {reference} ({id}); give each declaration its own reference"
+                    ),
+                    extra,
+                }
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ mod exchange;
 mod exchange_fail_ratio;
 mod fixtures;
 mod group_commit;
+mod intake_rules;
 mod loadtest_exchange;
 mod restart;
 

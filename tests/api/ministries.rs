@@ -5,10 +5,14 @@ use nsw::domain::party::Role;
 use serde_json::json;
 
 use crate::helpers::{
-    fixture, fresh_database, spawn_app, spawn_app_with, test_settings, with_reference, TestApp,
+    fixture, fresh_database, spawn_app, spawn_app_on_day, spawn_app_with, test_settings,
+    with_reference, TestApp,
 };
 use crate::support::{deposit, deposit_fixture_licences, post_json, post_xml, register_signer};
 
+/// The end of validity of licences made by these tests: ahead of the window's date, whatever
+/// year the tests run in.
+const FAR_AHEAD: &str = "2099-12-31";
 const RICE_APPLICATION: &str = "valid/licence-application/moit-export-licence-rice.xml";
 const MAIZE_APPLICATION: &str = "valid/licence-application/mard-plant-quarantine-maize.xml";
 const TRANSIT_APPLICATION: &str =
@@ -105,7 +109,8 @@ async fn balance(app: &TestApp, token: &str, number: &str, line: usize) -> serde
 
 #[tokio::test]
 async fn the_full_flow_from_application_to_clearance() {
-    let app = spawn_app().await;
+    // The window's date is fixed: the day the rice application's validity had long ended.
+    let app = spawn_app_on_day("2026-11-30").await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
     let moit = app
         .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
@@ -140,11 +145,33 @@ async fn the_full_flow_from_application_to_clearance() {
             .status,
         200
     );
+    // The validity applied for (2026-02-01 to 2026-07-31) ended before the window's date: the
+    // licence is not issued as it is, and nothing is stored.
+    let ended = decide(&app, &moit, &id, json!({"action": "issue"})).await;
+    assert_eq!(
+        ended.status,
+        409,
+        "{}",
+        String::from_utf8_lossy(&ended.body)
+    );
+    assert_eq!(ended.json()["code"], "LICENCE_VALIDITY_ENDED");
+    assert_eq!(app.count("licences").await, 0);
+    // The officer gives dates that cannot end before they start.
+    let r = decide(
+        &app,
+        &moit,
+        &id,
+        json!({"action": "issue", "valid_from": "2026-12-01", "valid_until": "2026-11-30"}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["code"], "VALIDITY_INVALID");
     let issued = decide(
         &app,
         &moit,
         &id,
-        json!({"action": "issue", "conditions": "Export to PH only"}),
+        json!({"action": "issue", "conditions": "Export to PH only",
+               "valid_from": "2026-11-30", "valid_until": "2027-11-29"}),
     )
     .await;
     assert_eq!(
@@ -517,9 +544,14 @@ async fn an_officer_sees_and_decides_only_their_agencys_dossiers() {
     assert_eq!(r.status, 401);
 
     decide(&app, &moit, &id, json!({"action": "review"})).await;
-    let number = decide(&app, &moit, &id, json!({"action": "issue"}))
-        .await
-        .json()["licence_number"]
+    let number = decide(
+        &app,
+        &moit,
+        &id,
+        json!({"action": "issue", "valid_until": FAR_AHEAD}),
+    )
+    .await
+    .json()["licence_number"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -554,7 +586,7 @@ async fn deposits_are_verified_against_the_agencys_registered_certificate() {
         "0302468135",
         "IM",
         "2026-07-01",
-        "2026-09-30",
+        FAR_AHEAD,
         "71081210",
         "KGM",
         "50",
@@ -609,7 +641,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
             "0302468135",
             "IM",
             "2026-07-01",
-            "2026-09-30",
+            FAR_AHEAD,
             "71081210",
             "KGM",
             "50",
@@ -639,7 +671,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "0300000001",
                 "IM",
                 "2026-07-01",
-                "2026-09-30",
+                FAR_AHEAD,
                 "71081210",
                 "KGM",
                 "50",
@@ -654,7 +686,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "0302468135",
                 "IM",
                 "2026-07-01",
-                "2026-09-30",
+                FAR_AHEAD,
                 "710813",
                 "KGM",
                 "50",
@@ -669,7 +701,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "0302468135",
                 "IM",
                 "2026-07-01",
-                "2026-09-30",
+                FAR_AHEAD,
                 "710812",
                 "GRM",
                 "50000",
@@ -684,7 +716,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "0302468135",
                 "EX",
                 "2026-07-01",
-                "2026-09-30",
+                FAR_AHEAD,
                 "71081210",
                 "KGM",
                 "50",
@@ -699,7 +731,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "0302468135",
                 "IM",
                 "2026-07-01",
-                "2026-09-30",
+                FAR_AHEAD,
                 "71081210",
                 "KGM",
                 "49.999",
@@ -796,7 +828,7 @@ async fn one_hundred_concurrent_declarations_draw_exactly_fifty_from_one_line() 
         "0302468135",
         "IM",
         "2026-07-01",
-        "2026-09-30",
+        FAR_AHEAD,
         "71081210",
         "KGM",
         "2500",
@@ -850,7 +882,7 @@ async fn customs_decisions_settle_the_ledger_once() {
         "0302468135",
         "IM",
         "2026-07-01",
-        "2026-09-30",
+        FAR_AHEAD,
         "71081210",
         "KGM",
         "200",
@@ -1184,7 +1216,7 @@ async fn the_database_moves_balances_only_through_the_ledger() {
         "0302468135",
         "IM",
         "2026-07-01",
-        "2026-09-30",
+        FAR_AHEAD,
         "71081210",
         "KGM",
         "200",
