@@ -649,14 +649,16 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
     };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
+            // Not valid on the window's date (a licence whose validity has already ended cannot
+            // be deposited; intake_rules has one that ended after its deposit).
             "EXPIRED-1",
             licence_xml(
                 "EXPIRED-1",
                 "SBV",
                 "0302468135",
                 "IM",
-                "2026-01-01",
-                "2026-06-30",
+                "2099-01-01",
+                FAR_AHEAD,
                 "71081210",
                 "KGM",
                 "50",
@@ -1306,7 +1308,8 @@ async fn a_declaration_can_only_be_born_accepted() {
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let id = r.json()["id"].as_str().unwrap().to_owned();
     let mut client = app.pool.get().await.unwrap();
-    // A copy of the stored declaration under a new id and reference, in a given status.
+    // A copy of the stored declaration under a new id, reference and declarant's reference,
+    // in a given status.
     let insert = |status: &'static str| {
         format!(
             "INSERT INTO declarations (id, reference, document_id, submitter, status, direction,
@@ -1315,7 +1318,7 @@ async fn a_declaration_can_only_be_born_accepted() {
                 total_gross_mass, item_count, received_at, updated_at)
              SELECT '00000000-0000-7000-8000-000000000002', reference || '-COPY',
                     '00000000-0000-7000-8000-000000000001', submitter, '{status}', direction,
-                    lrn, declarant_id, exporter_id, importer_id, trader_id, export_country,
+                    lrn || '-COPY', declarant_id, exporter_id, importer_id, trader_id, export_country,
                     destination_country, customs_office, issue_date, currency, total_value,
                     total_gross_mass, item_count, received_at, updated_at
                FROM declarations WHERE id = '{id}'"
