@@ -43,8 +43,9 @@ fn stages(c: &mut Criterion) {
             |b, d| b.iter(|| matches!(xml::check(d, &limits, None), Ok(Ok(_)))),
         );
         let tree = Tree::parse(&doc, &limits).expect("tree");
+        let today = nsw::calendar::Clock::default().today();
         g.bench_with_input(BenchmarkId::new("business rules", items), &tree, |b, t| {
-            b.iter(|| nsw::rules::declaration::check(t, "VN").is_ok())
+            b.iter(|| nsw::rules::declaration::check(t, "VN", today).is_ok())
         });
         g.bench_with_input(BenchmarkId::new("whole pipeline", items), &doc, |b, d| {
             b.iter(|| validator.validate(d, Some(DocKind::Declaration)))

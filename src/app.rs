@@ -177,6 +177,7 @@ impl Application {
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let calendar = settings.calendar().map_err(StartError::Other)?;
+        let clock = settings.clock().map_err(StartError::Other)?;
         install_routing(&database.pool, &settings).await?;
         let exchange = crate::exchange::Exchange::from_settings(&settings)?.map(Arc::new);
         let mut jobs = Vec::new();
@@ -225,11 +226,13 @@ impl Application {
         });
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
-            validator: Validator::new(settings.limits(), settings.country.clone()),
+            validator: Validator::new(settings.limits(), settings.country.clone())
+                .with_clock(clock),
             settings,
             tokens: api::auth::TokenCache::default(),
             routing,
             calendar,
+            clock,
             exchange,
         });
         jobs.push(spawn_audit_sealer(database.pool.clone()));

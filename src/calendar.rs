@@ -5,6 +5,51 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, Utc, Weekday};
 
+/// The window's date: what "today" means for the rules that compare a document's dates with
+/// the window's (a declaration's issue date, a licence's validity). The local date in the
+/// window's time zone, or a fixed date set by configuration (`calendar.today`,
+/// `NSW_CLOCK_TODAY`), so tests and demonstrations run the same on any day.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    offset: FixedOffset,
+    fixed: Option<NaiveDate>,
+}
+
+impl Clock {
+    /// The system clock read in the time zone at `offset`.
+    pub fn system(offset: FixedOffset) -> Self {
+        Clock {
+            offset,
+            fixed: None,
+        }
+    }
+
+    /// A clock whose date is always `today`.
+    pub fn fixed(offset: FixedOffset, today: NaiveDate) -> Self {
+        Clock {
+            offset,
+            fixed: Some(today),
+        }
+    }
+
+    pub fn offset(&self) -> FixedOffset {
+        self.offset
+    }
+
+    /// The window's local date.
+    pub fn today(&self) -> NaiveDate {
+        self.fixed
+            .unwrap_or_else(|| Utc::now().with_timezone(&self.offset).date_naive())
+    }
+}
+
+impl Default for Clock {
+    /// The system clock in the default calendar's time zone (Viet Nam, UTC+07:00).
+    fn default() -> Self {
+        Clock::system(FixedOffset::east_opt(7 * 3600).expect("UTC+07:00"))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Calendar {
     offset: FixedOffset,

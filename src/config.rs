@@ -96,6 +96,9 @@ pub struct CalendarSettings {
     pub day_end: String,
     /// Public holidays (`YYYY-MM-DD`), on which no working time passes.
     pub holidays: Vec<String>,
+    /// A fixed date (`YYYY-MM-DD`) the window takes as today instead of the system clock's
+    /// local date (tests, demonstrations, replaying a day); absent: the system clock.
+    pub today: Option<String>,
 }
 
 impl Default for CalendarSettings {
@@ -121,6 +124,7 @@ impl Default for CalendarSettings {
             ]
             .map(String::from)
             .to_vec(),
+            today: None,
         }
     }
 }
@@ -454,8 +458,15 @@ impl Settings {
                 .map(String::from)
                 .collect();
         }
+        if let Some(v) = get("NSW_CLOCK_TODAY") {
+            self.calendar.today = (!v.trim().is_empty()).then(|| v.trim().to_owned());
+        }
         self.calendar().map_err(|message| ConfigError::Env {
             name: "calendar".into(),
+            message,
+        })?;
+        self.clock().map_err(|message| ConfigError::Env {
+            name: "calendar.today".into(),
             message,
         })?;
         if let Some(v) = get("NSW_EVENTS_MAX_WAIT_SECS") {
@@ -538,6 +549,22 @@ impl Settings {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(crate::calendar::Calendar::new(offset, start, end, holidays))
+    }
+
+    /// The window's clock: the system's local date at the calendar's offset, or the fixed
+    /// `calendar.today`.
+    pub fn clock(&self) -> Result<crate::calendar::Clock, String> {
+        use chrono::{FixedOffset, NaiveDate};
+        let offset = FixedOffset::east_opt(self.calendar.utc_offset_minutes * 60)
+            .ok_or_else(|| "utc_offset_minutes is out of range".to_owned())?;
+        match &self.calendar.today {
+            None => Ok(crate::calendar::Clock::system(offset)),
+            Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .ok()
+                .filter(|d| crate::rules::date_recordable(*d))
+                .map(|d| crate::calendar::Clock::fixed(offset, d))
+                .ok_or_else(|| format!("today '{d}' is not YYYY-MM-DD")),
+        }
     }
 
     pub fn exchange_keys_dir(&self) -> PathBuf {

@@ -23,6 +23,13 @@ pub enum ApiError {
     MethodNotAllowed { allow: String },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// A conflict whose problem document carries more members (e.g. the dossier it is with).
+    #[error("{detail}")]
+    ConflictWith {
+        code: &'static str,
+        detail: String,
+        extra: serde_json::Map<String, serde_json::Value>,
+    },
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
     /// `expected` names what the endpoint takes, e.g. "application/xml (or text/xml,
@@ -55,6 +62,8 @@ struct Problem<'a> {
     column: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [Violation]>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -63,6 +72,7 @@ impl ApiError {
             ApiError::Unauthorized => "UNAUTHORIZED",
             ApiError::Forbidden { code, .. }
             | ApiError::Conflict { code, .. }
+            | ApiError::ConflictWith { code, .. }
             | ApiError::BadRequest { code, .. } => code,
             ApiError::NotFound => "NOT_FOUND",
             ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
@@ -81,7 +91,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => "Forbidden",
             ApiError::NotFound => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ConflictWith { .. } => "Conflict",
             ApiError::BadRequest { .. } => "Bad request",
             ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
             ApiError::UnsupportedEncoding { .. } => "Unsupported content encoding",
@@ -123,7 +133,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::ConflictWith { .. } => StatusCode::CONFLICT,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -171,6 +181,10 @@ impl ResponseError for ApiError {
             column: pos.map(|p| p.column),
             errors: match self {
                 ApiError::Invalid { violations } => Some(violations),
+                _ => None,
+            },
+            extra: match self {
+                ApiError::ConflictWith { extra, .. } => Some(extra),
                 _ => None,
             },
         };
@@ -249,6 +263,26 @@ impl From<StoreError> for ApiError {
             StoreError::Transition(detail) => ApiError::conflict("TRANSITION_FORBIDDEN", detail),
             StoreError::Rejected(violations) => ApiError::Invalid { violations },
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            StoreError::ReferenceReused {
+                declarant,
+                lrn,
+                id,
+                reference,
+            } => {
+                let mut extra = serde_json::Map::new();
+                extra.insert(
+                    "declaration".into(),
+                    serde_json::json!({"id": id, "reference": reference, "lrn": lrn}),
+                );
+                ApiError::ConflictWith {
+                    code: "DECLARATION_REFERENCE_REUSED",
+                    detail: format!(
+                        "declarant {declarant} already used reference {lrn} for declaration \
+                         {reference} ({id}); give each declaration its own reference"
+                    ),
+                    extra,
+                }
+            }
         }
     }
 }

@@ -10,7 +10,14 @@ use nsw::validation::{Valid, Validator, Verdict};
 use nsw::xml::Limits;
 
 pub fn run(files: &[PathBuf], as_json: bool, country: &str) -> ExitCode {
-    let validator = Validator::new(Limits::default(), country);
+    // The window's date for the rules that compare with it: the system's (UTC+07:00), or
+    // NSW_CLOCK_TODAY as the service takes it.
+    let clock = std::env::var("NSW_CLOCK_TODAY")
+        .ok()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok())
+        .map(|d| nsw::calendar::Clock::fixed(nsw::calendar::Clock::default().offset(), d))
+        .unwrap_or_default();
+    let validator = Validator::new(Limits::default(), country).with_clock(clock);
     let mut worst = 0u8;
     let mut reports = Vec::new();
     for file in files {

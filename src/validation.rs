@@ -48,6 +48,8 @@ pub struct Validator {
     pub limits: Limits,
     /// ISO 3166-1 code of this window's country (imports arrive here, exports leave from here).
     pub country: String,
+    /// The window's date, against which a declaration's issue date is checked.
+    pub clock: crate::calendar::Clock,
 }
 
 impl Validator {
@@ -55,7 +57,14 @@ impl Validator {
         Validator {
             limits,
             country: country.into(),
+            clock: crate::calendar::Clock::default(),
         }
+    }
+
+    /// The same validator judging dates by `clock`.
+    pub fn with_clock(mut self, clock: crate::calendar::Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn validate(&self, src: &[u8], expect: Option<DocKind>) -> Verdict {
@@ -71,14 +80,16 @@ impl Validator {
             Ok(Ok(v)) => v,
         };
         match valid.kind {
-            DocKind::Declaration => match rules::declaration::check(&valid.tree, &self.country) {
-                Ok(d) => Verdict::Valid(Valid::Declaration(Box::new(d))),
-                Err(violations) => Verdict::Invalid {
-                    kind: Some(DocKind::Declaration),
-                    stage: Stage::Rules,
-                    violations,
-                },
-            },
+            DocKind::Declaration => {
+                match rules::declaration::check(&valid.tree, &self.country, self.clock.today()) {
+                    Ok(d) => Verdict::Valid(Valid::Declaration(Box::new(d))),
+                    Err(violations) => Verdict::Invalid {
+                        kind: Some(DocKind::Declaration),
+                        stage: Stage::Rules,
+                        violations,
+                    },
+                }
+            }
             // The same rules the service applies to these kinds before any workflow step, so
             // `nsw validate` and the API agree. Rules of certificates of origin depend on who
             // issues them (this window or a partner) and run in those workflows.

@@ -45,9 +45,7 @@ fn rule() -> Rule {
 }
 
 fn today(state: &AppState) -> chrono::NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&state.calendar_offset())
-        .date_naive()
+    state.today()
 }
 
 /// POST /api/v1/certificates-of-origin: the exporter's Form D (reference and issue date are

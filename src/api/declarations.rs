@@ -98,6 +98,7 @@ pub async fn submit(
                     sha256,
                     declaration,
                     idempotency_key: key,
+                    today: state.today(),
                 })
                 .await
         }
@@ -151,6 +152,7 @@ async fn submit_alone(
             country: &state.settings.country,
             routing: &routing,
             origin_checked_from: &origin_checked_from,
+            today: state.today(),
         },
     )
     .await

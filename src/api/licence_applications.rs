@@ -178,6 +178,9 @@ pub struct DecisionBody {
     reason: Option<String>,
     /// Conditions written into an issued licence.
     conditions: Option<String>,
+    /// The officer's validity for an issued licence, in place of the one applied for.
+    valid_from: Option<chrono::NaiveDate>,
+    valid_until: Option<chrono::NaiveDate>,
 }
 
 fn reason_required(reason: Option<&str>, action: &str) -> Result<String, ApiError> {
@@ -246,7 +249,11 @@ pub async fn decide(
                 &agency,
                 actor,
                 id,
-                body.conditions.as_deref(),
+                &IssueTerms {
+                    conditions: body.conditions.as_deref(),
+                    valid_from: body.valid_from,
+                    valid_until: body.valid_until,
+                },
             )
             .await
         }
@@ -262,6 +269,13 @@ pub async fn decide(
     Ok(HttpResponse::Ok().json(summary))
 }
 
+/// What the officer decides beyond "issue".
+struct IssueTerms<'a> {
+    conditions: Option<&'a str>,
+    valid_from: Option<chrono::NaiveDate>,
+    valid_until: Option<chrono::NaiveDate>,
+}
+
 /// Writes the licence from the application, checks it against licence.xsd, signs it with the
 /// agency's key and stores it, all in one transaction.
 async fn issue(
@@ -270,8 +284,9 @@ async fn issue(
     agency: &str,
     actor: &str,
     id: uuid::Uuid,
-    conditions: Option<&str>,
+    terms: &IssueTerms<'_>,
 ) -> Result<HttpResponse, ApiError> {
+    let conditions = terms.conditions;
     if conditions.is_some_and(|c| c.chars().count() > 2000) {
         return Err(ApiError::bad_request(
             "CONDITIONS_TOO_LONG",
@@ -295,10 +310,23 @@ async fn issue(
     if app.application_type == crate::licensing::certificates::APPLICATION_TYPE {
         return super::certificates::issue(tx, state, agency, &agency_name, actor, &app, id).await;
     }
+    let today = state.today();
+    let (valid_from, valid_to) =
+        crate::licensing::issue_validity(&app, terms.valid_from, terms.valid_until, today)
+            .map_err(|e| match e {
+                crate::licensing::ValidityError::Ended { .. } => {
+                    ApiError::conflict("LICENCE_VALIDITY_ENDED", e.to_string())
+                }
+                crate::licensing::ValidityError::Invalid(_) => {
+                    ApiError::bad_request("VALIDITY_INVALID", e.to_string())
+                }
+            })?;
+    let app = documents::Application {
+        valid_from,
+        valid_to,
+        ..app
+    };
     let number = store::next_licence_number(&tx, agency).await?;
-    let today = chrono::Utc::now()
-        .with_timezone(&state.calendar_offset())
-        .date_naive();
     let xml_bytes = documents::write_licence(
         &app,
         &Issue {

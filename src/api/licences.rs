@@ -47,6 +47,8 @@ pub async fn deposit(
     };
     let licence =
         documents::read_licence(&tree).map_err(|violations| ApiError::Invalid { violations })?;
+    documents::check_not_ended(&tree, &licence, state.today())
+        .map_err(|violations| ApiError::Invalid { violations })?;
     tracing::Span::current().record("number", licence.number.as_str());
     if licence.agency != agency {
         return Err(ApiError::forbidden(

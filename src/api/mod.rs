@@ -41,6 +41,8 @@ pub struct AppState {
     pub tokens: auth::TokenCache,
     pub routing: std::sync::Arc<crate::store::routing::RoutingCache>,
     pub calendar: crate::calendar::Calendar,
+    /// The window's date (system clock in the calendar's time zone, or fixed by configuration).
+    pub clock: crate::calendar::Clock,
     /// Partner-window exchange; `None` when this window has no keys.
     pub exchange: Option<std::sync::Arc<crate::exchange::Exchange>>,
 }
@@ -48,8 +50,12 @@ pub struct AppState {
 impl AppState {
     /// The window's local time zone (licence issue dates are local dates).
     pub fn calendar_offset(&self) -> chrono::FixedOffset {
-        chrono::FixedOffset::east_opt(self.settings.calendar.utc_offset_minutes * 60)
-            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"))
+        self.clock.offset()
+    }
+
+    /// The window's local date: what licence validity and issue dates are judged by.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.clock.today()
     }
 }
 

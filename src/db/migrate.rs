@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "answers_index",
         sql: include_str!("../../migrations/0009_answers_index.sql"),
     },
+    Migration {
+        version: 10,
+        name: "declaration_reference",
+        sql: include_str!("../../migrations/0010_declaration_reference.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

@@ -5,7 +5,6 @@
 
 use chrono::NaiveDate;
 use quick_xml::escape::escape;
-use rust_decimal::Decimal;
 
 use super::documents::{Address, Application, GoodsLine, Party};
 use crate::codelists::CodeLists;
@@ -102,15 +101,17 @@ pub fn read_application(
         });
     let mut lines = Vec::new();
     for (i, item) in tree.children(ROOT, "Item").enumerate() {
-        let number = c.text_at(item, "Number").parse::<i32>().unwrap_or(0);
-        if number != i as i32 + 1 {
+        let expected = i as u32 + 1;
+        let number = c.int_at(item, "Number");
+        if let Some(number) = number.filter(|n| *n != expected) {
             c.report_at(
                 item,
                 "Number",
                 "LINE_NUMBER_SEQUENCE",
-                format!("item {} is numbered {number}", i + 1),
+                format!("item {expected} is numbered {number}"),
             );
         }
+        let number = number.unwrap_or(expected) as i32;
         let hs_code = c.text_at(item, "HSCode").to_owned();
         if !lists.hs_known(&hs_code) {
             c.report_at(
@@ -120,26 +121,38 @@ pub fn read_application(
                 format!("'{hs_code}' is not an HS 2022 subheading or national line"),
             );
         }
+        // The application records the goods as a quantity (more than zero, at most 15 digits
+        // before the point): a gross mass of 0 cannot stand for them.
         let (quantity, unit) = if tree.child(item, "GrossMass").is_some() {
-            (c.decimal_at(item, "GrossMass"), "KGM".to_owned())
+            (c.quantity_at(item, "GrossMass"), "KGM".to_owned())
         } else {
             (
-                c.decimal_at(item, "Quantity"),
+                c.quantity_at(item, "Quantity"),
                 c.attr_at(item, "Quantity", "unit").to_owned(),
             )
         };
-        lines.push(GoodsLine {
+        let description = c.text_at(item, "Description").to_owned();
+        lines.push(quantity.map(|quantity| GoodsLine {
             number,
             hs_code,
-            description: c.text_at(item, "Description").to_owned(),
-            quantity: quantity.max(Decimal::ZERO),
+            description,
+            quantity,
             unit,
-        });
+        }));
     }
     let violations = c.finish();
     if !violations.is_empty() {
         return Err(violations);
     }
+    let Some(lines) = lines.into_iter().collect::<Option<Vec<_>>>() else {
+        return Err(vec![Violation {
+            line: 1,
+            column: 1,
+            path: tree.path(ROOT),
+            code: "XSD_CONTENT",
+            message: "an item's quantity the schema requires is missing".into(),
+        }]);
+    };
     Ok(Application {
         // The exporter's own number for the draft; the window gives the certificate its own.
         reference: tree

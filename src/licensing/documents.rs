@@ -99,20 +99,23 @@ fn party(c: &mut Checker, node: usize) -> Party {
     }
 }
 
-fn lines(c: &mut Checker, quantity: &str) -> Vec<GoodsLine> {
+/// The goods lines; `None` for a line whose quantity could not be read (reported).
+fn lines(c: &mut Checker, quantity: &str) -> Vec<Option<GoodsLine>> {
     let codes = CodeLists::get();
     let tree = c.tree;
     let mut out = Vec::new();
     for (i, n) in tree.children(ROOT, "Line").enumerate() {
-        let number: i32 = c.text_at(n, "Number").parse().unwrap_or(0);
-        if number != i as i32 + 1 {
+        let expected = i as u32 + 1;
+        let number = c.int_at(n, "Number");
+        if let Some(number) = number.filter(|n| *n != expected) {
             c.report_at(
                 n,
                 "Number",
                 "LINE_NUMBER_SEQUENCE",
-                format!("line {} must be numbered {}", number, i + 1),
+                format!("line {number} must be numbered {expected}"),
             );
         }
+        let number = number.unwrap_or(expected) as i32;
         let hs = c.text_at(n, "HSCode").to_owned();
         if !codes.hs_known(&hs) {
             c.report_at(
@@ -133,24 +136,28 @@ fn lines(c: &mut Checker, quantity: &str) -> Vec<GoodsLine> {
                 );
             }
         }
-        out.push(GoodsLine {
+        let description = c.text_at(n, "Description").to_owned();
+        out.push(c.quantity_at(n, quantity).map(|quantity| GoodsLine {
             number,
             hs_code: hs,
-            description: c.text_at(n, "Description").to_owned(),
-            quantity: c.decimal_at(n, quantity),
+            description,
+            quantity,
             unit,
-        });
+        }));
     }
     out
 }
 
 fn validity_order(
     c: &mut Checker,
-    from: NaiveDate,
-    to: NaiveDate,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
     to_chain: &str,
     code: &'static str,
 ) {
+    let (Some(from), Some(to)) = (from, to) else {
+        return;
+    };
     if to < from {
         c.report_at(
             ROOT,
@@ -191,6 +198,11 @@ pub fn read_application(tree: &Tree) -> Result<Application, Vec<Violation>> {
     }
     let lines = lines(&mut c, "Quantity");
     let agency = c.text_at(ROOT, "Agency");
+    let (Some(valid_from), Some(valid_to), Some(lines)) =
+        (valid_from, valid_to, lines.into_iter().collect())
+    else {
+        return Err(incomplete(c));
+    };
     let app = Application {
         reference: c.text_at(ROOT, "Header/Reference").to_owned(),
         application_type: c.text_at(ROOT, "Header/ApplicationType").to_owned(),
@@ -222,13 +234,22 @@ pub fn read_licence(tree: &Tree) -> Result<Licence, Vec<Violation>> {
     let valid_to = c.date_at(ROOT, "ValidTo");
     validity_order(&mut c, valid_from, valid_to, "ValidTo", "VALIDITY_ORDER");
     let lines = lines(&mut c, "QuantityAllowance");
+    let issue_date = c.date_at(ROOT, "IssueDate");
+    let (Some(valid_from), Some(valid_to), Some(issue_date), Some(lines)) = (
+        valid_from,
+        valid_to,
+        issue_date,
+        lines.into_iter().collect(),
+    ) else {
+        return Err(incomplete(c));
+    };
     let lic = Licence {
         number: c.text_at(ROOT, "Number").to_owned(),
         licence_type: c.text_at(ROOT, "Type").to_owned(),
         agency: c.text_at(ROOT, "Agency/Code").to_owned(),
         holder,
         direction: c.text_at(ROOT, "Direction").to_owned(),
-        issue_date: c.date_at(ROOT, "IssueDate"),
+        issue_date,
         valid_from,
         valid_to,
         lines,
@@ -239,6 +260,46 @@ pub fn read_licence(tree: &Tree) -> Result<Licence, Vec<Violation>> {
     } else {
         Err(v)
     }
+}
+
+/// A licence deposited with the window must still be valid on the window's date `today`: one
+/// whose validity has ended covers nothing (`LICENCE_VALIDITY_ENDED`, at its `ValidTo`).
+pub fn check_not_ended(
+    tree: &Tree,
+    licence: &Licence,
+    today: NaiveDate,
+) -> Result<(), Vec<Violation>> {
+    if licence.valid_to >= today {
+        return Ok(());
+    }
+    let mut c = Checker::new(tree);
+    c.report_at(
+        ROOT,
+        "ValidTo",
+        "LICENCE_VALIDITY_ENDED",
+        format!(
+            "licence {} was valid until {}, before the window's date {today}",
+            licence.number, licence.valid_to
+        ),
+    );
+    Err(c.finish())
+}
+
+/// The violations of a document some of whose values could not be read; each was reported
+/// where it stands, and a value the schema requires but that is absent is a schema problem.
+fn incomplete(c: Checker) -> Vec<Violation> {
+    let tree = c.tree;
+    let mut v = c.finish();
+    if v.is_empty() {
+        v.push(Violation {
+            line: 1,
+            column: 1,
+            path: tree.path(ROOT),
+            code: "XSD_CONTENT",
+            message: "a value the schema requires is missing".into(),
+        });
+    }
+    v
 }
 
 fn esc(s: &str) -> String {

@@ -5,8 +5,56 @@ pub mod certificates;
 pub mod documents;
 pub mod signing;
 
+use chrono::NaiveDate;
+
 use crate::routing::{document_for_application, RoutingTable, Rule};
 use documents::Application;
+
+/// Why a licence cannot be issued with the validity asked for.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ValidityError {
+    /// The validity ended before the day of issue: the licence would cover nothing.
+    #[error("the validity {from} to {to} ended before today ({today}); give new dates with valid_from and valid_until")]
+    Ended {
+        from: NaiveDate,
+        to: NaiveDate,
+        today: NaiveDate,
+    },
+    /// The officer's dates are out of order or outside the years the window records.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The validity an issued licence carries: the officer's dates where given (`valid_from`,
+/// `valid_until` of the `issue` decision), the application's otherwise. A licence is never
+/// issued with a validity that has already ended on the window's date `today`.
+pub fn issue_validity(
+    app: &Application,
+    valid_from: Option<NaiveDate>,
+    valid_until: Option<NaiveDate>,
+    today: NaiveDate,
+) -> Result<(NaiveDate, NaiveDate), ValidityError> {
+    let from = valid_from.unwrap_or(app.valid_from);
+    let to = valid_until.unwrap_or(app.valid_to);
+    for d in [from, to] {
+        if !crate::rules::date_recordable(d) {
+            return Err(ValidityError::Invalid(format!(
+                "{d} is outside the years the window records ({} to {})",
+                crate::rules::FIRST_DATE,
+                crate::rules::LAST_DATE
+            )));
+        }
+    }
+    if to < from {
+        return Err(ValidityError::Invalid(format!(
+            "the validity ends ({to}) before it starts ({from})"
+        )));
+    }
+    if to < today {
+        return Err(ValidityError::Ended { from, to, today });
+    }
+    Ok((from, to))
+}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RouteError {

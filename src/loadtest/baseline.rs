@@ -62,6 +62,9 @@ pub async fn db_commits(
             while Instant::now() < deadline {
                 let (bytes, decl) = &docs[i % docs.len()];
                 i += 1;
+                // A declarant's reference identifies one declaration: each submission its own.
+                let mut decl = decl.clone();
+                decl.reference = format!("BL-{w}-{i}-{}", decl.reference);
                 let sha256: [u8; 32] = Sha256::digest(bytes).into();
                 let r = declarations::submit(
                     &mut client,
@@ -69,11 +72,12 @@ pub async fn db_commits(
                         principal: &principal,
                         body: bytes,
                         sha256,
-                        declaration: decl,
+                        declaration: &decl,
                         idempotency_key: None,
                         country: "VN",
                         routing: &routing,
                         origin_checked_from: &[],
+                        today: chrono::Utc::now().date_naive(),
                     },
                 )
                 .await;

@@ -14,8 +14,9 @@ use crate::domain::{
 use crate::xml::tree::ROOT;
 use crate::xml::{Tree, Violation};
 
-/// Checks every rule; returns the typed declaration when none is broken.
-pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>> {
+/// Checks every rule; returns the typed declaration when none is broken. `today` is the
+/// window's own date (its clock, in its time zone): a declaration cannot be issued after it.
+pub fn check(tree: &Tree, national: &str, today: NaiveDate) -> Result<Declaration, Vec<Violation>> {
     let codes = CodeLists::get();
     let mut c = Checker::new(tree);
 
@@ -24,6 +25,14 @@ pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>>
         _ => Direction::Import,
     };
     let issue_date = c.date_at(ROOT, "Header/IssueDate");
+    if let Some(d) = issue_date.filter(|d| *d > today) {
+        c.report_at(
+            ROOT,
+            "Header/IssueDate",
+            "ISSUE_DATE_IN_FUTURE",
+            format!("issue date {d} is after the window's date {today}"),
+        );
+    }
 
     let declarant = party(&mut c, codes, "Declarant");
     let exporter = party(&mut c, codes, "Exporter");
@@ -82,8 +91,8 @@ pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>>
         &destination,
         "destination",
     );
-    let departure = c.opt_date_at(ROOT, "Transport/DepartureDate");
-    let arrival = c.opt_date_at(ROOT, "Transport/ArrivalDate");
+    let departure = c.date_at(ROOT, "Transport/DepartureDate");
+    let arrival = c.date_at(ROOT, "Transport/ArrivalDate");
     if let (Some(d), Some(a)) = (departure, arrival) {
         if d > a {
             c.report_at(
@@ -106,25 +115,29 @@ pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>>
         );
     }
     let invoice_date = c.date_at(ROOT, "Invoice/Date");
-    if invoice_date > issue_date {
-        c.report_at(
-            ROOT,
-            "Invoice/Date",
-            "DATE_ORDER",
-            format!(
-                "invoice date {invoice_date} is after the declaration's issue date {issue_date}"
-            ),
-        );
+    if let (Some(invoice_date), Some(issue_date)) = (invoice_date, issue_date) {
+        if invoice_date > issue_date {
+            c.report_at(
+                ROOT,
+                "Invoice/Date",
+                "DATE_ORDER",
+                format!(
+                    "invoice date {invoice_date} is after the declaration's issue date {issue_date}"
+                ),
+            );
+        }
     }
 
     // Items
     let mut items = Vec::new();
     let mut numbering_reported = false;
+    let mut complete = true;
     let (mut sum_value, mut sum_gross) = (Decimal::ZERO, Decimal::ZERO);
     for (i, item) in tree.children(ROOT, "Item").enumerate() {
         let expected = i as u32 + 1;
-        let number = c.text_at(item, "Number").parse::<u32>().unwrap_or(0);
-        if number != expected && !numbering_reported {
+        let number = c.int_at(item, "Number");
+        if number.is_some_and(|n| n != expected) && !numbering_reported {
+            let number = number.unwrap_or_default();
             numbering_reported = true;
             c.report_at(
                 item,
@@ -133,6 +146,7 @@ pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>>
                 format!("item {expected} in document order is numbered {number}: items are numbered 1 to n without gaps"),
             );
         }
+        let number = number.unwrap_or(expected);
         let hs = c.text_at(item, "HSCode").to_owned();
         if !codes.hs_known(&hs) {
             let what = if hs.len() == 8 {
@@ -148,7 +162,7 @@ pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>>
             );
         }
         let origin = country(&mut c, codes, item, "Origin");
-        let quantity = c.decimal_at(item, "Quantity");
+        let quantity = c.quantity_at(item, "Quantity");
         let unit = c.attr_at(item, "Quantity", "unit").to_owned();
         if !codes.unit_known(&unit) {
             if let Some(q) = tree.child(item, "Quantity") {
@@ -162,18 +176,22 @@ pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>>
         }
         let net = c.decimal_at(item, "NetMass");
         let gross = c.decimal_at(item, "GrossMass");
-        if gross < net {
-            c.report_at(
-                item,
-                "GrossMass",
-                "GROSS_BELOW_NET",
-                format!("gross mass {gross} kg is less than net mass {net} kg"),
-            );
+        if let (Some(net), Some(gross)) = (net, gross) {
+            if gross < net {
+                c.report_at(
+                    item,
+                    "GrossMass",
+                    "GROSS_BELOW_NET",
+                    format!("gross mass {gross} kg is less than net mass {net} kg"),
+                );
+            }
         }
         let value = c.decimal_at(item, "CustomsValue");
         amount_currency(&mut c, codes, item, "CustomsValue", &currency);
-        sum_value += value;
-        sum_gross += gross;
+        sum_value += value.unwrap_or_default();
+        sum_gross += gross.unwrap_or_default();
+        complete &= value.is_some() && gross.is_some();
+        quoted_twice(&mut c, item);
         let documents = tree
             .children(item, "Document")
             .map(|d| SupportingDocument {
@@ -190,26 +208,27 @@ pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>>
                 issuer: tree.at(d, "Issuer").map(|n| tree.text(n).to_owned()),
             })
             .collect();
-        items.push(Item {
-            number,
-            hs_code: HsCode::checked(&hs),
-            description: c.text_at(item, "Description").to_owned(),
-            origin,
-            quantity,
-            unit: UnitCode::checked(&unit),
-            net_mass: net,
-            gross_mass: gross,
-            customs_value: value,
-            documents,
+        // An item whose numbers could not be read is reported above; it is never recorded.
+        items.push(match (quantity, net, gross, value) {
+            (Some(quantity), Some(net_mass), Some(gross_mass), Some(customs_value)) => Some(Item {
+                number,
+                hs_code: HsCode::checked(&hs),
+                description: c.text_at(item, "Description").to_owned(),
+                origin,
+                quantity,
+                unit: UnitCode::checked(&unit),
+                net_mass,
+                gross_mass,
+                customs_value,
+                documents,
+            }),
+            _ => None,
         });
     }
 
     // Totals
-    let item_count = c
-        .text_at(ROOT, "Totals/ItemCount")
-        .parse::<usize>()
-        .unwrap_or(0);
-    if item_count != items.len() {
+    let item_count = c.int_at(ROOT, "Totals/ItemCount");
+    if let Some(item_count) = item_count.filter(|n| *n as usize != items.len()) {
         c.report_at(
             ROOT,
             "Totals/ItemCount",
@@ -221,7 +240,7 @@ pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>>
         );
     }
     let total_gross = c.decimal_at(ROOT, "Totals/GrossMass");
-    if total_gross != sum_gross {
+    if let Some(total_gross) = total_gross.filter(|t| complete && *t != sum_gross) {
         c.report_at(
             ROOT,
             "Totals/GrossMass",
@@ -231,7 +250,7 @@ pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>>
     }
     let total_value = c.decimal_at(ROOT, "Totals/CustomsValue");
     amount_currency(&mut c, codes, ROOT, "Totals/CustomsValue", &currency);
-    if total_value != sum_value {
+    if let Some(total_value) = total_value.filter(|t| complete && *t != sum_value) {
         c.report_at(
             ROOT,
             "Totals/CustomsValue",
@@ -240,6 +259,25 @@ pub fn check(tree: &Tree, national: &str) -> Result<Declaration, Vec<Violation>>
         );
     }
 
+    // Every value the declaration records, read exactly; a value that could not be read was
+    // reported where it stands, and one the schema requires but that is absent is a schema
+    // problem.
+    let items: Option<Vec<Item>> = items.into_iter().collect();
+    let (Some(issue_date), Some(invoice_date), Some(total_gross), Some(total_value), Some(items)) =
+        (issue_date, invoice_date, total_gross, total_value, items)
+    else {
+        let mut violations = c.finish();
+        if violations.is_empty() {
+            violations.push(Violation {
+                line: 1,
+                column: 1,
+                path: tree.path(ROOT),
+                code: "XSD_CONTENT",
+                message: "a value the declaration schema requires is missing".into(),
+            });
+        }
+        return Err(violations);
+    };
     let violations = c.finish();
     if !violations.is_empty() {
         return Err(violations);
@@ -351,7 +389,33 @@ fn amount_currency(c: &mut Checker, codes: &CodeLists, parent: usize, chain: &st
     }
 }
 
-/// xs:date allows a trailing time zone; the calendar date is what the rules compare.
-pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
+/// One licence quoted twice on one item (the same `LIC` reference in two `Document`s, whatever
+/// their issuers say) is refused at the second quotation: the item draws once on a licence, and
+/// a repeated reference is most often a mistyped second one.
+fn quoted_twice(c: &mut Checker, item: usize) {
+    let tree = c.tree;
+    let mut seen: Vec<&str> = Vec::new();
+    for doc in tree.children(item, "Document") {
+        let kind = tree
+            .at(doc, "Type")
+            .map(|n| tree.text(n))
+            .unwrap_or_default();
+        let Some(reference) = tree.at(doc, "Reference").map(|n| tree.text(n)) else {
+            continue;
+        };
+        if kind != "LIC" {
+            continue;
+        }
+        if seen.contains(&reference) {
+            c.report(
+                doc,
+                "LICENCE_QUOTED_TWICE",
+                format!(
+                    "licence {reference} is already quoted for this item: quote each licence once"
+                ),
+            );
+        } else {
+            seen.push(reference);
+        }
+    }
 }

@@ -42,6 +42,8 @@ pub struct Submission<'a> {
     /// Export countries whose windows send us e-Form Ds: imports from them that quote a
     /// certificate of origin are held to the one received (see `store::origin`).
     pub origin_checked_from: &'a [String],
+    /// The window's date on which it accepts the declaration (licence validity is judged by it).
+    pub today: chrono::NaiveDate,
 }
 
 /// Which declarations a caller may see.
@@ -136,6 +138,10 @@ pub async fn submit(
             tx.rollback().await?;
             replay_after_race(&*client, &s).await
         }
+        Inserted::ReferenceTaken => {
+            tx.rollback().await?;
+            reference_taken(&*client, &s).await
+        }
     }
 }
 
@@ -145,6 +151,55 @@ pub(crate) enum Inserted {
     /// A concurrent request with the same Idempotency-Key committed between our look and our
     /// insert: roll back and answer as it did (`replay_after_race`).
     KeyTaken,
+    /// The declarant's reference is taken (unique index `declarations_declarant_lrn`): roll
+    /// back and answer with the first declaration (`reference_taken`).
+    ReferenceTaken,
+}
+
+/// The unique index behind "a declarant's reference identifies one declaration".
+const REFERENCE_INDEX: &str = "declarations_declarant_lrn";
+
+fn is_reference_taken(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db(crate::db::DbError::Postgres(pg)) => pg.as_db_error().is_some_and(|d| {
+            *d.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                && d.constraint() == Some(REFERENCE_INDEX)
+        }),
+        _ => false,
+    }
+}
+
+/// After `Inserted::ReferenceTaken` and a rollback: the replay of the same request when it
+/// carried an Idempotency-Key that a concurrent twin committed first, otherwise the refusal
+/// naming the declaration that holds the reference.
+pub(crate) async fn reference_taken<C: GenericClient>(
+    client: &C,
+    s: &Submission<'_>,
+) -> Result<Submitted, StoreError> {
+    if let Some(key) = s.idempotency_key {
+        if let Some(r) = replay_or_conflict(client, &s.principal.party_id, key, &s.sha256).await? {
+            return Ok(Submitted::Replayed(r));
+        }
+    }
+    let d = s.declaration;
+    let row = client
+        .query_opt(
+            "SELECT id, reference FROM declarations
+              WHERE declarant_id = $1 AND lrn = $2 AND lrn_reuse_of IS NULL",
+            &[&d.declarant.id, &d.reference],
+        )
+        .await?;
+    match row {
+        Some(r) => Err(StoreError::ReferenceReused {
+            declarant: d.declarant.id.clone(),
+            lrn: d.reference.clone(),
+            id: r.get(0),
+            reference: r.get(1),
+        }),
+        None => Err(StoreError::Conflict(
+            "the declarant's reference is in use by a declaration being stored; retry".into(),
+        )),
+    }
 }
 
 /// After `Inserted::KeyTaken` and a rollback: the answer the winning request gave.
@@ -231,7 +286,7 @@ pub(crate) async fn insert(
         value.push(it.customs_value);
         docs.push(serde_json::to_value(&it.documents).unwrap_or_default());
     }
-    let (_, row, _) = futures_util::future::try_join3(
+    let joined = futures_util::future::try_join3(
         tx.execute(&doc_stmt, &[&document_id, &&s.sha256[..], &size, &s.body]),
         tx.query_one(
             &decl_stmt,
@@ -263,11 +318,16 @@ pub(crate) async fn insert(
             ],
         ),
     )
-    .await?;
+    .await
+    .map_err(StoreError::from);
+    let (_, row, _) = match joined {
+        Err(e) if is_reference_taken(&e) => return Ok(Inserted::ReferenceTaken),
+        other => other?,
+    };
     let reference: String = row.get(0);
     let received_at: DateTime<Utc> = row.get(1);
 
-    let mut violations = super::ledger::check_and_reserve(tx, id, d, s.routing).await?;
+    let mut violations = super::ledger::check_and_reserve(tx, id, d, s.routing, s.today).await?;
     violations.extend(super::origin::check(tx, d, s.origin_checked_from).await?);
     if !violations.is_empty() {
         return Err(StoreError::Rejected(violations));

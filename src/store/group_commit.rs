@@ -27,6 +27,8 @@ pub struct OwnedSubmission {
     pub sha256: [u8; 32],
     pub declaration: Box<Declaration>,
     pub idempotency_key: Option<String>,
+    /// The window's date when the request arrived.
+    pub today: chrono::NaiveDate,
 }
 
 struct Job {
@@ -170,6 +172,7 @@ async fn run_group(
             country: &ctx.country,
             routing: &routing,
             origin_checked_from: &ctx.origin_checked_from,
+            today: sub.today,
         };
         outcomes.push(one(&tx, &s, &mut open).await?);
     }
@@ -205,6 +208,11 @@ async fn one(
             Ok(Inserted::KeyTaken) => {
                 undo().await?;
                 return Ok(declarations::replay_after_race(tx, s).await);
+            }
+            Ok(Inserted::ReferenceTaken) => {
+                // Only this member is undone: the rest of its group commits as it would have.
+                undo().await?;
+                return Ok(declarations::reference_taken(tx, s).await);
             }
             Err(e) if is_deadlock(&e) && attempt < DEADLOCK_RETRIES => {
                 // Groups lock licence lines in their members' order, not one global order;

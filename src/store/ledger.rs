@@ -73,12 +73,15 @@ fn item_path(d: &Declaration, item: &Item) -> String {
 }
 
 /// Licence and document problems of a declaration, reserving what it draws when there are
-/// none. Violations carry paths; positions are filled in by the caller, who has the bytes.
+/// none. `today` is the window's date on which it accepts the declaration: a licence covers it
+/// only if valid that day, whatever date the declarant wrote. Violations carry paths;
+/// positions are filled in by the caller, who has the bytes.
 pub async fn check_and_reserve<C: GenericClient>(
     tx: &C,
     declaration_id: Uuid,
     d: &Declaration,
     table: &RoutingTable,
+    today: NaiveDate,
 ) -> Result<Vec<Violation>, StoreError> {
     let mut violations = Vec::new();
     let direction = d.direction.code();
@@ -203,14 +206,15 @@ pub async fn check_and_reserve<C: GenericClient>(
                 );
                 continue;
             }
-            if d.issue_date < lic.valid_from || d.issue_date > lic.valid_to {
+            if today < lic.valid_from || today > lic.valid_to {
                 report(
                     "LICENCE_EXPIRED",
                     &agency,
                     &procedure,
                     format!(
-                        "licence {number} is valid from {} to {}, not on the declaration date {}",
-                        lic.valid_from, lic.valid_to, d.issue_date
+                        "licence {number} is valid from {} to {}, not today ({today}), when the \
+                         window accepts the declaration",
+                        lic.valid_from, lic.valid_to
                     ),
                 );
                 continue;
@@ -254,12 +258,17 @@ pub async fn check_and_reserve<C: GenericClient>(
                 );
                 continue;
             }
-            draws.entry((lic.id, *line)).or_default().push((
-                item.number,
-                item.quantity,
-                agency.clone(),
-                procedure.clone(),
-            ));
+            // One draw per item and licence line, however many rules the licence serves for
+            // this item (a quotation without issuer fits every LIC rule of its item).
+            let on_line = draws.entry((lic.id, *line)).or_default();
+            if !on_line.iter().any(|(n, ..)| *n == item.number) {
+                on_line.push((
+                    item.number,
+                    item.quantity,
+                    agency.clone(),
+                    procedure.clone(),
+                ));
+            }
         }
     }
 

@@ -36,6 +36,16 @@ pub enum StoreError {
     /// (licences, routing); every violation at once.
     #[error("{} violation(s)", .0.len())]
     Rejected(Vec<crate::xml::Violation>),
+    /// The declarant already used this reference for another declaration: the first one.
+    #[error(
+        "declarant {declarant} already used reference {lrn} for declaration {reference} ({id})"
+    )]
+    ReferenceReused {
+        declarant: String,
+        lrn: String,
+        id: uuid::Uuid,
+        reference: String,
+    },
     /// Nothing was stored and the caller may try again (e.g. the group commit holding the
     /// request failed as a whole).
     #[error("{0}")]

@@ -216,6 +216,13 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
     spawn_app_with(test_settings(database_url)).await
 }
 
+/// The app with the window's clock fixed at `today` (`YYYY-MM-DD`), as `NSW_CLOCK_TODAY` does.
+pub async fn spawn_app_on_day(today: &str) -> TestApp {
+    let mut settings = test_settings(&fresh_database().await);
+    settings.calendar.today = Some(today.into());
+    spawn_app_with(settings).await
+}
+
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let database_url = settings.database_url.clone().expect("a database URL");
     let database_url = database_url.as_str();

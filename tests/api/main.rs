@@ -13,6 +13,7 @@ mod exchange_fail_ratio;
 mod field_inputs;
 mod fixtures;
 mod group_commit;
+mod intake_rules;
 mod loadtest_exchange;
 mod restart;
 mod trust;

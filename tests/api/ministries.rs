@@ -6,10 +6,14 @@ use nsw::domain::party::Role;
 use serde_json::json;
 
 use crate::helpers::{
-    fixture, fresh_database, spawn_app, spawn_app_with, test_settings, with_reference, TestApp,
+    fixture, fresh_database, spawn_app, spawn_app_on_day, spawn_app_with, test_settings,
+    with_reference, TestApp,
 };
 use crate::support::{deposit, deposit_fixture_licences, post_json, post_xml, register_signer};
 
+/// The end of validity of licences made by these tests: ahead of the window's date, whatever
+/// year the tests run in.
+const FAR_AHEAD: &str = "2099-12-31";
 const RICE_APPLICATION: &str = "valid/licence-application/moit-export-licence-rice.xml";
 const MAIZE_APPLICATION: &str = "valid/licence-application/mard-plant-quarantine-maize.xml";
 const TRANSIT_APPLICATION: &str =
@@ -106,7 +110,8 @@ async fn balance(app: &TestApp, token: &str, number: &str, line: usize) -> serde
 
 #[tokio::test]
 async fn the_full_flow_from_application_to_clearance() {
-    let app = spawn_app().await;
+    // The window's date is fixed: the day the rice application's validity had long ended.
+    let app = spawn_app_on_day("2026-11-30").await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
     let moit = app
         .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
@@ -141,11 +146,33 @@ async fn the_full_flow_from_application_to_clearance() {
             .status,
         200
     );
+    // The validity applied for (2026-02-01 to 2026-07-31) ended before the window's date: the
+    // licence is not issued as it is, and nothing is stored.
+    let ended = decide(&app, &moit, &id, json!({"action": "issue"})).await;
+    assert_eq!(
+        ended.status,
+        409,
+        "{}",
+        String::from_utf8_lossy(&ended.body)
+    );
+    assert_eq!(ended.json()["code"], "LICENCE_VALIDITY_ENDED");
+    assert_eq!(app.count("licences").await, 0);
+    // The officer gives dates that cannot end before they start.
+    let r = decide(
+        &app,
+        &moit,
+        &id,
+        json!({"action": "issue", "valid_from": "2026-12-01", "valid_until": "2026-11-30"}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["code"], "VALIDITY_INVALID");
     let issued = decide(
         &app,
         &moit,
         &id,
-        json!({"action": "issue", "conditions": "Export to PH only"}),
+        json!({"action": "issue", "conditions": "Export to PH only",
+               "valid_from": "2026-11-30", "valid_until": "2027-11-29"}),
     )
     .await;
     assert_eq!(
@@ -518,9 +545,14 @@ async fn an_officer_sees_and_decides_only_their_agencys_dossiers() {
     assert_eq!(r.status, 401);
 
     decide(&app, &moit, &id, json!({"action": "review"})).await;
-    let number = decide(&app, &moit, &id, json!({"action": "issue"}))
-        .await
-        .json()["licence_number"]
+    let number = decide(
+        &app,
+        &moit,
+        &id,
+        json!({"action": "issue", "valid_until": FAR_AHEAD}),
+    )
+    .await
+    .json()["licence_number"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -555,7 +587,7 @@ async fn deposits_are_verified_against_the_agencys_registered_certificate() {
         "0302468135",
         "IM",
         "2026-07-01",
-        "2026-09-30",
+        FAR_AHEAD,
         "71081210",
         "KGM",
         "50",
@@ -636,7 +668,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
             "0302468135",
             "IM",
             "2026-07-01",
-            "2026-09-30",
+            FAR_AHEAD,
             "71081210",
             "KGM",
             "50",
@@ -644,14 +676,16 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
     };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
+            // Not valid on the window's date (a licence whose validity has already ended cannot
+            // be deposited; intake_rules has one that ended after its deposit).
             "EXPIRED-1",
             licence_xml(
                 "EXPIRED-1",
                 "SBV",
                 "0302468135",
                 "IM",
-                "2026-01-01",
-                "2026-06-30",
+                "2099-01-01",
+                FAR_AHEAD,
                 "71081210",
                 "KGM",
                 "50",
@@ -666,7 +700,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "0300000001",
                 "IM",
                 "2026-07-01",
-                "2026-09-30",
+                FAR_AHEAD,
                 "71081210",
                 "KGM",
                 "50",
@@ -681,7 +715,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "0302468135",
                 "IM",
                 "2026-07-01",
-                "2026-09-30",
+                FAR_AHEAD,
                 "710813",
                 "KGM",
                 "50",
@@ -696,7 +730,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "0302468135",
                 "IM",
                 "2026-07-01",
-                "2026-09-30",
+                FAR_AHEAD,
                 "710812",
                 "GRM",
                 "50000",
@@ -711,7 +745,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "0302468135",
                 "EX",
                 "2026-07-01",
-                "2026-09-30",
+                FAR_AHEAD,
                 "71081210",
                 "KGM",
                 "50",
@@ -726,7 +760,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "0302468135",
                 "IM",
                 "2026-07-01",
-                "2026-09-30",
+                FAR_AHEAD,
                 "71081210",
                 "KGM",
                 "49.999",
@@ -823,7 +857,7 @@ async fn one_hundred_concurrent_declarations_draw_exactly_fifty_from_one_line() 
         "0302468135",
         "IM",
         "2026-07-01",
-        "2026-09-30",
+        FAR_AHEAD,
         "71081210",
         "KGM",
         "2500",
@@ -877,7 +911,7 @@ async fn customs_decisions_settle_the_ledger_once() {
         "0302468135",
         "IM",
         "2026-07-01",
-        "2026-09-30",
+        FAR_AHEAD,
         "71081210",
         "KGM",
         "200",
@@ -1211,7 +1245,7 @@ async fn the_database_moves_balances_only_through_the_ledger() {
         "0302468135",
         "IM",
         "2026-07-01",
-        "2026-09-30",
+        FAR_AHEAD,
         "71081210",
         "KGM",
         "200",
@@ -1301,7 +1335,8 @@ async fn a_declaration_can_only_be_born_accepted() {
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let id = r.json()["id"].as_str().unwrap().to_owned();
     let mut client = app.pool.get().await.unwrap();
-    // A copy of the stored declaration under a new id and reference, in a given status.
+    // A copy of the stored declaration under a new id, reference and declarant's reference,
+    // in a given status.
     let insert = |status: &'static str| {
         format!(
             "INSERT INTO declarations (id, reference, document_id, submitter, status, direction,
@@ -1310,7 +1345,7 @@ async fn a_declaration_can_only_be_born_accepted() {
                 total_gross_mass, item_count, received_at, updated_at)
              SELECT '00000000-0000-7000-8000-000000000002', reference || '-COPY',
                     '00000000-0000-7000-8000-000000000001', submitter, '{status}', direction,
-                    lrn, declarant_id, exporter_id, importer_id, trader_id, export_country,
+                    lrn || '-COPY', declarant_id, exporter_id, importer_id, trader_id, export_country,
                     destination_country, customs_office, issue_date, currency, total_value,
                     total_gross_mass, item_count, received_at, updated_at
                FROM declarations WHERE id = '{id}'"
