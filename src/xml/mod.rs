@@ -345,3 +345,36 @@ fn first_libxml_error(src: &[u8], limits: &Limits) -> Option<XmlError> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAPTOPS: &[u8] =
+        include_bytes!("../../fixtures/valid/declaration/01-import-laptops-10-items.xml");
+
+    #[test]
+    fn a_document_past_its_cpu_budget_is_refused_as_too_costly() {
+        let limits = Limits {
+            cpu_budget_ms: 0,
+            ..Limits::default()
+        };
+        // Any work at all passes a budget of nothing: the first read after the start is refused.
+        let mut doc = LAPTOPS.to_vec();
+        doc.extend(std::iter::repeat_n(b' ', 64 * 1024));
+        match check(&doc, &limits, None) {
+            Err(e @ XmlError::TooCostly { .. }) => assert_eq!(e.code(), "XML_TOO_COSTLY"),
+            Err(e) => panic!("expected XML_TOO_COSTLY, got {e}"),
+            Ok(_) => panic!("expected XML_TOO_COSTLY, got a verdict"),
+        }
+        assert!(matches!(check(LAPTOPS, &Limits::default(), None), Ok(Ok(_))));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_no_part_of_the_document() {
+        let marked = [b"\xEF\xBB\xBF".as_slice(), LAPTOPS].concat();
+        assert!(matches!(check(&marked, &Limits::default(), None), Ok(Ok(_))));
+        let tree = Tree::parse(&marked, &Limits::default()).unwrap();
+        assert_eq!(tree.position(tree::ROOT), Position { line: 2, column: 1 });
+    }
+}

@@ -211,3 +211,28 @@ fn nsw_validate_gives_every_fixture_its_named_verdict() {
     );
     assert!(off.is_empty(), "{} off:\n{}", off.len(), off.join("\n"));
 }
+
+#[test]
+fn validate_accepts_a_byte_order_mark_on_every_document_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = repo_root().join("fixtures/valid");
+    let mut files = Vec::new();
+    for rel in [
+        "declaration/01-import-laptops-10-items.xml",
+        "licence-application/moit-export-licence-rice.xml",
+        "certificate-of-origin/vn-sg-form-d.xml",
+    ] {
+        let target = dir.path().join(rel.replace('/', "-"));
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend(std::fs::read(f.join(rel)).unwrap());
+        std::fs::write(&target, bytes).unwrap();
+        files.push(target);
+    }
+    let out = nsw().arg("validate").args(&files).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
