@@ -367,13 +367,19 @@ mod tests {
             Err(e) => panic!("expected XML_TOO_COSTLY, got {e}"),
             Ok(_) => panic!("expected XML_TOO_COSTLY, got a verdict"),
         }
-        assert!(matches!(check(LAPTOPS, &Limits::default(), None), Ok(Ok(_))));
+        assert!(matches!(
+            check(LAPTOPS, &Limits::default(), None),
+            Ok(Ok(_))
+        ));
     }
 
     #[test]
     fn a_byte_order_mark_is_no_part_of_the_document() {
         let marked = [b"\xEF\xBB\xBF".as_slice(), LAPTOPS].concat();
-        assert!(matches!(check(&marked, &Limits::default(), None), Ok(Ok(_))));
+        assert!(matches!(
+            check(&marked, &Limits::default(), None),
+            Ok(Ok(_))
+        ));
         let tree = Tree::parse(&marked, &Limits::default()).unwrap();
         assert_eq!(tree.position(tree::ROOT), Position { line: 2, column: 1 });
     }

@@ -79,7 +79,7 @@ async fn a_byte_order_mark_does_not_move_error_positions() {
 }
 
 #[tokio::test]
-async fn a_byte_order_mark_is_accepted_on_licence_applications_and_certificates() {
+async fn a_byte_order_mark_is_accepted_on_applications_licences_and_certificates() {
     let app = spawn_app().await;
     let ent = app.add_party(Role::Enterprise, "1401234568").await;
     let app_xml = with_bom(&fixture(
@@ -94,6 +94,15 @@ async fn a_byte_order_mark_is_accepted_on_licence_applications_and_certificates(
             Some(app_xml),
         )
         .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
+    let key = crate::support::register_signer(&app, &admin, "SBV").await;
+    let licence = with_bom(&fixture("valid/licence/sbv-gold-215.xml"));
+    let r = crate::support::deposit(&app, &sbv, &key, licence).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
 
     let exporter = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
@@ -478,4 +487,31 @@ async fn expect_100_continue_is_answered_from_the_headers_when_they_decide() {
     let n = stream.read(&mut buf).await.unwrap();
     let answer = String::from_utf8_lossy(&buf[..n]);
     assert!(answer.starts_with("HTTP/1.1 201 "), "{answer}");
+}
+
+#[tokio::test]
+async fn a_partner_envelope_with_a_byte_order_mark_is_received_and_kept_as_sent() {
+    use nsw::exchange::signature;
+    let plan = crate::exchange::Plan::new(&["VN", "SG"]);
+    let sg = plan.start("SG").await;
+    let vn = plan.identity_of("VN");
+    let acdd = fixture("valid/acdd/vn-th-rice-export.xml");
+    let (header, env) = crate::exchange::acdd_envelope("VN", "SG", &acdd);
+    let env = with_bom(&env);
+    let sig = signature::sign(&vn, &env).unwrap();
+    let r = sg.deliver(&env, Some(&sig)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let client = sg.app.pool.get().await.unwrap();
+    let stored: Vec<u8> = client
+        .query_one(
+            "SELECT envelope FROM inbound_messages WHERE message_id = $1",
+            &[&header.message_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        stored, env,
+        "the envelope is kept as received, mark included"
+    );
 }
