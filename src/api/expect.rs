@@ -7,6 +7,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::http::Method;
 use actix_web::HttpMessage;
 use actix_web::ResponseError;
+use tracing::Instrument;
 
 use super::{body, AppState, Body};
 use crate::error::ApiError;
@@ -87,11 +88,27 @@ pub async fn check(
     req: actix_http::Request,
 ) -> Result<actix_http::Request, actix_web::Error> {
     let path = req.path().to_owned();
-    match decide(&state, &table, req.method(), &path, req.headers()).await {
+    // The request's own span and id come later, with the request; an answer given here gets
+    // an id of its own, in its header and its log line, as every answer does.
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let span = tracing::info_span!("expect", request_id = %request_id, %path);
+    let outcome = decide(&state, &table, req.method(), &path, req.headers())
+        .instrument(span.clone())
+        .await;
+    match outcome {
         Ok(()) => Ok(req),
         Err(e) => {
-            tracing::info!(code = e.code(), status = %e.status_code(), %path, "answered before the body (Expect: 100-continue)");
-            Err(e.into())
+            let mut resp = e.error_response();
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&request_id) {
+                resp.headers_mut().insert(
+                    actix_web::http::header::HeaderName::from_static("x-request-id"),
+                    v,
+                );
+            }
+            span.in_scope(|| {
+                tracing::info!(code = e.code(), status = %e.status_code(), "answered before the body (Expect: 100-continue)")
+            });
+            Err(actix_web::error::InternalError::from_response(e, resp).into())
         }
     }
 }

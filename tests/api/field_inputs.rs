@@ -475,6 +475,10 @@ async fn expect_100_continue_is_answered_from_the_headers_when_they_decide() {
             "expected {status} at once, got: {answer}"
         );
         assert!(!answer.contains("100 Continue"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("\r\nx-request-id: "),
+            "{answer}"
+        );
     }
     // Headers that do not decide: 100 Continue, then the body, then the receipt.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
