@@ -9,14 +9,16 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use deadpool_postgres::Pool;
-use tracing::Instrument;
 use tracing_actix_web::TracingLogger;
 
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::db::{self, embedded::EmbeddedCluster, DbError};
-use crate::store::audit;
+use crate::events::Sequencer;
+use crate::exchange::worker::Outbox;
+use crate::jobs::{AuditSealer, Drained, Jobs, Live, Supervisor};
 use crate::validation::Validator;
+use crate::webhooks::Deliverer;
 use crate::xml::{self, XmlError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +44,24 @@ pub struct Database {
     /// Where `pool` connects; HTTP workers open their own intake connections here.
     pub url: String,
     pub cluster: Option<Arc<EmbeddedCluster>>,
+    /// The pool's connection tasks, to close them before the database goes away.
+    pub connections: db::Connections,
 }
 
+/// Longest wait for the pool's connections to end on shutdown.
+const CONNECTIONS_CLOSE: Duration = Duration::from_secs(5);
+
 impl Database {
+    /// Closes the pool and waits (bounded) until its connections have ended cleanly.
+    pub async fn close(&self) {
+        if !self.connections.close(&self.pool, CONNECTIONS_CLOSE).await {
+            tracing::warn!(
+                open = self.connections.open(),
+                "database connections still open after {CONNECTIONS_CLOSE:?}"
+            );
+        }
+    }
+
     /// Stops the embedded cluster if this process started it.
     pub fn shutdown(&self) {
         if let Some(c) = self.cluster.as_ref().filter(|c| c.started_here()) {
@@ -69,10 +86,17 @@ pub async fn connect(settings: &Settings) -> Result<Database, StartError> {
             (cluster.connection_string("nsw"), Some(Arc::new(cluster)))
         }
     };
-    let pool = db::pool(&url, settings.pool_size)?;
+    let (pool, connections) =
+        db::service_pool(&url, settings.pool_size, tokio::runtime::Handle::current())?;
     let mut client = pool.get().await.map_err(DbError::from)?;
     db::migrate::run(&mut client).await?;
-    Ok(Database { pool, url, cluster })
+    drop(client);
+    Ok(Database {
+        pool,
+        url,
+        cluster,
+        connections,
+    })
 }
 
 async fn ensure_database(cluster: &EmbeddedCluster, name: &str) -> Result<(), DbError> {
@@ -107,8 +131,12 @@ pub struct Application {
     port: u16,
     server: Server,
     database: Database,
-    /// Background jobs, ended with the server so none outlives it.
-    jobs: Vec<tokio::task::JoinHandle<()>>,
+    /// Background jobs, stopped after the servers and before the database.
+    supervisor: Supervisor,
+    /// Each job's one pass, for tests.
+    jobs: Jobs,
+    /// How long jobs may take to stop.
+    grace: Duration,
     /// The mutual-TLS listener for partner windows, when configured: (port, server).
     tls: Option<(u16, Server)>,
 }
@@ -180,33 +208,21 @@ impl Application {
         let clock = settings.clock().map_err(StartError::Other)?;
         install_routing(&database.pool, &settings).await?;
         let exchange = crate::exchange::Exchange::from_settings(&settings)?.map(Arc::new);
-        let mut jobs = Vec::new();
-        if let Some(ex) = exchange.as_ref().filter(|_| settings.exchange.worker) {
-            jobs.push(crate::exchange::worker::spawn(
-                database.pool.clone(),
-                ex.clone(),
-                settings.limits(),
-            ));
-        }
         let tls_listen = settings.exchange.tls_listen.clone();
-        // The dedicated LISTEN connection needs the address the pool was built from.
-        let listen_url = settings.database_url.clone().or_else(|| {
-            database
-                .cluster
+        let hub = Arc::new(crate::events::Hub::new());
+        let jobs = Jobs {
+            outbox: exchange
                 .as_ref()
-                .map(|c| c.connection_string("nsw"))
-        });
-        let hub = crate::events::spawn(
-            database.pool.clone(),
-            listen_url,
-            Duration::from_millis(settings.events.seal_interval_ms.max(10)),
-        );
-        crate::webhooks::spawn(
-            database.pool.clone(),
-            hub.clone(),
-            settings.webhooks.clone(),
-        )
-        .map_err(|e| StartError::Other(format!("webhook client: {e}")))?;
+                .map(|ex| Outbox::new(database.pool.clone(), ex.clone(), settings.limits())),
+            webhooks: Deliverer::new(database.pool.clone(), settings.webhooks.clone())
+                .map_err(|e| StartError::Other(format!("webhook client: {e}")))?,
+            events: Sequencer::new(database.pool.clone(), hub.clone()),
+            audit: AuditSealer::new(database.pool.clone()),
+        };
+        let mut supervisor = Supervisor::new();
+        if settings.jobs.enabled {
+            start_jobs(&mut supervisor, &jobs, &settings, &database, &hub);
+        }
         let hub = web::Data::from(hub);
         let routing: Arc<crate::store::routing::RoutingCache> = Default::default();
         // Each HTTP worker starts its own committers and intake connections (see
@@ -224,6 +240,7 @@ impl Application {
                 max_group: settings.intake.max_group,
             })
         });
+        let grace = Duration::from_millis(settings.jobs.grace_ms);
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
             validator: Validator::new(settings.limits(), settings.country.clone())
@@ -235,7 +252,6 @@ impl Application {
             clock,
             exchange,
         });
-        jobs.push(spawn_audit_sealer(database.pool.clone()));
         let main_state = state.clone();
         let expect_table = Arc::new(api::expect::Table::new(&api::endpoints()));
         let addr = listener
@@ -296,7 +312,9 @@ impl Application {
             port,
             server,
             database,
+            supervisor,
             jobs,
+            grace,
             tls,
         })
     }
@@ -314,19 +332,37 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped (signal or handle), then stops an embedded cluster we started.
+    /// Each background job's one pass (`run_once`), whether or not the jobs run on their own.
+    pub fn jobs(&self) -> Jobs {
+        self.jobs.clone()
+    }
+
+    /// Which background jobs are running; empty once `run_until_stopped` has returned.
+    pub fn live_jobs(&self) -> Live {
+        self.supervisor.live()
+    }
+
+    /// Serves until stopped (signal or handle). Then, in this order: the HTTP servers stop
+    /// (requests under way are finished), the background jobs are cancelled and awaited
+    /// (within `jobs.grace_ms`), the pool's connections are closed and awaited, and an embedded
+    /// cluster this process started is stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_and_drain().await.0
+    }
+
+    /// As [`Application::run_until_stopped`], also telling how the jobs ended.
+    pub async fn run_and_drain(self) -> (std::io::Result<()>, Drained) {
         let tls = self.tls.map(|(_, s)| (s.handle(), tokio::spawn(s)));
         let result = self.server.await;
         if let Some((handle, task)) = tls {
             handle.stop(true).await;
             let _ = task.await;
         }
-        for job in &self.jobs {
-            job.abort();
-        }
+        let drained = self.supervisor.shutdown(self.grace).await;
+        drop(self.jobs);
+        self.database.close().await;
         self.database.shutdown();
-        result
+        (result, drained)
     }
 }
 
@@ -353,25 +389,40 @@ async fn install_routing(pool: &Pool, settings: &Settings) -> Result<(), StartEr
     Ok(())
 }
 
-/// Links committed audit entries into the hash chain a few times a second.
-fn spawn_audit_sealer(pool: Pool) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tick.tick().await;
-            let span = tracing::debug_span!("job.audit_seal");
-            async {
-                match pool.get().await {
-                    Ok(client) => match audit::seal(&client, 10_000).await {
-                        Ok(n) if n > 0 => tracing::debug!(sealed = n, "audit entries sealed"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "audit sealing failed"),
-                    },
-                    Err(e) => tracing::warn!(error = %e, "audit sealer: no connection"),
-                }
-            }
-            .instrument(span)
-            .await;
-        }
-    })
+/// Starts every background job this instance runs under `supervisor`.
+fn start_jobs(
+    supervisor: &mut Supervisor,
+    jobs: &Jobs,
+    settings: &Settings,
+    database: &Database,
+    hub: &Arc<crate::events::Hub>,
+) {
+    if let Some(outbox) = jobs.outbox.clone().filter(|_| settings.exchange.worker) {
+        let reaper = outbox.clone();
+        supervisor.start("outbox", |cancel| outbox.run(cancel));
+        supervisor.start("outbox.reaper", |cancel| reaper.run_reaper(cancel));
+    }
+    let (notes_tx, notes) = tokio::sync::mpsc::unbounded_channel();
+    // The dedicated LISTEN connection needs the address the pool was built from.
+    let listen_url = settings.database_url.clone().or_else(|| {
+        database
+            .cluster
+            .as_ref()
+            .map(|c| c.connection_string("nsw"))
+    });
+    if let Some(url) = listen_url {
+        supervisor.start("events.listener", |cancel| {
+            crate::events::listen(url, notes_tx, cancel)
+        });
+    }
+    let interval = Duration::from_millis(settings.events.seal_interval_ms.max(10));
+    let sequencer = jobs.events.clone();
+    supervisor.start("events.sequencer", |cancel| {
+        sequencer.run(interval, notes, cancel)
+    });
+    let webhooks = jobs.webhooks.clone();
+    let wake = hub.subscribe();
+    supervisor.start("webhooks", |cancel| webhooks.run(wake, cancel));
+    let audit = jobs.audit.clone();
+    supervisor.start("audit.sealer", |cancel| audit.run(cancel));
 }

@@ -59,6 +59,7 @@ pub struct Settings {
     pub events: EventSettings,
     pub webhooks: WebhookSettings,
     pub intake: IntakeSettings,
+    pub jobs: crate::jobs::JobSettings,
 }
 
 /// How accepted declarations reach the database.
@@ -316,6 +317,7 @@ impl Default for Settings {
             events: EventSettings::default(),
             webhooks: WebhookSettings::default(),
             intake: IntakeSettings::default(),
+            jobs: crate::jobs::JobSettings::default(),
         }
     }
 }

@@ -195,6 +195,7 @@ async fn start_window(
             pool: database.pool.clone(),
             url: database.url.clone(),
             cluster: None,
+            connections: database.connections.clone(),
         },
     )
     .await?;

@@ -1,4 +1,4 @@
-//! The event sequencer and wake-up hub. A background job gives committed events their feed
+//! The event sequencer and wake-up hub. A background job ([`Sequencer`]) gives committed events their feed
 //! positions (`event_feed_seal`, every `seal_interval`) and wakes everything waiting for new
 //! events: long-polling requests and the webhook worker. When any instance sealed events it
 //! notifies `nsw_event_feed`; a dedicated LISTEN connection per instance turns that into an
@@ -12,6 +12,7 @@ use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::store::events as store;
@@ -46,62 +47,80 @@ impl Default for Hub {
     }
 }
 
-/// Starts the sequencer and, when `listen_url` is given, the notification listener.
-pub fn spawn(pool: Pool, listen_url: Option<String>, seal_interval: Duration) -> Arc<Hub> {
-    let hub = Arc::new(Hub::new());
-    let (note_tx, mut note_rx) = mpsc::unbounded_channel::<()>();
-    if let Some(url) = listen_url {
-        tokio::spawn(listen(url, note_tx));
+/// The event sequencer: gives committed events their feed positions and wakes the waiters.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Sequencer {
+    pool: Pool,
+    hub: Arc<Hub>,
+}
+
+impl Sequencer {
+    pub fn new(pool: Pool, hub: Arc<Hub>) -> Sequencer {
+        Sequencer { pool, hub }
     }
-    let h = hub.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(seal_interval);
+
+    /// One pass: seals what has been committed and, if that was anything, wakes the waiters;
+    /// returns how many events entered the feed.
+    pub async fn run_once(&self) -> u64 {
+        let span = tracing::debug_span!("job.event_seal");
+        let sealed = async {
+            let client = match self.pool.get().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event sequencer: no connection");
+                    return 0;
+                }
+            };
+            match store::seal(&client, false).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::debug!(sealed = n, "events entered the feed");
+                    }
+                    u64::try_from(n).unwrap_or(0)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "event sealing failed");
+                    0
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        if sealed > 0 {
+            self.hub.wake();
+        }
+        sealed
+    }
+
+    /// Seals every `interval` until cancelled; a notification (events sealed by a request
+    /// handler or another instance) wakes the waiters at once.
+    pub async fn run(
+        self,
+        interval: Duration,
+        mut notes: mpsc::UnboundedReceiver<()>,
+        cancel: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                Some(()) = note_rx.recv() => {
-                    // Sealed by a request handler or another instance: wake our waiters.
-                    while note_rx.try_recv().is_ok() {}
-                    h.wake();
+                _ = cancel.cancelled() => return,
+                Some(()) = notes.recv() => {
+                    while notes.try_recv().is_ok() {}
+                    self.hub.wake();
                     continue;
                 }
                 _ = tick.tick() => {}
             }
-            let span = tracing::debug_span!("job.event_seal");
-            let sealed = async {
-                let client = match pool.get().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "event sequencer: no connection");
-                        return 0;
-                    }
-                };
-                match store::seal(&client, false).await {
-                    Ok(n) => {
-                        if n > 0 {
-                            tracing::debug!(sealed = n, "events entered the feed");
-                        }
-                        n
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "event sealing failed");
-                        0
-                    }
-                }
-            }
-            .instrument(span)
-            .await;
-            if sealed > 0 {
-                h.wake();
-            }
+            self.run_once().await;
         }
-    });
-    hub
+    }
 }
 
 /// Keeps a dedicated LISTEN connection open, reconnecting after failures, and forwards each
-/// notification.
-async fn listen(url: String, out: mpsc::UnboundedSender<()>) {
+/// notification, until cancelled; then closes the connection.
+pub async fn listen(url: String, out: mpsc::UnboundedSender<()>, cancel: CancellationToken) {
     loop {
         let span = tracing::info_span!("job.event_listener");
         let result: Result<(), tokio_postgres::Error> = async {
@@ -126,25 +145,35 @@ async fn listen(url: String, out: mpsc::UnboundedSender<()>) {
                 }
                 let _ = done_tx.send(());
             });
-            client
+            let listening = client
                 .batch_execute(&format!("LISTEN {FEED_CHANNEL}"))
-                .await?;
-            tracing::debug!("listening for event notifications");
-            // Wake once: events may have arrived while we were not listening.
-            let _ = out.send(());
-            let _ = done_rx.await;
+                .await;
+            if listening.is_ok() {
+                tracing::debug!("listening for event notifications");
+                // Wake once: events may have arrived while we were not listening.
+                let _ = out.send(());
+                tokio::select! {
+                    _ = done_rx => {}
+                    _ = cancel.cancelled() => {}
+                }
+            }
+            // Dropping the client ends the connection cleanly (Terminate), which ends the
+            // driver.
             drop(client);
             let _ = driver.await;
-            Ok(())
+            listening
         }
         .instrument(span)
         .await;
+        if cancel.is_cancelled() || out.is_closed() {
+            return;
+        }
         if let Err(e) = result {
             tracing::warn!(error = %e, "event listener failed; polling until it reconnects");
         }
-        if out.is_closed() {
-            return;
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod exchange;
+pub mod jobs;
 pub mod licensing;
 pub mod loadtest;
 pub mod routing;

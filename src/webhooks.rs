@@ -10,11 +10,12 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use rand::Rng;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::WebhookSettings;
-use crate::events::Hub;
 use crate::store::events::Event;
 use crate::store::webhooks::{self as store, Claim};
 use crate::store::StoreError;
@@ -63,32 +64,73 @@ pub fn new_secret() -> String {
     format!("whsec_{}", hex::encode(bytes))
 }
 
-pub fn spawn(pool: Pool, hub: Arc<Hub>, settings: WebhookSettings) -> Result<(), reqwest::Error> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(settings.timeout_ms))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("nsw-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()?;
-    let mut wake = hub.subscribe();
-    let settings = Arc::new(settings);
-    // Each claimed subscription is served by its own task, so one slow receiver never holds up
-    // the others; the semaphore bounds how many run at once.
-    let slots = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES));
-    let finished = Arc::new(Notify::new());
-    tokio::spawn(async move {
-        loop {
+/// The webhook deliverer: what a pass needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Deliverer {
+    pool: Pool,
+    http: reqwest::Client,
+    settings: Arc<WebhookSettings>,
+}
+
+impl Deliverer {
+    pub fn new(pool: Pool, settings: WebhookSettings) -> Result<Deliverer, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("nsw-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Deliverer {
+            pool,
+            http,
+            settings: Arc::new(settings),
+        })
+    }
+
+    async fn claim(&self, limit: i64) -> Vec<Claim> {
+        let span = tracing::debug_span!("job.webhook_claim");
+        claim(&self.pool, &self.settings, limit)
+            .instrument(span)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "webhook claim failed");
+                Vec::new()
+            })
+    }
+
+    /// Serves one claimed subscription: its due events in order, until it is caught up, a
+    /// delivery fails, or `cancel` fires (then it releases the claim).
+    async fn serve(&self, c: Claim, cancel: &CancellationToken) {
+        let span = tracing::info_span!("job.webhook", webhook = %c.id, party = %c.party_id);
+        deliver(&self.pool, &self.http, &self.settings, c, cancel)
+            .instrument(span)
+            .await;
+    }
+
+    /// One pass: claims the subscriptions with due events (as many as one instance serves at
+    /// once) and delivers to them concurrently; returns how many subscriptions were served.
+    pub async fn run_once(&self) -> usize {
+        let claims = self.claim(CONCURRENT_DELIVERIES as i64).await;
+        let n = claims.len();
+        let never = CancellationToken::new();
+        futures_util::future::join_all(claims.into_iter().map(|c| self.serve(c, &never))).await;
+        n
+    }
+
+    /// Claims and delivers until cancelled, woken by new events (`wake`), by a delivery
+    /// finishing, or every [`IDLE_POLL`]. Each claimed subscription is served by its own task,
+    /// so one slow receiver never holds up the others; at most [`CONCURRENT_DELIVERIES`] run
+    /// at once. On cancellation no more is claimed, and the deliveries under way stop after
+    /// their current event and release their claims before this returns.
+    pub async fn run(self, mut wake: watch::Receiver<u64>, cancel: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES));
+        let finished = Arc::new(Notify::new());
+        let tasks = TaskTracker::new();
+        while !cancel.is_cancelled() {
             let free = slots.available_permits();
             let claimed = if free == 0 {
                 0
             } else {
-                let span = tracing::debug_span!("job.webhook_claim");
-                let claims = claim(&pool, &settings, free as i64)
-                    .instrument(span)
-                    .await
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "webhook claim failed");
-                        Vec::new()
-                    });
+                let claims = self.claim(free as i64).await;
                 let n = claims.len();
                 for c in claims {
                     let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -96,38 +138,32 @@ pub fn spawn(pool: Pool, hub: Arc<Hub>, settings: WebhookSettings) -> Result<(),
                         // expires and the subscription is claimed again.
                         break;
                     };
-                    let (pool, http, settings, finished) = (
-                        pool.clone(),
-                        http.clone(),
-                        settings.clone(),
-                        finished.clone(),
-                    );
-                    let span =
-                        tracing::info_span!("job.webhook", webhook = %c.id, party = %c.party_id);
-                    tokio::spawn(
-                        async move {
-                            deliver(&pool, &http, &settings, c).await;
-                            drop(permit);
-                            finished.notify_one();
-                        }
-                        .instrument(span),
-                    );
+                    let (me, finished, cancel) = (self.clone(), finished.clone(), cancel.clone());
+                    tasks.spawn(async move {
+                        me.serve(c, &cancel).await;
+                        drop(permit);
+                        finished.notify_one();
+                    });
                 }
                 n
             };
             if claimed > 0 && claimed == free {
                 // Possibly more due: claim again as soon as a slot frees up.
-                finished.notified().await;
-                continue;
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = finished.notified() => continue,
+                }
             }
             tokio::select! {
+                _ = cancel.cancelled() => break,
                 _ = wake.changed() => {}
                 _ = finished.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
             }
         }
-    });
-    Ok(())
+        tasks.close();
+        tasks.wait().await;
+    }
 }
 
 async fn claim(pool: &Pool, s: &WebhookSettings, limit: i64) -> Result<Vec<Claim>, StoreError> {
@@ -135,9 +171,18 @@ async fn claim(pool: &Pool, s: &WebhookSettings, limit: i64) -> Result<Vec<Claim
     store::claim(&client, limit, s.lease_secs as f64).await
 }
 
-async fn deliver(pool: &Pool, http: &reqwest::Client, s: &WebhookSettings, mut c: Claim) {
+async fn deliver(
+    pool: &Pool,
+    http: &reqwest::Client,
+    s: &WebhookSettings,
+    mut c: Claim,
+    cancel: &CancellationToken,
+) {
     let lease = s.lease_secs as f64;
     for _ in 0..EVENTS_PER_CLAIM {
+        if cancel.is_cancelled() {
+            break;
+        }
         let next = match pool.get().await {
             Ok(client) => store::next_event(&client, &c).await,
             Err(e) => Err(e.into()),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use deadpool_postgres::Pool;
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::fault::Fault;
@@ -27,33 +28,84 @@ pub fn backoff_secs(base_ms: u64, max_ms: u64, attempts: i32) -> f64 {
     rand::thread_rng().gen_range(ceiling / 2.0..=ceiling) / 1000.0
 }
 
-pub fn spawn(pool: Pool, ex: Arc<Exchange>, limits: Limits) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let poll = Duration::from_millis(ex.policy.poll_ms.max(10));
-        loop {
-            let span = tracing::debug_span!("job.outbox", worker = %ex.worker_id);
-            let n = run_once(&pool, &ex, &limits).instrument(span).await;
-            // A full batch means more are probably due: claim again at once rather than
-            // letting a backlog wait a poll interval per batch.
-            if (n as i64) < ex.policy.batch.max(1) {
-                tokio::time::sleep(poll).await;
-            }
-        }
-    })
+/// The outbox delivery job: what one pass needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    pool: Pool,
+    ex: Arc<Exchange>,
+    limits: Limits,
 }
 
-/// One poll: return expired leases, claim a batch, deliver it concurrently.
-pub async fn run_once(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> usize {
-    let mut client = match pool.get().await {
+impl Outbox {
+    pub fn new(pool: Pool, ex: Arc<Exchange>, limits: Limits) -> Outbox {
+        Outbox { pool, ex, limits }
+    }
+
+    fn poll(&self) -> Duration {
+        Duration::from_millis(self.ex.policy.poll_ms.max(10))
+    }
+
+    /// Claims and delivers until cancelled. A full batch means more are probably due: it
+    /// claims again at once rather than letting a backlog wait a poll interval per batch.
+    pub async fn run(self, cancel: CancellationToken) {
+        let batch = self.ex.policy.batch.max(1);
+        crate::jobs::repeat(cancel, self.poll(), || async {
+            (self.run_once().await as i64) >= batch
+        })
+        .await;
+    }
+
+    /// Returns expired leases every poll interval until cancelled.
+    pub async fn run_reaper(self, cancel: CancellationToken) {
+        crate::jobs::repeat(cancel, self.poll(), || async {
+            self.reap_once().await;
+            false
+        })
+        .await;
+    }
+
+    /// One pass: claims a batch of due messages and delivers it concurrently; returns how many
+    /// were claimed.
+    pub async fn run_once(&self) -> usize {
+        let span = tracing::debug_span!("job.outbox", worker = %self.ex.worker_id);
+        claim_and_deliver(&self.pool, &self.ex, &self.limits)
+            .instrument(span)
+            .await
+    }
+
+    /// One pass of the reaper: messages whose sending worker stopped mid-delivery (its lease
+    /// ran out) go back to the queue or, out of attempts, to the dead letters.
+    pub async fn reap_once(&self) -> u64 {
+        let span = tracing::debug_span!("job.outbox_reap");
+        async {
+            let mut client = match self.pool.get().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox reaper: no database connection");
+                    return 0;
+                }
+            };
+            match store::reap(&mut client).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox: reaping expired leases failed");
+                    0
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+async fn claim_and_deliver(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> usize {
+    let client = match pool.get().await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "outbox: no database connection");
             return 0;
         }
     };
-    if let Err(e) = store::reap(&mut client).await {
-        tracing::warn!(error = %e, "outbox: reaping expired leases failed");
-    }
     // The lease is measured on this process's monotonic clock from before the claim, so it
     // ends here no later than `locked_until` in the database, whatever the clocks' skew.
     let lease_ends = Instant::now() + Duration::from_secs(ex.policy.lease_secs);

@@ -7,14 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use nsw::app::Application;
 use nsw::domain::party::Role;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use serde_json::{json, Value};
 
-use crate::helpers::{fixture, fresh_database, spawn_app, test_settings, with_reference, TestApp};
+use crate::helpers::{
+    fixture, fresh_database, spawn_app, spawn_app_with, spawn_app_without_jobs, test_settings,
+    with_reference, TestApp,
+};
 
 const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
 const LAPTOPS_IMPORTER: &str = "0301234567";
@@ -33,19 +35,7 @@ async fn spawn_on(url: &str, tune: impl FnOnce(&mut nsw::config::Settings)) -> T
     settings.webhooks.retry_max_ms = 400;
     settings.events.poll_interval_ms = 200;
     tune(&mut settings);
-    let pool = nsw::db::pool(&url, 8).unwrap();
-    let database = nsw::app::connect(&settings).await.expect("connect");
-    let app = Application::with_database(settings, database)
-        .await
-        .expect("build app");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        database_url: url,
-        pool,
-        client: reqwest::Client::new(),
-    }
+    spawn_app_with(settings).await
 }
 
 /// Submits the fixture under a fresh declarant reference; returns the declaration id.
@@ -99,7 +89,7 @@ async fn wait_for_feed(app: &TestApp, customs: &str, n: usize) -> Vec<i64> {
 
 #[tokio::test]
 async fn feed_returns_only_own_events_paged_with_after_and_limit() {
-    let app = spawn_app().await;
+    let app = spawn_app_without_jobs().await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let b = app.add_party(Role::Enterprise, GARMENTS_EXPORTER).await;
     let customs = app.add_party(Role::Customs, "vn-customs-hq").await;
@@ -113,7 +103,8 @@ async fn feed_returns_only_own_events_paged_with_after_and_limit() {
         mine.push(declare(&app, &a, LAPTOPS, &format!("SV-FEED-{i}")).await);
     }
     let theirs = declare(&app, &b, GARMENTS, "GARMENTS-FEED-1").await;
-    let all = wait_for_feed(&app, &customs, 4).await;
+    app.run_events_once().await;
+    let all = ids(&feed(&app, &customs, "limit=500").await);
     assert_eq!(all.len(), 4);
 
     // A's events, two at a time.
@@ -434,7 +425,7 @@ async fn acknowledged(app: &TestApp, token: &str, webhook: &str, n: usize) -> Ve
 
 #[tokio::test]
 async fn webhook_delivers_events_signed_with_an_hmac_the_receiver_can_verify() {
-    let app = spawn_with(|_| {}).await;
+    let app = spawn_with(|s| s.jobs.enabled = false).await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let (rx, port) = up_receiver();
     let hook = register(&app, &a, &format!("http://127.0.0.1:{port}/nsw")).await;
@@ -452,10 +443,9 @@ async fn webhook_delivers_events_signed_with_an_hmac_the_receiver_can_verify() {
     );
 
     let dossier = declare(&app, &a, LAPTOPS, "SV-HOOK-1").await;
-    eventually("the receiver got the event", || async {
-        rx.delivered("/nsw").len() == 1
-    })
-    .await;
+    assert_eq!(app.run_events_once().await, 1);
+    assert_eq!(app.run_webhooks_once().await, 1);
+    assert_eq!(rx.delivered("/nsw").len(), 1, "the receiver got the event");
     let got = rx.on("/nsw").remove(0);
     let expected = format!(
         "sha256={}",

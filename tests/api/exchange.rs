@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
-use nsw::app::Application;
 use nsw::config::Settings;
 use nsw::domain::party::Role;
 use nsw::exchange::envelope::{self, Header};
@@ -14,7 +13,9 @@ use nsw::exchange::signature;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{fixture, fresh_database, test_settings, TestApp};
+use crate::helpers::{
+    fixture, fresh_database, spawn_app_with, test_settings, without_jobs, TestApp,
+};
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -109,20 +110,16 @@ impl Plan {
         self.start_with(self.settings(country, &db)).await
     }
 
-    pub async fn start_with(&self, settings: Settings) -> Window {
-        let db = settings.database_url.clone().unwrap();
-        let database = nsw::app::connect(&settings).await.expect("connect");
-        let app = Application::with_database(settings.clone(), database)
+    /// A window with no background job running: its outbox moves only when the test runs it
+    /// (`window.app.run_outbox_once()`).
+    pub async fn start_without_jobs(&self, country: &str) -> Window {
+        let db = fresh_database().await;
+        self.start_with(without_jobs(self.settings(country, &db)))
             .await
-            .expect("build app");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
-        let app = TestApp {
-            address,
-            database_url: db.clone(),
-            pool: nsw::db::pool(&db, 4).unwrap(),
-            client: reqwest::Client::new(),
-        };
+    }
+
+    pub async fn start_with(&self, settings: Settings) -> Window {
+        let app = spawn_app_with(settings.clone()).await;
         let country = settings.country.clone();
         let admin = app
             .add_party(Role::Admin, &format!("{country}-ADMIN-{}", short()))
@@ -566,7 +563,7 @@ async fn a_lost_receipt_is_resent_and_the_same_receipt_comes_back() {
 #[tokio::test]
 async fn duplicate_deliveries_are_stored_once() {
     let plan = Plan::new(&["VN", "SG"]);
-    let vn = plan.start("VN").await;
+    let vn = plan.start_without_jobs("VN").await;
     let sg = plan.start("SG").await;
     vn.fault(json!({ "mode": "duplicate_delivery" }), None)
         .await;
@@ -579,8 +576,10 @@ async fn duplicate_deliveries_are_stored_once() {
                 .to_owned(),
         );
     }
+    assert_eq!(vn.app.run_outbox_once().await, 3);
     for id in &ids {
-        let done = vn.wait_status(id, "delivered").await;
+        let done = vn.outbox(id).await;
+        assert_eq!(done["status"], "delivered", "{done}");
         assert_eq!(done["attempts"], 1);
     }
     assert_eq!(sg.inbound_count().await, 3);
@@ -904,11 +903,12 @@ async fn two_sender_instances_on_one_database_never_send_a_message_twice() {
 #[tokio::test]
 async fn a_stored_signature_verifies_with_the_openssl_command_line() {
     let plan = Plan::new(&["VN", "SG"]);
-    let vn = plan.start("VN").await;
+    let vn = plan.start_without_jobs("VN").await;
     let sg = plan.start("SG").await;
     let sent = vn.send_form_d(form_d()).await;
-    vn.wait_status(sent["message_id"].as_str().unwrap(), "delivered")
-        .await;
+    assert_eq!(vn.app.run_outbox_once().await, 1);
+    let done = vn.outbox(sent["message_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "delivered", "{done}");
     let row = &sg.inbox().await[0];
     let id = row["id"].as_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -1021,6 +1021,7 @@ async fn a_sender_killed_mid_delivery_delivers_once_after_restart() {
         database_url: db.clone(),
         pool: nsw::db::pool(&db, 2).unwrap(),
         client: reqwest::Client::new(),
+        jobs: None,
     };
     let admin = app.add_party(Role::Admin, "VN-ADMIN").await;
     let r = app
@@ -1401,12 +1402,12 @@ async fn a_signed_rejection_ends_the_message_without_retries() {
         ),
     )
     .unwrap();
-    let vn = plan.start("VN").await;
+    let vn = plan.start_without_jobs("VN").await;
     let sg = plan.start("SG").await;
     let sent = vn.send_form_d(form_d()).await;
-    let done = vn
-        .wait_status(sent["message_id"].as_str().unwrap(), "rejected")
-        .await;
+    assert_eq!(vn.app.run_outbox_once().await, 1);
+    let done = vn.outbox(sent["message_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "rejected", "{done}");
     assert_eq!(done["attempts"], 1);
     let receipt = done["receipt"].as_str().unwrap();
     assert!(

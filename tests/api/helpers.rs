@@ -196,6 +196,8 @@ pub struct TestApp {
     pub database_url: String,
     pub pool: deadpool_postgres::Pool,
     pub client: reqwest::Client,
+    /// Each background job's one pass, when the app runs in this process.
+    pub jobs: Option<nsw::jobs::Jobs>,
 }
 
 pub fn test_settings(database_url: &str) -> Settings {
@@ -208,8 +210,20 @@ pub fn test_settings(database_url: &str) -> Settings {
     }
 }
 
+/// The settings switch for an app that starts no background job: nothing happens on its own,
+/// and a test runs each job when it wants it (`app.run_outbox_once()` …), waiting for nothing.
+pub fn without_jobs(mut settings: Settings) -> Settings {
+    settings.jobs.enabled = false;
+    settings
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_on(&fresh_database().await).await
+}
+
+/// An app on a fresh database with no background job running (see [`without_jobs`]).
+pub async fn spawn_app_without_jobs() -> TestApp {
+    spawn_app_with(without_jobs(test_settings(&fresh_database().await))).await
 }
 
 pub async fn spawn_app_on(database_url: &str) -> TestApp {
@@ -232,12 +246,14 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         .await
         .expect("build app");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let jobs = Some(app.jobs());
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         database_url: database_url.to_owned(),
         pool,
         client: reqwest::Client::new(),
+        jobs,
     }
 }
 
@@ -276,6 +292,37 @@ impl Resp {
 }
 
 impl TestApp {
+    fn jobs(&self) -> &nsw::jobs::Jobs {
+        self.jobs
+            .as_ref()
+            .expect("the app runs in another process: its jobs cannot be run from here")
+    }
+
+    /// One outbox pass: claims due messages and delivers them; returns how many it claimed.
+    pub async fn run_outbox_once(&self) -> usize {
+        self.jobs().outbox_once().await
+    }
+
+    /// One reaper pass: returns expired outbox leases; returns how many.
+    pub async fn run_reaper_once(&self) -> u64 {
+        self.jobs().reap_once().await
+    }
+
+    /// One webhook pass: delivers due events to their subscriptions; returns how many served.
+    pub async fn run_webhooks_once(&self) -> usize {
+        self.jobs().webhooks_once().await
+    }
+
+    /// One sequencer pass: committed events enter the feed; returns how many.
+    pub async fn run_events_once(&self) -> u64 {
+        self.jobs().events_once().await
+    }
+
+    /// One audit sealer pass: committed entries join the chain; returns how many.
+    pub async fn run_audit_once(&self) -> u64 {
+        self.jobs().audit_once().await
+    }
+
     pub async fn add_party(&self, role: Role, id: &str) -> String {
         let mut client = self.pool.get().await.unwrap();
         nsw::store::parties::add(&mut client, id, role, &format!("{id} test party"), None)

@@ -14,6 +14,7 @@ mod field_inputs;
 mod fixtures;
 mod group_commit;
 mod intake_rules;
+mod jobs;
 mod loadtest_exchange;
 mod restart;
 mod trust;

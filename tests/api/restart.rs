@@ -39,6 +39,7 @@ async fn documents_survive_a_kill_and_restart() {
         database_url: db.clone(),
         pool,
         client: reqwest::Client::new(),
+        jobs: None,
     };
     // Fixture 09 quotes an SBV licence: deposit the fixture licences first.
     crate::support::deposit_fixture_licences(&app).await;
