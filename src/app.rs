@@ -13,7 +13,7 @@ use tracing::Instrument;
 use tracing_actix_web::TracingLogger;
 
 use crate::api::{self, AppState};
-use crate::config::Settings;
+use crate::config::{Secret, Settings};
 use crate::db::{self, embedded::EmbeddedCluster, DbError};
 use crate::store::audit;
 use crate::validation::Validator;
@@ -58,7 +58,7 @@ impl Database {
 /// Connects to the configured database, or starts the embedded one, and applies migrations.
 pub async fn connect(settings: &Settings) -> Result<Database, StartError> {
     let (url, cluster) = match &settings.database_url {
-        Some(url) => (url.clone(), None),
+        Some(url) => (url.expose().clone(), None),
         None => {
             let root = settings.data_dir.join("postgres");
             let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(&root))
@@ -190,7 +190,7 @@ impl Application {
         }
         let tls_listen = settings.exchange.tls_listen.clone();
         // The dedicated LISTEN connection needs the address the pool was built from.
-        let listen_url = settings.database_url.clone().or_else(|| {
+        let listen_url = settings.database_url.clone().map(Secret::into_inner).or_else(|| {
             database
                 .cluster
                 .as_ref()

@@ -110,7 +110,7 @@ impl Plan {
     }
 
     pub async fn start_with(&self, settings: Settings) -> Window {
-        let db = settings.database_url.clone().unwrap();
+        let db = settings.database_url.clone().unwrap().into_inner();
         let database = nsw::app::connect(&settings).await.expect("connect");
         let app = Application::with_database(settings.clone(), database)
             .await
