@@ -190,12 +190,16 @@ impl Application {
         }
         let tls_listen = settings.exchange.tls_listen.clone();
         // The dedicated LISTEN connection needs the address the pool was built from.
-        let listen_url = settings.database_url.clone().map(Secret::into_inner).or_else(|| {
-            database
-                .cluster
-                .as_ref()
-                .map(|c| c.connection_string("nsw"))
-        });
+        let listen_url = settings
+            .database_url
+            .clone()
+            .map(Secret::into_inner)
+            .or_else(|| {
+                database
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.connection_string("nsw"))
+            });
         let hub = crate::events::spawn(
             database.pool.clone(),
             listen_url,

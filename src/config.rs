@@ -640,7 +640,10 @@ pub mod env {
             let node = if name == FAIL_RATIO_ALIAS {
                 let mut map = BTreeMap::new();
                 map.insert("mode".to_owned(), Node::Value("fail_ratio".into(), None));
-                map.insert("ratio".to_owned(), Node::Env(var.clone(), text.trim().into()));
+                map.insert(
+                    "ratio".to_owned(),
+                    Node::Env(var.clone(), text.trim().into()),
+                );
                 Node::Table(map, Some(var.clone()))
             } else if known[&path] {
                 Node::Value(inline_table(&name, &text)?, Some(var.clone()))
@@ -694,7 +697,9 @@ pub mod env {
             .map(|n| (distance(&flat(&n[4..]), &flat(&rest)), n))
             .min();
         let looks_like_setting = rest.contains("__")
-            || names.iter().any(|n| first_word(&n[4..].to_ascii_lowercase()) == first_word(&rest))
+            || names
+                .iter()
+                .any(|n| first_word(&n[4..].to_ascii_lowercase()) == first_word(&rest))
             || nearest.is_some_and(|(d, _)| d <= 2);
         if !looks_like_setting {
             return Ok(None);
@@ -728,9 +733,7 @@ pub mod env {
         for (i, row) in d.iter_mut().enumerate() {
             row[0] = i;
         }
-        for j in 0..=b.len() {
-            d[0][j] = j;
-        }
+        d[0] = (0..=b.len()).collect();
         for i in 1..=a.len() {
             for j in 1..=b.len() {
                 let cost = usize::from(a[i - 1] != b[j - 1]);
@@ -818,7 +821,9 @@ pub mod env {
                     // Inside a table a variable gave whole: make it a tree to reach the key.
                     Node::Value(Value::Object(_), var) => {
                         let var = var.clone();
-                        let Node::Value(value, _) = std::mem::replace(self, Node::Table(BTreeMap::new(), None)) else {
+                        let Node::Value(value, _) =
+                            std::mem::replace(self, Node::Table(BTreeMap::new(), None))
+                        else {
                             unreachable!()
                         };
                         *self = Node::from_value(value);
@@ -842,7 +847,9 @@ pub mod env {
     impl Ctx {
         fn blame<T>(&self, var: Option<Rc<str>>, result: Result<T, Error>) -> Result<T, Error> {
             if let (Err(_), Some(var)) = (&result, var) {
-                self.failed.borrow_mut().get_or_insert_with(|| var.to_string());
+                self.failed
+                    .borrow_mut()
+                    .get_or_insert_with(|| var.to_string());
             }
             result
         }
@@ -1181,7 +1188,10 @@ pub mod env {
             &mut self,
             seed: T,
         ) -> Result<Option<T::Value>, Error> {
-            self.0.next().map(|s| seed.deserialize(EnvText(s))).transpose()
+            self.0
+                .next()
+                .map(|s| seed.deserialize(EnvText(s)))
+                .transpose()
         }
     }
 }
@@ -1256,7 +1266,12 @@ mod tests {
             .filter(|(_, v)| !v.is_object())
             .collect();
         // Unset options are in the tree too (JSON keeps them as null).
-        for path in ["database_url", "workers", "exchange.tls_listen", "calendar.today"] {
+        for path in [
+            "database_url",
+            "workers",
+            "exchange.tls_listen",
+            "calendar.today",
+        ] {
             assert!(leaves.iter().any(|(p, _)| p == path), "{path}");
         }
         assert!(leaves.len() >= 45, "{} settings", leaves.len());
@@ -1305,7 +1320,10 @@ mod tests {
             toml::from_str("pool_size = 3\ndatabase_url = \"host=db\"\n[limits]\nmax_depth = 5\n")
                 .unwrap();
         let s = with_env(file.clone(), &[("NSW_LIMITS__MAX_NAMES", "9")]).unwrap();
-        assert_eq!((s.pool_size, s.limits.max_depth, s.limits.max_names), (3, 5, 9));
+        assert_eq!(
+            (s.pool_size, s.limits.max_depth, s.limits.max_names),
+            (3, 5, 9)
+        );
         assert_eq!(s.database_url.as_ref().unwrap().expose(), "host=db");
         // An optional setting left empty is unset.
         let s = with_env(file, &[("NSW_DATABASE_URL", "")]).unwrap();
@@ -1343,7 +1361,11 @@ mod tests {
                 start.webhooks.allow_http = !want;
                 start.intake.group_commit = !want;
                 start.exchange.worker = !want;
-                assert_eq!(get(&with_env(start, &[(var, text)]).unwrap()), want, "{var}={text}");
+                assert_eq!(
+                    get(&with_env(start, &[(var, text)]).unwrap()),
+                    want,
+                    "{var}={text}"
+                );
             }
         }
         for bad in ["maybe", "2", "", "t"] {
@@ -1374,14 +1396,26 @@ mod tests {
         for (var, text, says) in [
             ("NSW_POOL_SIZE", "lots", "'lots' is not a whole number"),
             ("NSW_EXCHANGE__BATCH", "1.5", "'1.5' is not a whole number"),
-            ("NSW_EXCHANGE_LEASE_SECS", "-1", "'-1' is not a whole number from 0"),
+            (
+                "NSW_EXCHANGE_LEASE_SECS",
+                "-1",
+                "'-1' is not a whole number from 0",
+            ),
             ("NSW_LOG_FORMAT", "verbose", "unknown variant `verbose`"),
             ("NSW_EXCHANGE_FAULT_FAIL_RATIO", "ten", "ten"),
             ("NSW_EXCHANGE__FAULT", "slow", "inline TOML table"),
             ("NSW_EXCHANGE__FAULT", "{ mode = \"slow\" }", "delay_ms"),
-            ("NSW_EXCHANGE__FAULT", "{ mode = \"slow\", delay = 1 }", "delay"),
+            (
+                "NSW_EXCHANGE__FAULT",
+                "{ mode = \"slow\", delay = 1 }",
+                "delay",
+            ),
             ("NSW_LIMITS", "{ max_dept = 3 }", "max_dept"),
-            ("NSW_CALENDAR__UTC_OFFSET_MINUTES", "7h", "not a whole number"),
+            (
+                "NSW_CALENDAR__UTC_OFFSET_MINUTES",
+                "7h",
+                "not a whole number",
+            ),
         ] {
             let (name, message) = env_err(&[(var, text)]);
             assert_eq!(name, var, "{message}");
@@ -1392,11 +1426,20 @@ mod tests {
     #[test]
     fn unknown_settings_are_errors_and_other_variables_are_not() {
         for (var, hint) in [
-            ("NSW_LIMITS__MAX_DEPHT", "did you mean NSW_LIMITS__MAX_DEPTH?"),
+            (
+                "NSW_LIMITS__MAX_DEPHT",
+                "did you mean NSW_LIMITS__MAX_DEPTH?",
+            ),
             ("NSW_EXCHANGE__NO_SUCH_THING", ""),
             ("NSW_LIMITS__MAX_DEPTH__X", ""),
-            ("NSW_EXCHANGE_MAX_ATTEMPTS", "did you mean NSW_EXCHANGE__MAX_ATTEMPTS?"),
-            ("NSW_WEBHOOK_MAX_PER_PARTY", "did you mean NSW_WEBHOOKS__MAX_PER_PARTY?"),
+            (
+                "NSW_EXCHANGE_MAX_ATTEMPTS",
+                "did you mean NSW_EXCHANGE__MAX_ATTEMPTS?",
+            ),
+            (
+                "NSW_WEBHOOK_MAX_PER_PARTY",
+                "did you mean NSW_WEBHOOKS__MAX_PER_PARTY?",
+            ),
             ("NSW_LISTN", "did you mean NSW_LISTEN?"),
             ("NSW_DATABSE_URL", "did you mean NSW_DATABASE_URL?"),
             ("NSW_LOG_LEVEL", ""),
@@ -1443,7 +1486,11 @@ mod tests {
         let fault = crate::exchange::fault::Fault::FailRatio { ratio: 0.1 };
         let s = env(&[("NSW_EXCHANGE_FAULT_FAIL_RATIO", "0.1")]).unwrap();
         assert_eq!(s.exchange.fault, fault);
-        let s = env(&[("NSW_EXCHANGE__FAULT", "{ mode = \"fail_ratio\", ratio = 0.1 }")]).unwrap();
+        let s = env(&[(
+            "NSW_EXCHANGE__FAULT",
+            "{ mode = \"fail_ratio\", ratio = 0.1 }",
+        )])
+        .unwrap();
         assert_eq!(s.exchange.fault, fault);
         let s = env(&[("NSW_EXCHANGE__FAULT__MODE", "lost_receipt")]).unwrap();
         assert_eq!(s.exchange.fault, crate::exchange::fault::Fault::LostReceipt);
@@ -1454,7 +1501,11 @@ mod tests {
         );
         // Out of range: the fault's own check, at validation.
         let s = env(&[("NSW_EXCHANGE_FAULT_FAIL_RATIO", "1.5")]).unwrap();
-        assert!(s.validate().unwrap_err().to_string().contains("exchange.fault"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("exchange.fault"));
         // A table given whole, then one of its keys.
         let s = env(&[
             ("NSW_LIMITS", "{ max_depth = 3 }"),
@@ -1546,7 +1597,11 @@ mod tests {
                 _ => None,
             };
             if let Some(shown) = shown {
-                assert!(cells[2].starts_with(&shown), "{key}: default {shown}, doc {}", cells[2]);
+                assert!(
+                    cells[2].starts_with(&shown),
+                    "{key}: default {shown}, doc {}",
+                    cells[2]
+                );
             }
             rows.push(key.to_owned());
         }
