@@ -994,12 +994,16 @@ pub mod env {
             fn $method<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
                 match self.0.parse::<$ty>() {
                     Ok(n) => visitor.$visit(n),
-                    Err(_) => Err(Error::custom(format!(
-                        "'{}' is not a whole number from {} to {}",
-                        self.0,
-                        <$ty>::MIN,
-                        <$ty>::MAX
-                    ))),
+                    Err(_) => {
+                        let range = if <$ty>::MAX as u128 <= u128::from(u32::MAX) {
+                            format!(" from {} to {}", <$ty>::MIN, <$ty>::MAX)
+                        } else if <$ty>::MIN == 0 {
+                            " (0 or more)".to_owned()
+                        } else {
+                            String::new()
+                        };
+                        Err(Error::custom(format!("'{}' is not a whole number{range}", self.0)))
+                    }
                 }
             }
         )*};
@@ -1399,7 +1403,12 @@ mod tests {
             (
                 "NSW_EXCHANGE_LEASE_SECS",
                 "-1",
-                "'-1' is not a whole number from 0",
+                "'-1' is not a whole number (0 or more)",
+            ),
+            (
+                "NSW_EXCHANGE__MAX_ATTEMPTS",
+                "3000000000",
+                "from -2147483648 to 2147483647",
             ),
             ("NSW_LOG_FORMAT", "verbose", "unknown variant `verbose`"),
             ("NSW_EXCHANGE_FAULT_FAIL_RATIO", "ten", "ten"),

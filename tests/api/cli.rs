@@ -211,3 +211,29 @@ fn nsw_validate_gives_every_fixture_its_named_verdict() {
     );
     assert!(off.is_empty(), "{} off:\n{}", off.len(), off.join("\n"));
 }
+
+/// A misspelt or malformed setting variable stops the binary before it does anything, naming
+/// the variable (and the nearest setting).
+#[test]
+fn setting_variables_are_checked_before_anything_runs() {
+    for (var, value, says) in [
+        (
+            "NSW_EXCHANGE_MAX_ATTEMPTS",
+            "3",
+            "did you mean NSW_EXCHANGE__MAX_ATTEMPTS?",
+        ),
+        ("NSW_LIMITS__MAX_DEPTH", "deep", "'deep' is not a whole number"),
+        ("NSW_WEBHOOK_ALLOW_HTTP", "maybe", "is not a boolean"),
+    ] {
+        let out = nsw()
+            .arg("migrate")
+            .env_remove("NSW_CONFIG")
+            .env(var, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
