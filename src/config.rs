@@ -584,6 +584,10 @@ pub mod env {
 
     /// Every path of the settings' tree: tables and leaves (unset options included), dotted.
     pub fn paths(settings: &Settings) -> Vec<(String, Value)> {
+        tree(settings).map(|t| paths_in(&t)).unwrap_or_default()
+    }
+
+    fn paths_in(tree: &Value) -> Vec<(String, Value)> {
         fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
             if let Value::Object(map) = value {
                 for (key, child) in map {
@@ -598,12 +602,12 @@ pub mod env {
             }
         }
         let mut out = Vec::new();
-        walk("", &tree(settings), &mut out);
+        walk("", tree, &mut out);
         out
     }
 
-    fn tree(settings: &Settings) -> Value {
-        serde_json::to_value(settings).expect("settings serialize to JSON")
+    fn tree(settings: &Settings) -> Result<Value, ConfigError> {
+        serde_json::to_value(settings).map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
     /// What one variable does.
@@ -617,8 +621,8 @@ pub mod env {
         settings: Settings,
         vars: impl Iterator<Item = (OsString, OsString)>,
     ) -> Result<Settings, ConfigError> {
-        let base = tree(&settings);
-        let known: BTreeMap<String, bool> = paths(&settings)
+        let base = tree(&settings)?;
+        let known: BTreeMap<String, bool> = paths_in(&base)
             .into_iter()
             .map(|(p, v)| (p, v.is_object()))
             .collect();
@@ -645,7 +649,7 @@ pub mod env {
                     Node::Env(var.clone(), text.trim().into()),
                 );
                 Node::Table(map, Some(var.clone()))
-            } else if known[&path] {
+            } else if known.get(&path).copied().unwrap_or(false) {
                 Node::Value(inline_table(&name, &text)?, Some(var.clone()))
             } else {
                 Node::Env(var.clone(), text.trim().into())
@@ -819,18 +823,13 @@ pub mod env {
                         .or_insert_with(|| Node::Table(BTreeMap::new(), None))
                         .set(rest, node),
                     // Inside a table a variable gave whole: make it a tree to reach the key.
-                    Node::Value(Value::Object(_), var) => {
-                        let var = var.clone();
-                        let Node::Value(value, _) =
-                            std::mem::replace(self, Node::Table(BTreeMap::new(), None))
-                        else {
-                            unreachable!()
-                        };
-                        *self = Node::from_value(value);
-                        if let Node::Table(_, v) = self {
-                            *v = var;
+                    Node::Value(value @ Value::Object(_), var) => {
+                        let mut table = Node::from_value(std::mem::take(value));
+                        if let Node::Table(_, v) = &mut table {
+                            *v = var.take();
                         }
-                        self.set(path, node);
+                        table.set(path, node);
+                        *self = table;
                     }
                     _ => {}
                 },

@@ -222,7 +222,11 @@ fn setting_variables_are_checked_before_anything_runs() {
             "3",
             "did you mean NSW_EXCHANGE__MAX_ATTEMPTS?",
         ),
-        ("NSW_LIMITS__MAX_DEPTH", "deep", "'deep' is not a whole number"),
+        (
+            "NSW_LIMITS__MAX_DEPTH",
+            "deep",
+            "'deep' is not a whole number",
+        ),
         ("NSW_WEBHOOK_ALLOW_HTTP", "maybe", "is not a boolean"),
     ] {
         let out = nsw()
