@@ -12,7 +12,7 @@ use deadpool_postgres::Pool;
 use tracing_actix_web::TracingLogger;
 
 use crate::api::{self, AppState};
-use crate::config::Settings;
+use crate::config::{Secret, Settings};
 use crate::db::{self, embedded::EmbeddedCluster, DbError};
 use crate::events::Sequencer;
 use crate::exchange::worker::Outbox;
@@ -75,7 +75,7 @@ impl Database {
 /// Connects to the configured database, or starts the embedded one, and applies migrations.
 pub async fn connect(settings: &Settings) -> Result<Database, StartError> {
     let (url, cluster) = match &settings.database_url {
-        Some(url) => (url.clone(), None),
+        Some(url) => (url.expose().clone(), None),
         None => {
             let root = settings.data_dir.join("postgres");
             let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::start(&root))
@@ -404,12 +404,16 @@ fn start_jobs(
     }
     let (notes_tx, notes) = tokio::sync::mpsc::unbounded_channel();
     // The dedicated LISTEN connection needs the address the pool was built from.
-    let listen_url = settings.database_url.clone().or_else(|| {
-        database
-            .cluster
-            .as_ref()
-            .map(|c| c.connection_string("nsw"))
-    });
+    let listen_url = settings
+        .database_url
+        .clone()
+        .map(Secret::into_inner)
+        .or_else(|| {
+            database
+                .cluster
+                .as_ref()
+                .map(|c| c.connection_string("nsw"))
+        });
     if let Some(url) = listen_url {
         supervisor.start("events.listener", |cancel| {
             crate::events::listen(url, notes_tx, cancel)

@@ -176,7 +176,7 @@ async fn start_window(
     let keys_dir = dir.join("keys").join(country);
     let mut settings = Settings {
         listen: format!("127.0.0.1:{port}"),
-        database_url: Some(cluster.connection_string(&dbname)),
+        database_url: Some(cluster.connection_string(&dbname).into()),
         country: country.into(),
         pool_size: 8,
         workers: Some(1),

@@ -11,9 +11,9 @@ use nsw::xml::Limits;
 
 pub fn run(files: &[PathBuf], as_json: bool, country: &str) -> ExitCode {
     // The window's date for the rules that compare with it: the system's (UTC+07:00), or
-    // NSW_CLOCK_TODAY as the service takes it.
-    let clock = std::env::var("NSW_CLOCK_TODAY")
-        .ok()
+    // calendar.today from the environment (NSW_CALENDAR__TODAY or NSW_CLOCK_TODAY) as the
+    // service takes it.
+    let clock = nsw::config::env::value_of("calendar.today")
         .and_then(|d| chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok())
         .map(|d| nsw::calendar::Clock::fixed(nsw::calendar::Clock::default().offset(), d))
         .unwrap_or_default();

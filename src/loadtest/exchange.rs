@@ -315,7 +315,7 @@ async fn scenario(
     }
     // The enqueuing transactions run here, validated with VN's settings as the server would.
     let settings = Arc::new(Settings {
-        database_url: Some(vn_url.clone()),
+        database_url: Some(vn_url.clone().into()),
         country: "VN".into(),
         ..Settings::default()
     });

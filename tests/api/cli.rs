@@ -236,3 +236,33 @@ fn validate_accepts_a_byte_order_mark_on_every_document_kind() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A misspelt or malformed setting variable stops the binary before it does anything, naming
+/// the variable (and the nearest setting).
+#[test]
+fn setting_variables_are_checked_before_anything_runs() {
+    for (var, value, says) in [
+        (
+            "NSW_EXCHANGE_MAX_ATTEMPTS",
+            "3",
+            "did you mean NSW_EXCHANGE__MAX_ATTEMPTS?",
+        ),
+        (
+            "NSW_LIMITS__MAX_DEPTH",
+            "deep",
+            "'deep' is not a whole number",
+        ),
+        ("NSW_WEBHOOK_ALLOW_HTTP", "maybe", "is not a boolean"),
+    ] {
+        let out = nsw()
+            .arg("migrate")
+            .env_remove("NSW_CONFIG")
+            .env(var, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}: {stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}

@@ -203,7 +203,7 @@ pub struct TestApp {
 pub fn test_settings(database_url: &str) -> Settings {
     Settings {
         listen: "127.0.0.1:0".into(),
-        database_url: Some(database_url.to_owned()),
+        database_url: Some(database_url.into()),
         pool_size: 16,
         workers: Some(2),
         ..Settings::default()
@@ -238,7 +238,11 @@ pub async fn spawn_app_on_day(today: &str) -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
-    let database_url = settings.database_url.clone().expect("a database URL");
+    let database_url = settings
+        .database_url
+        .clone()
+        .expect("a database URL")
+        .into_inner();
     let database_url = database_url.as_str();
     let pool = nsw::db::pool(database_url, 8).unwrap();
     let database = nsw::app::connect(&settings).await.expect("connect");
