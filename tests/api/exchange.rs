@@ -1358,7 +1358,7 @@ async fn the_database_and_the_code_agree_on_the_message_state_machine() {
                     "INSERT INTO outbox (id, message_id, conversation_id, receiver, document_type,
                         function, reference, envelope, sha256, max_attempts, expires_at, cause)
                      VALUES ($1, $1, $1, 'SG', 'ACDD', 'submit', 'R', 'x', sha256('x'), 3, now(),
-                             'operator:' || $1::text)",
+                             'operator:' || $1::uuid::text)",
                     &[&id],
                 )
                 .await
