@@ -240,68 +240,6 @@ pub fn fill(draft: &[u8], tree: &Tree<'_>, issue: &Issue<'_>) -> Result<Vec<u8>,
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const FORM_D: &[u8] =
-        include_bytes!("../../fixtures/valid/certificate-of-origin/vn-sg-form-d.xml");
-
-    #[test]
-    fn fill_changes_only_the_issuer_fields() {
-        let tree = Tree::parse(FORM_D, &Default::default()).expect("fixture parses");
-        let out = fill(
-            FORM_D,
-            &tree,
-            &Issue {
-                reference: "VN-SG-26-0000007",
-                issue_date: NaiveDate::from_ymd_opt(2026, 6, 1).expect("date"),
-                authority_code: "MOIT",
-                authority_name: "Agency of Foreign Trade & Co",
-                authority_country: "VN",
-            },
-        )
-        .expect("fills");
-        let text = String::from_utf8(out).expect("utf-8");
-        assert!(text.contains("<ReferenceNumber>VN-SG-26-0000007</ReferenceNumber>"));
-        assert!(text.contains("<IssueDate>2026-06-01</IssueDate>"));
-        assert!(text.contains("<Name>Agency of Foreign Trade &amp; Co</Name>"));
-        assert!(text.contains("<Code>MOIT</Code>"));
-        let original = std::str::from_utf8(FORM_D).expect("utf-8");
-        let tail = &original[original.find("<Exporter>").expect("exporter")..];
-        assert!(text.ends_with(tail));
-    }
-
-    #[test]
-    fn a_prefixed_document_keeps_its_prefixes() {
-        let src = String::from_utf8(FORM_D.to_vec())
-            .expect("utf-8")
-            .replace(
-                "<CertificateOfOrigin xmlns=",
-                "<co:CertificateOfOrigin xmlns:co=",
-            )
-            .replace("</CertificateOfOrigin>", "</co:CertificateOfOrigin>")
-            .replace("<ReferenceNumber>", "<co:ReferenceNumber>")
-            .replace("</ReferenceNumber>", "</co:ReferenceNumber>");
-        let tree = Tree::parse(src.as_bytes(), &Default::default()).expect("parses");
-        let out = fill(
-            src.as_bytes(),
-            &tree,
-            &Issue {
-                reference: "R-1",
-                issue_date: NaiveDate::from_ymd_opt(2026, 6, 1).expect("date"),
-                authority_code: "MOIT",
-                authority_name: "n",
-                authority_country: "VN",
-            },
-        )
-        .expect("fills");
-        assert!(String::from_utf8(out)
-            .expect("utf-8")
-            .contains("<co:ReferenceNumber>R-1</co:ReferenceNumber>"));
-    }
-}
-
 /// Issues the certificate for a `COO` application under review, inside the caller's
 /// transaction (already holding the application's row lock), and commits: the reference is
 /// drawn, the exporter's bytes completed, checked against the schema and signed with the
@@ -406,4 +344,66 @@ pub async fn issue(
         certificate_reference: reference,
         e_form_d: sent,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORM_D: &[u8] =
+        include_bytes!("../../fixtures/valid/certificate-of-origin/vn-sg-form-d.xml");
+
+    #[test]
+    fn fill_changes_only_the_issuer_fields() {
+        let tree = Tree::parse(FORM_D, &Default::default()).expect("fixture parses");
+        let out = fill(
+            FORM_D,
+            &tree,
+            &Issue {
+                reference: "VN-SG-26-0000007",
+                issue_date: NaiveDate::from_ymd_opt(2026, 6, 1).expect("date"),
+                authority_code: "MOIT",
+                authority_name: "Agency of Foreign Trade & Co",
+                authority_country: "VN",
+            },
+        )
+        .expect("fills");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("<ReferenceNumber>VN-SG-26-0000007</ReferenceNumber>"));
+        assert!(text.contains("<IssueDate>2026-06-01</IssueDate>"));
+        assert!(text.contains("<Name>Agency of Foreign Trade &amp; Co</Name>"));
+        assert!(text.contains("<Code>MOIT</Code>"));
+        let original = std::str::from_utf8(FORM_D).expect("utf-8");
+        let tail = &original[original.find("<Exporter>").expect("exporter")..];
+        assert!(text.ends_with(tail));
+    }
+
+    #[test]
+    fn a_prefixed_document_keeps_its_prefixes() {
+        let src = String::from_utf8(FORM_D.to_vec())
+            .expect("utf-8")
+            .replace(
+                "<CertificateOfOrigin xmlns=",
+                "<co:CertificateOfOrigin xmlns:co=",
+            )
+            .replace("</CertificateOfOrigin>", "</co:CertificateOfOrigin>")
+            .replace("<ReferenceNumber>", "<co:ReferenceNumber>")
+            .replace("</ReferenceNumber>", "</co:ReferenceNumber>");
+        let tree = Tree::parse(src.as_bytes(), &Default::default()).expect("parses");
+        let out = fill(
+            src.as_bytes(),
+            &tree,
+            &Issue {
+                reference: "R-1",
+                issue_date: NaiveDate::from_ymd_opt(2026, 6, 1).expect("date"),
+                authority_code: "MOIT",
+                authority_name: "n",
+                authority_country: "VN",
+            },
+        )
+        .expect("fills");
+        assert!(String::from_utf8(out)
+            .expect("utf-8")
+            .contains("<co:ReferenceNumber>R-1</co:ReferenceNumber>"));
+    }
 }
