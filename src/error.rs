@@ -331,3 +331,19 @@ impl From<ExchangeError> for ApiError {
         }
     }
 }
+
+impl From<crate::workflow::WorkflowError> for ApiError {
+    fn from(e: crate::workflow::WorkflowError) -> Self {
+        use crate::workflow::WorkflowError as W;
+        match e {
+            W::Store(s) => s.into(),
+            W::Exchange(x) => x.into(),
+            W::Xml(x) => ApiError::Xml(x),
+            W::Invalid(violations) => ApiError::Invalid { violations },
+            W::BadRequest { code, detail } => ApiError::bad_request(code, detail),
+            W::Conflict { code, detail } => ApiError::conflict(code, detail),
+            W::Forbidden { code, detail } => ApiError::forbidden(code, detail),
+            W::Internal(detail) => ApiError::Internal(detail),
+        }
+    }
+}

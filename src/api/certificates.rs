@@ -1,22 +1,20 @@
 //! `/api/v1/certificates-of-origin`: an exporter applies for an ATIGA Form D with the Form D
 //! itself; the application then lives in the licence-application machinery (inbox, review,
 //! supplements, withdrawal, figures) as type `COO`, routed to Industry and Trade. Issuing it
-//! (`{"action":"issue"}` on the application) completes, signs and stores the certificate and
-//! sends the e-Form D to the import country's window, all in one transaction.
+//! (`{"action":"issue"}` on the application, workflow `licensing::certificates::issue`)
+//! completes, signs and stores the certificate and sends the e-Form D to the import country's
+//! window, all in one transaction.
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use deadpool_postgres::Transaction;
 use sha2::{Digest, Sha256};
 
 use super::{auth, body, AppState};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
-use crate::exchange::form_d;
-use crate::licensing::{certificates, signing};
+use crate::licensing::certificates;
 use crate::routing::Rule;
-use crate::store::certificates::{self as store, CertScope, NewCertificate};
-use crate::store::keys;
-use crate::store::licensing::{self as applications, AppScope, NewApplication};
+use crate::store::certificates::{self as store, CertScope};
+use crate::store::licensing::{self as applications, NewApplication};
 use crate::xml::{self, DocKind, Violation};
 
 /// Who issues Form Ds and under which procedure. Certificates of origin are not goods-specific,
@@ -121,104 +119,6 @@ pub async fn apply(
             format!("/api/v1/licence-applications/{}", receipt.id),
         ))
         .json(receipt))
-}
-
-/// Issues the certificate for a `COO` application under review, inside the caller's
-/// transaction (already holding the application's row lock), and commits.
-pub async fn issue(
-    tx: Transaction<'_>,
-    state: &AppState,
-    agency: &str,
-    agency_name: &str,
-    actor: &str,
-    app: &crate::licensing::documents::Application,
-    id: uuid::Uuid,
-) -> Result<HttpResponse, ApiError> {
-    let draft = store::draft(&tx, id).await?;
-    let tree = xml::Tree::parse(&draft, &state.validator.limits).map_err(ApiError::Xml)?;
-    let reference = store::next_reference(&tx, &app.export_country, &app.import_country).await?;
-    let issue_date = today(state);
-    let bytes = certificates::fill(
-        &draft,
-        &tree,
-        &certificates::Issue {
-            reference: &reference,
-            issue_date,
-            authority_code: agency,
-            authority_name: agency_name,
-            authority_country: &state.settings.country,
-        },
-    )
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    // A certificate the schema would refuse is never stored, signed or sent.
-    match xml::check(
-        &bytes,
-        &state.validator.limits,
-        Some(DocKind::CertificateOfOrigin),
-    ) {
-        Ok(Ok(_)) => {}
-        other => {
-            return Err(ApiError::Internal(format!(
-                "completed certificate {reference} is not schema-valid: {:?}",
-                other.err()
-            )))
-        }
-    }
-    let key = keys::agency_key(&tx, agency, &state.settings.country).await?;
-    let signature = signing::sign_detached(&key.private_key_pem, &key.certificate_pem, &bytes)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let note = format!("certificate of origin {reference} issued");
-    let summary = applications::transition(
-        &tx,
-        &AppScope::Agency(agency),
-        id,
-        "issued",
-        actor,
-        Some(&note),
-    )
-    .await?;
-    // The e-Form D leaves with the decision or not at all: same transaction.
-    let partners = state.exchange.as_deref().map(|ex| &ex.partners);
-    let sent = match partners.filter(|p| form_d::partner_takes(p, &app.import_country)) {
-        Some(p) => {
-            let prepared = form_d::prepare(&bytes, p)?;
-            let (receiver, document_type) = (prepared.receiver.clone(), prepared.document_type);
-            let queued = form_d::enqueue(&tx, &state.settings, prepared, actor).await?;
-            Some((queued, receiver, document_type))
-        }
-        None => None,
-    };
-    store::insert(
-        &tx,
-        &NewCertificate {
-            reference: &reference,
-            application_id: id,
-            agency,
-            exporter_id: &app.applicant.id,
-            export_country: &app.export_country,
-            import_country: &app.import_country,
-            issue_date,
-            body: &bytes,
-            signature: &signature,
-            outbox_message: sent.as_ref().map(|s| s.0.message_id),
-            actor,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    let location = format!("/api/v1/certificates-of-origin/{reference}");
-    Ok(HttpResponse::Ok()
-        .insert_header((header::LOCATION, location))
-        .json(serde_json::json!({
-            "application": summary,
-            "certificate_reference": reference,
-            "e_form_d": sent.map(|(q, receiver, document_type)| serde_json::json!({
-                "message_id": q.message_id,
-                "conversation_id": q.conversation_id,
-                "receiver": receiver,
-                "document_type": document_type,
-            })),
-        })))
 }
 
 fn scope(p: &Principal) -> Option<CertScope<'_>> {

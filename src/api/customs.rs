@@ -4,10 +4,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{auth, json, AppState};
+use crate::customs::{self, Action};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
-use crate::exchange::acdd;
-use crate::store::customs::{self as store, Action};
+use crate::store::customs as store;
 
 #[derive(Deserialize)]
 pub struct InboxQuery {
@@ -75,47 +75,17 @@ pub async fn decide(
             ),
         )
     })?;
-    let reason = body
-        .reason
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty());
-    if action == Action::Reject && reason.is_none() {
-        return Err(ApiError::bad_request(
-            "REASON_REQUIRED",
-            "'reject' needs a reason",
-        ));
-    }
-    if reason.is_some_and(|r| r.chars().count() > 2000) {
-        return Err(ApiError::bad_request(
-            "REASON_TOO_LONG",
-            "reason: at most 2000 characters",
-        ));
-    }
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let decided = store::decide(&tx, id, None, &principal.party_id, action, reason).await?;
-    // Clearing an export to a connected partner's country sends it its ACDD: written to the
-    // outbox in this same transaction, so the clearance and the message stand or fall together.
-    let acdd = match state.exchange.as_deref() {
-        Some(ex)
-            if decided.status == "cleared"
-                && decided.direction == "EX"
-                && ex.takes_acdd_for(&decided.destination_country, &decided.export_country) =>
-        {
-            acdd::enqueue_for_declaration(&tx, ex, &state.settings, id, &principal.party_id).await?
-        }
-        _ => None,
-    };
-    tx.commit().await?;
-    let mut body = serde_json::to_value(&decided).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let (Some(q), Some(obj)) = (acdd, body.as_object_mut()) {
-        obj.insert(
-            "acdd".into(),
-            serde_json::to_value(q).map_err(|e| ApiError::Internal(e.to_string()))?,
-        );
-    }
-    Ok(HttpResponse::Ok().json(body))
+    let decision = customs::decide(
+        &state.pool,
+        state.exchange.as_deref(),
+        &state.settings,
+        id,
+        &principal.party_id,
+        action,
+        body.reason.as_deref(),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(decision))
 }
 
 #[tracing::instrument(name = "declaration.withdraw", skip_all, fields(party = %principal.party_id))]
@@ -126,17 +96,6 @@ pub async fn withdraw(
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&principal, &[Role::Enterprise])?;
     let id = json::parse_id(&path)?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let decided = store::decide(
-        &tx,
-        id,
-        Some(&principal.party_id),
-        &principal.party_id,
-        Action::Withdraw,
-        Some("withdrawn by the declarant"),
-    )
-    .await?;
-    tx.commit().await?;
+    let decided = customs::withdraw(&state.pool, id, &principal.party_id).await?;
     Ok(HttpResponse::Ok().json(decided))
 }

@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
-use quick_xml::escape::escape;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -13,9 +12,9 @@ use crate::api::AppState;
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
 use crate::exchange::fault::Fault;
-use crate::exchange::outbox::{enqueue, NewMessage};
+use crate::exchange::outbox::Cause;
 use crate::exchange::{
-    acdd, envelope, form_d, inbound, signature, Exchange, ExchangeError, SIGNATURE_HEADER,
+    acdd, envelope, form_d, inbound, respond, signature, Exchange, ExchangeError, SIGNATURE_HEADER,
 };
 use crate::store::{inbound as inbound_store, outbox as outbox_store};
 use crate::validation::Verdict;
@@ -182,7 +181,9 @@ pub async fn send_form_d(
     );
     let mut client = state.pool.get().await?;
     let tx = client.transaction().await?;
-    let queued = form_d::enqueue(&tx, &state.settings, prepared, &p.party_id).await?;
+    // An operator's send is its own cause: the same Form D may be sent again by hand.
+    let cause = Cause::Operator(Uuid::now_v7());
+    let queued = form_d::enqueue(&tx, &state.settings, prepared, cause, &p.party_id).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(serde_json::json!({
         "message_id": queued.message_id,
@@ -393,18 +394,10 @@ pub async fn inbox_raw(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ResponseReason {
-    code: String,
-    text: String,
-    path: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BusinessDecision {
     decision: String,
     #[serde(default)]
-    reasons: Vec<ResponseReason>,
+    reasons: Vec<respond::Reason>,
 }
 
 /// POST /api/v1/exchange/messages/{id}/response: customs' decision on a received document,
@@ -420,106 +413,17 @@ pub async fn respond(
     require(&p, &[Role::Customs])?;
     let body: BusinessDecision = crate::api::json::read(&req, payload).await?;
     let ex = exchange(&state)?;
-    let id = path.into_inner();
-    let mut client = state.pool.get().await?;
-    let msg = inbound_store::get(&client, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let allowed: &[&str] = match msg.document_type.as_str() {
-        "ACDD" => &["accepted", "rejected"],
-        "FORM_D" | "CERTIFICATE_OF_ORIGIN_KR" => &[
-            "accepted",
-            "rejected",
-            "preference-granted",
-            "preference-not-granted",
-        ],
-        other => {
-            return Err(ApiError::conflict(
-                "NOT_ANSWERABLE",
-                format!("a {other} is not answered with a business response"),
-            ))
-        }
-    };
-    if !allowed.contains(&body.decision.as_str()) {
-        return Err(ApiError::bad_request(
-            "DECISION_UNKNOWN",
-            format!(
-                "the decision on a {} is one of {}",
-                msg.document_type,
-                allowed.join(", ")
-            ),
-        ));
-    }
-    if matches!(
-        body.decision.as_str(),
-        "rejected" | "preference-not-granted"
-    ) && body.reasons.is_empty()
-    {
-        return Err(ApiError::bad_request(
-            "REASON_REQUIRED",
-            "a refusal needs at least one reason",
-        ));
-    }
-    let response_id = format!(
-        "{}-BR-{}",
-        ex.country,
-        &Uuid::now_v7().simple().to_string()[..20]
-    );
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<BusinessResponse xmlns=\"urn:nsw:business-response:1\">\n");
-    xml.push_str(&format!("  <ResponseId>{response_id}</ResponseId>\n  <Reference>{}</Reference>\n  <DocumentType>{}</DocumentType>\n  <Decision>{}</Decision>\n",
-        escape(&msg.reference), escape(&msg.document_type), escape(&body.decision)));
-    for r in &body.reasons {
-        xml.push_str(&format!(
-            "  <Reason>\n    <Code>{}</Code>\n    <Text>{}</Text>\n",
-            escape(&r.code),
-            escape(&r.text)
-        ));
-        if let Some(path) = &r.path {
-            xml.push_str(&format!("    <Path>{}</Path>\n", escape(path)));
-        }
-        xml.push_str("  </Reason>\n");
-    }
-    xml.push_str(&format!(
-        "  <DecidedAt>{}</DecidedAt>\n  <Authority>\n    <Code>{}-CUSTOMS</Code>\n    <Name>{} Customs</Name>\n    <Country>{}</Country>\n  </Authority>\n</BusinessResponse>\n",
-        envelope::now_rfc3339(), ex.country, ex.country, ex.country
-    ));
-    if !ex
-        .partners
-        .get(&msg.sender)
-        .is_some_and(|pt| pt.exchanges("BUSINESS_RESPONSE"))
-    {
-        return Err(ExchangeError::Refused {
-            code: "NO_PARTNER",
-            detail: format!("business responses are not exchanged with {}", msg.sender),
-        }
-        .into());
-    }
-    let tx = client.transaction().await?;
-    let queued = enqueue(
-        &tx,
+    let responded = respond::respond(
+        &state.pool,
+        ex,
         &state.settings,
-        NewMessage {
-            receiver: msg.sender.clone(),
-            document_type: "BUSINESS_RESPONSE".into(),
-            function: "response".into(),
-            reference: response_id.clone(),
-            previous_reference: Some(msg.reference.clone()),
-            conversation_id: Some(msg.conversation_id),
-            payload: xml.into_bytes(),
-            actor: p.party_id.clone(),
-        },
+        path.into_inner(),
+        &p.party_id,
+        &body.decision,
+        &body.reasons,
     )
     .await?;
-    inbound_store::mark_answered(&tx, id, &p.party_id, queued.message_id).await?;
-    tx.commit().await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "message_id": queued.message_id,
-        "conversation_id": queued.conversation_id,
-        "response_id": response_id,
-        "receiver": msg.sender,
-        "reference": msg.reference,
-        "decision": body.decision,
-    })))
+    Ok(HttpResponse::Created().json(responded))
 }
 
 fn document(envelope_bytes: &[u8], limits: &crate::xml::Limits) -> Result<Vec<u8>, ApiError> {

@@ -8,10 +8,9 @@ use sha2::{Digest, Sha256};
 use super::{auth, body, json, AppState};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
-use crate::licensing::documents::{self, Issue};
-use crate::licensing::{route_application, signing, RouteError};
-use crate::store::licensing::{self as store, AppScope, NewApplication, NewLicence};
-use crate::store::{keys, StoreError};
+use crate::licensing::documents;
+use crate::licensing::{self, route_application, Action, Decided, RouteError, Terms};
+use crate::store::licensing::{self as store, AppScope, NewApplication};
 use crate::xml::{self, DocKind, Violation};
 
 /// The agency a ministry officer acts for.
@@ -183,17 +182,15 @@ pub struct DecisionBody {
     valid_until: Option<chrono::NaiveDate>,
 }
 
-fn reason_required(reason: Option<&str>, action: &str) -> Result<String, ApiError> {
-    match reason.map(str::trim).filter(|r| !r.is_empty()) {
-        Some(r) if r.chars().count() <= 2000 => Ok(r.to_owned()),
-        Some(_) => Err(ApiError::bad_request(
-            "REASON_TOO_LONG",
-            "reason: at most 2000 characters",
-        )),
-        None => Err(ApiError::bad_request(
-            "REASON_REQUIRED",
-            format!("'{action}' needs a reason"),
-        )),
+/// The licensing workflows' view of the window.
+pub fn licensing_context(state: &AppState) -> licensing::Context<'_> {
+    licensing::Context {
+        pool: &state.pool,
+        routing: &state.routing,
+        settings: &state.settings,
+        limits: &state.validator.limits,
+        today: state.today(),
+        partners: state.exchange.as_deref().map(|ex| &ex.partners),
     }
 }
 
@@ -209,165 +206,47 @@ pub async fn decide(
     let id = json::parse_id(&path)?;
     let body: DecisionBody = json::read(&req, payload).await?;
     tracing::Span::current().record("action", body.action.as_str());
-    let scope = AppScope::Agency(&agency);
-    let mut client = state.pool.get().await?;
-    let actor = principal.party_id.as_str();
-    let summary = match body.action.as_str() {
-        "review" => {
-            let tx = client.transaction().await?;
-            let s = store::transition(&tx, &scope, id, "under_review", actor, Some("under review"))
-                .await?;
-            tx.commit().await?;
-            s
-        }
-        "request_supplement" => {
-            let reason = reason_required(body.reason.as_deref(), &body.action)?;
-            let tx = client.transaction().await?;
-            let s = store::transition(
-                &tx,
-                &scope,
-                id,
-                "supplement_requested",
-                actor,
-                Some(&reason),
-            )
-            .await?;
-            tx.commit().await?;
-            s
-        }
-        "refuse" => {
-            let reason = reason_required(body.reason.as_deref(), &body.action)?;
-            let tx = client.transaction().await?;
-            let s = store::transition(&tx, &scope, id, "refused", actor, Some(&reason)).await?;
-            tx.commit().await?;
-            s
-        }
-        "issue" => {
-            return issue(
-                &mut client,
-                &state,
-                &agency,
-                actor,
-                id,
-                &IssueTerms {
-                    conditions: body.conditions.as_deref(),
-                    valid_from: body.valid_from,
-                    valid_until: body.valid_until,
-                },
-            )
-            .await
-        }
-        other => {
-            return Err(ApiError::bad_request(
-                "ACTION_INVALID",
-                format!(
-                    "unknown action '{other}'; one of review, request_supplement, issue, refuse"
-                ),
-            ))
-        }
-    };
-    Ok(HttpResponse::Ok().json(summary))
-}
-
-/// What the officer decides beyond "issue".
-struct IssueTerms<'a> {
-    conditions: Option<&'a str>,
-    valid_from: Option<chrono::NaiveDate>,
-    valid_until: Option<chrono::NaiveDate>,
-}
-
-/// Writes the licence from the application, checks it against licence.xsd, signs it with the
-/// agency's key and stores it, all in one transaction.
-async fn issue(
-    client: &mut deadpool_postgres::Object,
-    state: &AppState,
-    agency: &str,
-    actor: &str,
-    id: uuid::Uuid,
-    terms: &IssueTerms<'_>,
-) -> Result<HttpResponse, ApiError> {
-    let conditions = terms.conditions;
-    if conditions.is_some_and(|c| c.chars().count() > 2000) {
-        return Err(ApiError::bad_request(
-            "CONDITIONS_TOO_LONG",
-            "conditions: at most 2000 characters",
-        ));
-    }
-    let table = state.routing.current(&*client).await?;
-    let agency_name = table
-        .agency(agency)
-        .map(|a| a.name.clone())
-        .unwrap_or_else(|| agency.to_owned());
-    let tx = client.transaction().await?;
-    let (summary, app) = store::application_for_issue(&tx, id, agency).await?;
-    if summary.status != "under_review" {
-        return Err(StoreError::Transition(format!(
-            "transition {} -> issued is not allowed",
-            summary.status
-        ))
-        .into());
-    }
-    if app.application_type == crate::licensing::certificates::APPLICATION_TYPE {
-        return super::certificates::issue(tx, state, agency, &agency_name, actor, &app, id).await;
-    }
-    let today = state.today();
-    let (valid_from, valid_to) =
-        crate::licensing::issue_validity(&app, terms.valid_from, terms.valid_until, today)
-            .map_err(|e| match e {
-                crate::licensing::ValidityError::Ended { .. } => {
-                    ApiError::conflict("LICENCE_VALIDITY_ENDED", e.to_string())
-                }
-                crate::licensing::ValidityError::Invalid(_) => {
-                    ApiError::bad_request("VALIDITY_INVALID", e.to_string())
-                }
-            })?;
-    let app = documents::Application {
-        valid_from,
-        valid_to,
-        ..app
-    };
-    let number = store::next_licence_number(&tx, agency).await?;
-    let xml_bytes = documents::write_licence(
-        &app,
-        &Issue {
-            number: &number,
-            agency,
-            agency_name: &agency_name,
-            issue_date: today,
-            conditions,
-        },
-    );
-    let tree = schema_outcome(&xml_bytes, state, DocKind::Licence).map_err(|e| {
-        ApiError::Internal(format!(
-            "generated licence {number} is not schema-valid: {e:?}"
-        ))
+    let action = Action::parse(&body.action).ok_or_else(|| {
+        ApiError::bad_request(
+            "ACTION_INVALID",
+            format!(
+                "unknown action '{}'; one of review, request_supplement, issue, refuse",
+                body.action
+            ),
+        )
     })?;
-    let licence = documents::read_licence(&tree).map_err(|v| {
-        ApiError::Internal(format!("generated licence {number} breaks a rule: {v:?}"))
-    })?;
-    let key = keys::agency_key(&tx, agency, &state.settings.country).await?;
-    let signature = signing::sign_detached(&key.private_key_pem, &key.certificate_pem, &xml_bytes)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let summary = store::issue_licence(
-        &tx,
-        &NewLicence {
-            licence: &licence,
-            body: &xml_bytes,
-            signature: &signature,
-            actor,
-            application_id: Some(id),
+    let decided = licensing::decide(
+        &licensing_context(&state),
+        &agency,
+        &principal.party_id,
+        id,
+        action,
+        &Terms {
+            reason: body.reason.as_deref(),
+            conditions: body.conditions.as_deref(),
+            valid_from: body.valid_from,
+            valid_until: body.valid_until,
         },
-        agency,
     )
     .await?;
-    tx.commit().await?;
-    let location = format!("/api/v1/licences/{}", number.replace('/', "%2F"));
-    Ok(HttpResponse::Ok()
-        .insert_header((header::LOCATION, location))
-        .json(serde_json::json!({
-            "application": summary,
-            "licence_number": number,
-        })))
+    let location = match &decided {
+        Decided::Licence { licence_number, .. } => Some(format!(
+            "/api/v1/licences/{}",
+            licence_number.replace('/', "%2F")
+        )),
+        Decided::Certificate {
+            certificate_reference,
+            ..
+        } => Some(format!(
+            "/api/v1/certificates-of-origin/{certificate_reference}"
+        )),
+        Decided::Moved(_) => None,
+    };
+    let mut resp = HttpResponse::Ok();
+    if let Some(location) = location {
+        resp.insert_header((header::LOCATION, location));
+    }
+    Ok(resp.json(decided))
 }
 
 #[derive(Deserialize)]
@@ -387,15 +266,7 @@ pub async fn supplement(
     auth::require(&principal, &[Role::Enterprise])?;
     let id = json::parse_id(&path)?;
     let body: SupplementBody = json::read(&req, payload).await?;
-    let note = body.note.trim();
-    if note.is_empty() || note.chars().count() > 4000 {
-        return Err(ApiError::bad_request(
-            "NOTE_INVALID",
-            "note: 1 to 4000 characters",
-        ));
-    }
-    let mut client = state.pool.get().await?;
-    let s = store::supplement(&mut client, id, &principal.party_id, note).await?;
+    let s = licensing::supplement(&state.pool, id, &principal.party_id, &body.note).await?;
     Ok(HttpResponse::Ok().json(s))
 }
 
@@ -407,17 +278,6 @@ pub async fn withdraw(
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&principal, &[Role::Enterprise])?;
     let id = json::parse_id(&path)?;
-    let mut client = state.pool.get().await?;
-    let tx = client.transaction().await?;
-    let s = store::transition(
-        &tx,
-        &AppScope::Applicant(&principal.party_id),
-        id,
-        "withdrawn",
-        &principal.party_id,
-        Some("withdrawn by the applicant"),
-    )
-    .await?;
-    tx.commit().await?;
+    let s = licensing::withdraw(&state.pool, id, &principal.party_id).await?;
     Ok(HttpResponse::Ok().json(s))
 }

@@ -4,15 +4,13 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use base64::Engine;
 
-use super::licence_applications::officer_agency;
+use super::licence_applications::{licensing_context, officer_agency};
 use super::{auth, body, json, AppState};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
-use crate::exchange::signature::SignatureError;
-use crate::licensing::{documents, signing};
+use crate::licensing;
 use crate::store::keys;
-use crate::store::licensing::{self as store, NewLicence};
-use crate::xml::{self, DocKind};
+use crate::store::licensing as store;
 
 #[tracing::instrument(name = "licence.deposit", skip_all, fields(party = %principal.party_id, number))]
 pub async fn deposit(
@@ -36,69 +34,18 @@ pub async fn deposit(
         })?
         .map_err(|_| ApiError::bad_request("SIGNATURE_MALFORMED", "X-Signature is not base64"))?;
     let bytes = body::read_limited(&req, payload, state.validator.limits.max_bytes).await?;
-    let tree = match xml::check(&bytes, &state.validator.limits, Some(DocKind::Licence)) {
-        Err(e) => return Err(ApiError::Xml(e)),
-        Ok(Err(refused)) => {
-            return Err(ApiError::Invalid {
-                violations: refused.violations,
-            })
-        }
-        Ok(Ok(valid)) => valid.tree,
-    };
-    let licence =
-        documents::read_licence(&tree).map_err(|violations| ApiError::Invalid { violations })?;
-    documents::check_not_ended(&tree, &licence, state.today())
-        .map_err(|violations| ApiError::Invalid { violations })?;
-    tracing::Span::current().record("number", licence.number.as_str());
-    if licence.agency != agency {
-        return Err(ApiError::forbidden(
-            "AGENCY_MISMATCH",
-            format!(
-                "an officer of {agency} may deposit only licences of {agency}, not of {}",
-                licence.agency
-            ),
-        ));
-    }
-    let mut client = state.pool.get().await?;
-    let trusted = keys::trusted(&client, &agency).await?;
-    let policy = signing::Policy::from_settings(&state.settings.exchange);
-    signing::verify_detached(&signature, &bytes, &trusted, &agency, &policy).map_err(
-        |e| match e {
-            SignatureError::Malformed(_) | SignatureError::NoSigner => {
-                ApiError::bad_request("SIGNATURE_MALFORMED", e.to_string())
-            }
-            // The bytes are not what was signed: a fault of the document, listed like its others.
-            SignatureError::Invalid(_) => ApiError::Invalid {
-                violations: vec![xml::Violation {
-                    line: 1,
-                    column: 1,
-                    path: "/Licence".into(),
-                    code: "SIGNATURE_INVALID",
-                    message: e.to_string(),
-                }],
-            },
-            // Digest algorithm, chain, dates, purpose: the signer is not accepted.
-            other => ApiError::forbidden(other.code(), other.to_string()),
-        },
-    )?;
-    store::deposit_licence(
-        &mut client,
-        &NewLicence {
-            licence: &licence,
-            body: &bytes,
-            signature: &signature,
-            actor: &principal.party_id,
-            application_id: None,
-        },
+    let view = licensing::deposit(
+        &licensing_context(&state),
+        &agency,
+        &principal.party_id,
+        &bytes,
+        &signature,
     )
     .await?;
-    let view = store::get_licence(&client, &licence.number)
-        .await?
-        .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
-            format!("/api/v1/licences/{}", licence.number.replace('/', "%2F")),
+            format!("/api/v1/licences/{}", view.number.replace('/', "%2F")),
         ))
         .json(view))
 }

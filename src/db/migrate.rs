@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "declaration_reference",
         sql: include_str!("../../migrations/0010_declaration_reference.sql"),
     },
+    Migration {
+        version: 11,
+        name: "decisions_once",
+        sql: include_str!("../../migrations/0011_decisions_once.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

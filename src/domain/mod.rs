@@ -1,7 +1,11 @@
 //! Typed documents. Values here have passed the schema and the business rules, so code past
 //! intake never re-checks strings.
 
+pub mod answer_state;
+pub mod application_state;
 pub mod declaration;
+pub mod declaration_state;
+pub mod licence;
 pub mod message_state;
 pub mod party;
 

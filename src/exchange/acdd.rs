@@ -52,9 +52,10 @@ pub async fn from_declaration<C: deadpool_postgres::GenericClient>(
             ),
         ));
     }
+    use crate::domain::declaration_state::Status;
     if !matches!(
-        d.status.as_str(),
-        "accepted" | "under_inspection" | "cleared"
+        Status::parse(&d.status),
+        Some(Status::Accepted | Status::UnderInspection | Status::Cleared)
     ) {
         return Err(refused(
             "DECLARATION_STATE",
@@ -219,6 +220,8 @@ pub struct Queued {
 /// Builds the ACDD of an export declaration and writes it to the outbox for its destination's
 /// window, in the caller's transaction. `None` when no partner window takes ACDDs from us for
 /// that destination (the declaration is not an ASEAN export, or its window is not connected).
+/// A declaration has one ACDD: its cause is `acdd:<declaration id>`, and a second enqueue (a
+/// repeated clearance, an operator's send after the clearance's) is refused by the database.
 pub async fn enqueue_for_declaration(
     tx: &deadpool_postgres::Transaction<'_>,
     exchange: &super::Exchange,
@@ -238,6 +241,7 @@ pub async fn enqueue_for_declaration(
         tx,
         settings,
         super::outbox::NewMessage {
+            cause: super::outbox::Cause::Acdd(declaration_id),
             receiver: partner.country.clone(),
             document_type: "ACDD".into(),
             function: "submit".into(),

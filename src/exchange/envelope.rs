@@ -8,7 +8,6 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use quick_xml::escape::escape;
-use quick_xml::events::Event;
 use uuid::Uuid;
 
 use crate::xml::{DocKind, Tree};
@@ -136,37 +135,7 @@ pub fn header(tree: &Tree<'_>) -> Option<Header> {
 
 /// The exact bytes of the one element inside `<Payload>`.
 pub fn payload(envelope: &[u8]) -> Option<&[u8]> {
-    let envelope = crate::xml::without_bom(envelope);
-    let mut reader = quick_xml::Reader::from_reader(envelope);
-    reader.config_mut().expand_empty_elements = false;
-    let mut depth = 0usize;
-    let mut in_payload = false;
-    let mut start = None;
-    loop {
-        let before = reader.buffer_position() as usize;
-        match reader.read_event().ok()? {
-            Event::Start(e) => {
-                depth += 1;
-                if depth == 2 && e.local_name().as_ref() == b"Payload" {
-                    in_payload = true;
-                } else if in_payload && depth == 3 && start.is_none() {
-                    start = Some(before);
-                }
-            }
-            Event::Empty(_) if in_payload && depth == 2 && start.is_none() => {
-                return envelope.get(before..reader.buffer_position() as usize);
-            }
-            Event::End(_) => {
-                if in_payload && depth == 3 {
-                    let s = start?;
-                    return envelope.get(s..reader.buffer_position() as usize);
-                }
-                depth = depth.checked_sub(1)?;
-            }
-            Event::Eof => return None,
-            _ => {}
-        }
-    }
+    crate::xml::second_level_child(envelope, b"Payload")
 }
 
 #[cfg(test)]

@@ -84,12 +84,14 @@ pub async fn enqueue<C: deadpool_postgres::GenericClient>(
     tx: &C,
     settings: &crate::config::Settings,
     prepared: Prepared,
+    cause: super::outbox::Cause,
     actor: &str,
 ) -> Result<super::outbox::Enqueued, ExchangeError> {
     super::outbox::enqueue(
         tx,
         settings,
         super::outbox::NewMessage {
+            cause,
             receiver: prepared.receiver,
             document_type: prepared.document_type.into(),
             function: "submit".into(),

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod outbox;
 pub mod partners;
 pub mod receipt;
+pub mod respond;
 pub mod signature;
 pub use crate::domain::message_state as state;
 pub mod tls;

@@ -2,6 +2,7 @@
 //! with its message id; the worker signs and sends those exact bytes, however many times it
 //! has to.
 
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::envelope::{self, Header};
@@ -10,8 +11,53 @@ use crate::config::Settings;
 use crate::store::outbox::{self as store, NewOutbound};
 use crate::validation::{Validator, Verdict};
 
+/// What makes a message leave the window. Each cause sends at most one message: the outbox
+/// holds it in a unique column, and the message id is derived from it, so a retried decision
+/// can never put a second message with a new id on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The ACDD of a declaration (its clearance, or an operator's send): one per declaration.
+    Acdd(Uuid),
+    /// The e-Form D of the certificate of origin issued for an application.
+    FormD(Uuid),
+    /// The business response to a received document (inbound message row id).
+    Response(Uuid),
+    /// An operator's request to send a document issued outside the window; each request is
+    /// its own cause.
+    Operator(Uuid),
+}
+
+impl Cause {
+    /// The stored key, e.g. `acdd:0192f4c1-…`.
+    pub fn key(&self) -> String {
+        match self {
+            Cause::Acdd(id) => format!("acdd:{id}"),
+            Cause::FormD(id) => format!("form-d:{id}"),
+            Cause::Response(id) => format!("response:{id}"),
+            Cause::Operator(id) => format!("operator:{id}"),
+        }
+    }
+
+    /// The message id of this cause's message from window `sender`: the first 16 bytes of
+    /// SHA-256(`nsw-outbox` ␟ sender ␟ key), as a UUIDv8 (RFC 9562's custom layout). The same
+    /// cause always names the same message.
+    pub fn message_id(&self, sender: &str) -> Uuid {
+        let digest = Sha256::new()
+            .chain_update(b"nsw-outbox\x1f")
+            .chain_update(sender.as_bytes())
+            .chain_update(b"\x1f")
+            .chain_update(self.key().as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    }
+}
+
 /// A business document for a partner window.
 pub struct NewMessage {
+    /// Why it leaves; fixes its message id.
+    pub cause: Cause,
     pub receiver: String,
     /// ACDD, FORM_D, BUSINESS_RESPONSE, CERTIFICATE_OF_ORIGIN_KR.
     pub document_type: String,
@@ -56,8 +102,9 @@ pub async fn enqueue<C: deadpool_postgres::GenericClient>(
             return Err(ExchangeError::EnvelopeInvalid(violations))
         }
     }
+    let cause = msg.cause.key();
     let header = Header {
-        message_id: Uuid::now_v7(),
+        message_id: msg.cause.message_id(&settings.country),
         conversation_id: msg.conversation_id.unwrap_or_else(Uuid::now_v7),
         sender: settings.country.clone(),
         sender_party: None,
@@ -73,6 +120,7 @@ pub async fn enqueue<C: deadpool_postgres::GenericClient>(
     store::insert(
         tx,
         &NewOutbound {
+            cause: &cause,
             message_id: header.message_id,
             conversation_id: header.conversation_id,
             receiver: &header.receiver,
@@ -91,4 +139,20 @@ pub async fn enqueue<C: deadpool_postgres::GenericClient>(
         message_id: header.message_id,
         conversation_id: header.conversation_id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_always_names_the_same_message() {
+        let id = Uuid::now_v7();
+        let a = Cause::Acdd(id).message_id("VN");
+        assert_eq!(a, Cause::Acdd(id).message_id("VN"));
+        assert_eq!(a.get_version_num(), 8);
+        assert_ne!(a, Cause::FormD(id).message_id("VN"));
+        assert_ne!(a, Cause::Acdd(id).message_id("SG"));
+        assert_eq!(Cause::Response(id).key(), format!("response:{id}"));
+    }
 }

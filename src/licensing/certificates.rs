@@ -240,6 +240,112 @@ pub fn fill(draft: &[u8], tree: &Tree<'_>, issue: &Issue<'_>) -> Result<Vec<u8>,
     Ok(out)
 }
 
+/// Issues the certificate for a `COO` application under review, inside the caller's
+/// transaction (already holding the application's row lock), and commits: the reference is
+/// drawn, the exporter's bytes completed, checked against the schema and signed with the
+/// agency's key; the application moves to `issued`; the e-Form D is enqueued for the import
+/// country's window when it takes one (cause `form-d:<application id>`: one per certificate);
+/// document and certificate row are stored. All of it or nothing.
+pub async fn issue(
+    ctx: &super::Context<'_>,
+    tx: deadpool_postgres::Transaction<'_>,
+    agency: &str,
+    agency_name: &str,
+    actor: &str,
+    app: &Application,
+    id: uuid::Uuid,
+) -> Result<super::Decided, crate::workflow::WorkflowError> {
+    use crate::exchange::form_d;
+    use crate::exchange::outbox::Cause;
+    use crate::store::certificates::{self as store, NewCertificate};
+    use crate::store::licensing::{self as applications, AppScope, Status};
+    use crate::workflow::WorkflowError;
+    use crate::xml::DocKind;
+
+    let draft = store::draft(&tx, id).await?;
+    let tree = Tree::parse(&draft, ctx.limits)?;
+    let reference = store::next_reference(&tx, &app.export_country, &app.import_country).await?;
+    let issue_date = ctx.today;
+    let bytes = fill(
+        &draft,
+        &tree,
+        &Issue {
+            reference: &reference,
+            issue_date,
+            authority_code: agency,
+            authority_name: agency_name,
+            authority_country: &ctx.settings.country,
+        },
+    )
+    .map_err(|e| WorkflowError::Internal(e.to_string()))?;
+    // A certificate the schema would refuse is never stored, signed or sent.
+    match crate::xml::check(&bytes, ctx.limits, Some(DocKind::CertificateOfOrigin)) {
+        Ok(Ok(_)) => {}
+        other => {
+            return Err(WorkflowError::Internal(format!(
+                "completed certificate {reference} is not schema-valid: {:?}",
+                other.err()
+            )))
+        }
+    }
+    let key = super::signing::agency_key(&tx, agency, &ctx.settings.country).await?;
+    let signature =
+        super::signing::sign_detached(&key.private_key_pem, &key.certificate_pem, &bytes)
+            .map_err(|e| WorkflowError::Internal(e.to_string()))?;
+    let note = format!("certificate of origin {reference} issued");
+    let application = applications::transition(
+        &tx,
+        &AppScope::Agency(agency),
+        id,
+        Status::Issued,
+        actor,
+        Some(&note),
+    )
+    .await?;
+    // The e-Form D leaves with the decision or not at all: same transaction.
+    let sent = match ctx
+        .partners
+        .filter(|p| form_d::partner_takes(p, &app.import_country))
+    {
+        Some(p) => {
+            let prepared = form_d::prepare(&bytes, p)?;
+            let (receiver, document_type) = (prepared.receiver.clone(), prepared.document_type);
+            let queued =
+                form_d::enqueue(&tx, ctx.settings, prepared, Cause::FormD(id), actor).await?;
+            Some(super::EFormD {
+                message_id: queued.message_id,
+                conversation_id: queued.conversation_id,
+                receiver,
+                document_type,
+            })
+        }
+        None => None,
+    };
+    store::insert(
+        &tx,
+        &NewCertificate {
+            reference: &reference,
+            application_id: id,
+            agency,
+            exporter_id: &app.applicant.id,
+            export_country: &app.export_country,
+            import_country: &app.import_country,
+            issue_date,
+            body: &bytes,
+            signature: &signature,
+            outbox_message: sent.as_ref().map(|s| s.message_id),
+            actor,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(super::Decided::Certificate {
+        application,
+        certificate_reference: reference,
+        e_form_d: sent,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,11 @@
 pub mod certificates;
 pub mod documents;
 pub mod signing;
+mod workflows;
+
+pub use workflows::{
+    decide, deposit, issue, supplement, withdraw, Action, Context, Decided, EFormD, Terms,
+};
 
 use chrono::NaiveDate;
 

@@ -28,6 +28,35 @@ pub struct KeyPair {
     pub certificate_pem: String,
 }
 
+/// The agency's key, made (and stored, inside the caller's transaction) on its first use. A
+/// concurrent first use may win: then its key is the agency's key.
+pub async fn agency_key<C: deadpool_postgres::GenericClient>(
+    tx: &C,
+    agency: &str,
+    country: &str,
+) -> Result<KeyPair, crate::workflow::WorkflowError> {
+    use crate::store::keys;
+    let stored = |(private_key_pem, certificate_pem)| KeyPair {
+        private_key_pem,
+        certificate_pem,
+    };
+    if let Some(k) = keys::agency_key(tx, agency).await? {
+        return Ok(stored(k));
+    }
+    let fresh = generate(agency, country).map_err(|e| {
+        crate::workflow::WorkflowError::Internal(format!("cannot create the key of {agency}: {e}"))
+    })?;
+    if keys::insert_agency_key(tx, agency, &fresh.private_key_pem, &fresh.certificate_pem).await? {
+        return Ok(fresh);
+    }
+    keys::agency_key(tx, agency)
+        .await?
+        .map(stored)
+        .ok_or_else(|| {
+            crate::workflow::WorkflowError::Internal(format!("the key of {agency} vanished"))
+        })
+}
+
 /// A fresh P-256 key with a self-signed certificate naming the agency, valid for ten years.
 pub fn generate(agency: &str, country: &str) -> Result<KeyPair, SignError> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;

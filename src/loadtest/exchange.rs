@@ -433,6 +433,7 @@ async fn phase(
                         &tx,
                         &settings,
                         NewMessage {
+                            cause: crate::exchange::outbox::Cause::Operator(uuid::Uuid::now_v7()),
                             receiver: "SG".into(),
                             document_type: "ACDD".into(),
                             function: "submit".into(),
@@ -704,6 +705,9 @@ async fn sender_db_baseline(
                             &tx,
                             &settings,
                             NewMessage {
+                                cause: crate::exchange::outbox::Cause::Operator(
+                                    uuid::Uuid::now_v7(),
+                                ),
                                 receiver: "TH".into(),
                                 document_type: "ACDD".into(),
                                 function: "submit".into(),

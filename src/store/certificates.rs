@@ -1,6 +1,6 @@
 //! Certificates of origin issued through the window: the signed document, the application it
 //! answers and the e-Form D message that left with it. Written only inside the issuing
-//! transaction (see `api::certificates::issue`).
+//! transaction (see `licensing::certificates::issue`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::{GenericClient, Transaction};

@@ -9,41 +9,14 @@ use uuid::Uuid;
 
 use super::{audit, ledger, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Clear,
-    Reject,
-    Hold,
-    /// By the declarant or trader, before customs decides.
-    Withdraw,
-}
+pub use crate::domain::declaration_state::{Action, Status};
 
-impl Action {
-    pub fn parse(s: &str) -> Option<Action> {
-        Some(match s {
-            "clear" => Action::Clear,
-            "reject" => Action::Reject,
-            "hold" => Action::Hold,
-            _ => return None,
-        })
-    }
-
-    pub fn target(self) -> &'static str {
-        match self {
-            Action::Clear => "cleared",
-            Action::Reject => "rejected",
-            Action::Hold => "under_inspection",
-            Action::Withdraw => "withdrawn",
-        }
-    }
-
-    /// How the licence reservations of the declaration are settled, if at all.
-    fn settlement(self) -> Option<&'static str> {
-        match self {
-            Action::Clear => Some("commit"),
-            Action::Reject | Action::Withdraw => Some("release"),
-            Action::Hold => None,
-        }
+/// How the licence reservations of the declaration are settled, if at all.
+fn settlement(action: Action) -> Option<&'static str> {
+    match action {
+        Action::Clear => Some("commit"),
+        Action::Reject | Action::Withdraw => Some("release"),
+        Action::Hold => None,
     }
 }
 
@@ -71,20 +44,42 @@ pub async fn decide(
     reason: Option<&str>,
 ) -> Result<Decided, StoreError> {
     let to = action.target();
+    // The row is locked and its status judged by the code's state machine first; the
+    // database's trigger judges the UPDATE again. A decision that already took effect (the
+    // same action twice, or a retry after a lost answer) stops here and changes nothing.
+    let current: String = tx
+        .query_opt(
+            "SELECT status FROM declarations x
+              WHERE x.id = $1 AND ($2::text IS NULL OR x.submitter = $2 OR x.trader_id = $2
+                                   OR x.declarant_id = $2)
+              FOR UPDATE",
+            &[&id, &party],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .get(0);
+    let from = Status::parse(&current)
+        .ok_or_else(|| StoreError::Transition(format!("unknown status {current}")))?;
+    if !from.can_become(to) {
+        return Err(StoreError::Transition(format!(
+            "declaration: transition {} -> {} is not allowed",
+            from.as_str(),
+            to.as_str()
+        )));
+    }
+    let to = to.as_str();
     let final_ = matches!(action, Action::Clear | Action::Reject | Action::Withdraw);
     let row = tx
-        .query_opt(
+        .query_one(
             "UPDATE declarations x SET status = $2, updated_at = now(),
                     decided_at = CASE WHEN $3 THEN now() ELSE x.decided_at END,
                     decision_reason = coalesce($4, x.decision_reason)
-              WHERE x.id = $1 AND ($5::text IS NULL OR x.submitter = $5 OR x.trader_id = $5
-                                   OR x.declarant_id = $5)
+              WHERE x.id = $1
               RETURNING x.id, x.reference, x.status, x.direction, x.export_country,
                         x.destination_country, x.decided_at, x.decision_reason",
-            &[&id, &to, &final_, &reason, &party],
+            &[&id, &to, &final_, &reason],
         )
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        .await?;
     let d = Decided {
         id: row.get(0),
         reference: row.get(1),
@@ -100,7 +95,7 @@ pub async fn decide(
         &[&id, &to, &actor, &reason],
     )
     .await?;
-    let settled = match action.settlement() {
+    let settled = match settlement(action) {
         Some(kind) => ledger::settle(tx, id, kind).await?,
         None => 0,
     };

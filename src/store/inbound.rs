@@ -212,24 +212,37 @@ pub async fn raw<C: GenericClient>(
     Ok(r.map(|r| [r.get(0), r.get(1), r.get(2), r.get(3)]))
 }
 
-/// Marks a received document answered, in the transaction that enqueues the answer.
+/// Marks a received document answered, in the transaction that enqueues the answer. The move
+/// is judged by `domain::answer_state` (and again by the `inbound_guard()` trigger): a document
+/// is answered once.
 pub async fn mark_answered<C: GenericClient>(
     tx: &C,
     id: Uuid,
     actor: &str,
     response_message: Uuid,
 ) -> Result<(), StoreError> {
-    let n = tx
-        .execute(
-            "UPDATE inbound_messages SET status = 'answered' WHERE id = $1 AND status = 'received'",
+    use crate::domain::answer_state::Status;
+    let current: String = tx
+        .query_opt(
+            "SELECT status FROM inbound_messages WHERE id = $1 FOR UPDATE",
             &[&id],
         )
-        .await?;
-    if n == 0 {
-        return Err(StoreError::Conflict(
-            "this message has already been answered".into(),
-        ));
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .get(0);
+    let from = Status::parse(&current)
+        .ok_or_else(|| StoreError::Transition(format!("unknown status {current}")))?;
+    if !from.can_become(Status::Answered) {
+        return Err(StoreError::Transition(format!(
+            "inbound message: transition {} -> answered is not allowed: it has already been answered",
+            from.as_str()
+        )));
     }
+    tx.execute(
+        "UPDATE inbound_messages SET status = 'answered' WHERE id = $1",
+        &[&id],
+    )
+    .await?;
     audit::append(
         tx,
         actor,

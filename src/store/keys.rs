@@ -5,29 +5,34 @@ use deadpool_postgres::GenericClient;
 use sha2::{Digest, Sha256};
 
 use super::{audit, StoreError};
-use crate::licensing::signing::{self, KeyPair};
 
-/// The agency's key, created inside the caller's transaction when it has none yet.
+/// The agency's signing key (private key PEM, certificate PEM), if it has one yet.
 pub async fn agency_key<C: GenericClient>(
     tx: &C,
     agency: &str,
-    country: &str,
-) -> Result<KeyPair, StoreError> {
-    let select = "SELECT private_key_pem, certificate_pem FROM agency_keys WHERE agency = $1";
-    if let Some(r) = tx.query_opt(select, &[&agency]).await? {
-        return Ok(KeyPair {
-            private_key_pem: r.get(0),
-            certificate_pem: r.get(1),
-        });
-    }
-    let fresh = signing::generate(agency, country)
-        .map_err(|e| StoreError::Conflict(format!("cannot create the key of {agency}: {e}")))?;
-    // A concurrent first use may win: then its key is the agency's key.
+) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+    Ok(tx
+        .query_opt(
+            "SELECT private_key_pem, certificate_pem FROM agency_keys WHERE agency = $1",
+            &[&agency],
+        )
+        .await?
+        .map(|r| (r.get(0), r.get(1))))
+}
+
+/// Stores a fresh key as the agency's, unless a concurrent first use stored one first;
+/// returns whether this one was stored.
+pub async fn insert_agency_key<C: GenericClient>(
+    tx: &C,
+    agency: &str,
+    private_key_pem: &[u8],
+    certificate_pem: &str,
+) -> Result<bool, StoreError> {
     let n = tx
         .execute(
             "INSERT INTO agency_keys (agency, private_key_pem, certificate_pem) VALUES ($1, $2, $3)
              ON CONFLICT (agency) DO NOTHING",
-            &[&agency, &fresh.private_key_pem, &fresh.certificate_pem],
+            &[&agency, &private_key_pem, &certificate_pem],
         )
         .await?;
     if n == 1 {
@@ -37,16 +42,11 @@ pub async fn agency_key<C: GenericClient>(
             "agency.key_created",
             agency,
             &serde_json::json!({"certificate_sha256":
-                hex::encode(Sha256::digest(fresh.certificate_pem.as_bytes()))}),
+                hex::encode(Sha256::digest(certificate_pem.as_bytes()))}),
         )
         .await?;
-        return Ok(fresh);
     }
-    let r = tx.query_one(select, &[&agency]).await?;
-    Ok(KeyPair {
-        private_key_pem: r.get(0),
-        certificate_pem: r.get(1),
-    })
+    Ok(n == 1)
 }
 
 /// The certificate of the window-held key, if the agency has one yet.

@@ -9,7 +9,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{audit, StoreError};
-use crate::licensing::documents::{Application, Licence};
+pub use crate::domain::application_state::Status;
+use crate::domain::licence::{Application, Licence};
 use crate::routing::Rule;
 
 #[derive(Debug, Clone, Serialize)]
@@ -335,31 +336,49 @@ pub async fn inbox<C: GenericClient>(
         .collect())
 }
 
-/// Moves an application to `to` if `scope` may see it; the database refuses transitions its
-/// state machine does not list.
+/// Moves an application to `to` if `scope` may see it. The row is locked and the move judged
+/// by the code's state machine (`domain::application_state`) first, then by the database's
+/// trigger: a decision that already took effect is refused and changes nothing.
 pub async fn transition<C: GenericClient>(
     tx: &C,
     scope: &AppScope<'_>,
     id: Uuid,
-    to: &str,
+    to: Status,
     actor: &str,
     note: Option<&str>,
 ) -> Result<ApplicationSummary, StoreError> {
     let (applicant, agency) = scope.params();
-    let decided = matches!(to, "issued" | "refused");
-    let reason = if to == "refused" { note } else { None };
+    let current: String = tx
+        .query_opt(
+            "SELECT a.status FROM licence_applications a
+              WHERE a.id = $1 AND ($2::text IS NULL OR a.applicant_id = $2)
+                AND ($3::text IS NULL OR a.agency = $3)
+              FOR UPDATE",
+            &[&id, &applicant, &agency],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .get(0);
+    let from = Status::parse(&current)
+        .ok_or_else(|| StoreError::Transition(format!("unknown status {current}")))?;
+    if !from.can_become(to) {
+        return Err(StoreError::Transition(format!(
+            "licence application: transition {} -> {} is not allowed",
+            from.as_str(),
+            to.as_str()
+        )));
+    }
+    let decided = to.is_decision();
+    let reason = if to == Status::Refused { note } else { None };
+    let to = to.as_str();
     let sql = format!(
-        "UPDATE licence_applications a SET status = $4, updated_at = now(),
-                decided_at = CASE WHEN $5 THEN now() ELSE a.decided_at END,
-                decision_reason = coalesce($6, a.decision_reason)
-          WHERE a.id = $1 AND ($2::text IS NULL OR a.applicant_id = $2)
-            AND ($3::text IS NULL OR a.agency = $3)
+        "UPDATE licence_applications a SET status = $2, updated_at = now(),
+                decided_at = CASE WHEN $3 THEN now() ELSE a.decided_at END,
+                decision_reason = coalesce($4, a.decision_reason)
+          WHERE a.id = $1
           RETURNING {SUMMARY}"
     );
-    let row = tx
-        .query_opt(&sql, &[&id, &applicant, &agency, &to, &decided, &reason])
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let row = tx.query_one(&sql, &[&id, &to, &decided, &reason]).await?;
     let s = summary(&row);
     event(tx, id, to, actor, note).await?;
     audit::append(
@@ -385,7 +404,7 @@ pub async fn supplement(
         &tx,
         &AppScope::Applicant(applicant),
         id,
-        "supplemented",
+        Status::Supplemented,
         applicant,
         Some("supplement sent"),
     )
@@ -529,7 +548,7 @@ pub async fn issue_licence(
         tx,
         &AppScope::Agency(agency),
         app_id,
-        "issued",
+        Status::Issued,
         n.actor,
         Some(&note),
     )

@@ -52,7 +52,8 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-/// SQLSTATE raised by the state-machine triggers of migrations/0002_ministries.sql.
+/// SQLSTATE raised by the state-machine triggers of migrations/0002_ministries.sql and
+/// migrations/0011_decisions_once.sql.
 const FORBIDDEN_TRANSITION: &str = "NS409";
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -60,6 +61,19 @@ impl From<tokio_postgres::Error> for StoreError {
         if let Some(db) = e.as_db_error() {
             if db.code().code() == FORBIDDEN_TRANSITION {
                 return StoreError::Transition(db.message().to_owned());
+            }
+            // A second outbox message for a cause that already produced one (the message id
+            // is derived from the cause, so either key may be the one that trips): the
+            // decision behind it already took effect.
+            if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+                && matches!(
+                    db.constraint(),
+                    Some("outbox_cause_unique" | "outbox_message_id_key")
+                )
+            {
+                return StoreError::Transition(
+                    "outbox: a message for this cause was already enqueued".to_owned(),
+                );
             }
             // The outbox guard (migrations/0003_exchange.sql) refuses a change of status with
             // check_violation from its RAISE; a CHECK constraint's violation comes from the

@@ -15,7 +15,7 @@ use crate::xml::{DocKind, Limits, Tree, Violation};
 /// The HS codes a received certificate covers, read from the payload of its stored envelope
 /// (our Form D or Korea's format).
 fn covered_hs(envelope: &[u8]) -> Option<Vec<String>> {
-    let payload = crate::exchange::envelope::payload(envelope)?;
+    let payload = crate::xml::second_level_child(envelope, b"Payload")?;
     let tree = Tree::parse(payload, &Limits::default()).ok()?;
     let (items, code) = if tree.root_ns == DocKind::KrCoo.namespace() {
         (tree.child(ROOT, "GoodsList")?, "HsCode")

@@ -36,6 +36,9 @@ fn transition(from: Status, to: Status) -> Result<(), StoreError> {
 }
 
 pub struct NewOutbound<'a> {
+    /// What produced the message (`acdd:<declaration id>` …): unique, so a second message for
+    /// the same cause is refused by the database.
+    pub cause: &'a str,
     pub message_id: Uuid,
     pub conversation_id: Uuid,
     pub receiver: &'a str,
@@ -58,9 +61,9 @@ pub async fn insert<C: GenericClient>(
     let sha = Sha256::digest(m.envelope).to_vec();
     tx.execute(
         "INSERT INTO outbox (id, message_id, conversation_id, receiver, document_type, function,
-            reference, previous_reference, envelope, sha256, max_attempts, expires_at)
+            reference, previous_reference, envelope, sha256, max_attempts, expires_at, cause)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                 now() + make_interval(secs => $12))",
+                 now() + make_interval(secs => $12), $13)",
         &[
             &id,
             &m.message_id,
@@ -74,6 +77,7 @@ pub async fn insert<C: GenericClient>(
             &sha,
             &m.max_attempts,
             &m.ttl_secs,
+            &m.cause,
         ],
     )
     .await?;
@@ -83,6 +87,7 @@ pub async fn insert<C: GenericClient>(
         "exchange.enqueued",
         &m.message_id.to_string(),
         &serde_json::json!({
+            "cause": m.cause,
             "receiver": m.receiver,
             "document_type": m.document_type,
             "function": m.function,
@@ -422,8 +427,8 @@ pub async fn requeue(
     let status = status.ok_or(StoreError::NotFound)?;
     let can = Status::parse(&status).is_some_and(|s| s.can_become(Status::Pending));
     if !can {
-        return Err(StoreError::Conflict(format!(
-            "only dead letters can be requeued; this message is {status}"
+        return Err(StoreError::Transition(format!(
+            "outbox: only dead letters can be requeued; this message is {status}"
         )));
     }
     tx.execute(

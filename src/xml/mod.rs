@@ -346,6 +346,42 @@ fn first_libxml_error(src: &[u8], limits: &Limits) -> Option<XmlError> {
     }
 }
 
+/// The exact bytes of the one element inside the root's child `wrapper` (an envelope's
+/// `<Payload>`), cut out of `doc` without re-serialisation.
+pub fn second_level_child<'a>(doc: &'a [u8], wrapper: &[u8]) -> Option<&'a [u8]> {
+    let envelope = without_bom(doc);
+    let mut reader = quick_xml::Reader::from_reader(envelope);
+    reader.config_mut().expand_empty_elements = false;
+    let mut depth = 0usize;
+    let mut in_payload = false;
+    let mut start = None;
+    loop {
+        let before = reader.buffer_position() as usize;
+        match reader.read_event().ok()? {
+            quick_xml::events::Event::Start(e) => {
+                depth += 1;
+                if depth == 2 && e.local_name().as_ref() == wrapper {
+                    in_payload = true;
+                } else if in_payload && depth == 3 && start.is_none() {
+                    start = Some(before);
+                }
+            }
+            quick_xml::events::Event::Empty(_) if in_payload && depth == 2 && start.is_none() => {
+                return envelope.get(before..reader.buffer_position() as usize);
+            }
+            quick_xml::events::Event::End(_) => {
+                if in_payload && depth == 3 {
+                    let s = start?;
+                    return envelope.get(s..reader.buffer_position() as usize);
+                }
+                depth = depth.checked_sub(1)?;
+            }
+            quick_xml::events::Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

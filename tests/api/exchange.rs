@@ -1357,8 +1357,9 @@ async fn the_database_and_the_code_agree_on_the_message_state_machine() {
             client
                 .execute(
                     "INSERT INTO outbox (id, message_id, conversation_id, receiver, document_type,
-                        function, reference, envelope, sha256, max_attempts, expires_at)
-                     VALUES ($1, $1, $1, 'SG', 'ACDD', 'submit', 'R', 'x', sha256('x'), 3, now())",
+                        function, reference, envelope, sha256, max_attempts, expires_at, cause)
+                     VALUES ($1, $1, $1, 'SG', 'ACDD', 'submit', 'R', 'x', sha256('x'), 3, now(),
+                             'operator:' || $1::uuid::text)",
                     &[&id],
                 )
                 .await

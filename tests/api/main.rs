@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod certificates;
 mod cli;
+mod decisions;
 mod declarations;
 mod events;
 mod exchange;

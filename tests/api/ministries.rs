@@ -1462,12 +1462,13 @@ async fn stored_application(
         .chain(steps.iter().map(|(s, t)| (*s, t.parse().unwrap())))
     {
         let decided = matches!(status, "issued" | "refused");
+        // The row is inserted as submitted; a status never "moves" to itself.
         client
             .execute(
                 "UPDATE licence_applications SET status = $2, updated_at = $3,
                         decided_at = CASE WHEN $4 THEN $3::timestamptz END,
                         decision_reason = CASE WHEN $2 = 'refused' THEN 'incomplete' END
-                  WHERE id = $1::text::uuid",
+                  WHERE id = $1::text::uuid AND status <> $2",
                 &[&id, &status, &at, &decided],
             )
             .await
