@@ -3,6 +3,8 @@
 //!
 //! | workflow | function |
 //! |---|---|
+//! | an enterprise's licence application | `licensing::submit` |
+//! | an exporter's application for a certificate of origin (Form D) | `licensing::certificates::apply` |
 //! | a customs decision on a declaration, with its ACDD | `customs::decide` |
 //! | the submitter's withdrawal of a declaration | `customs::withdraw` |
 //! | an officer's decision on a licence application | `licensing::decide` |

@@ -3,15 +3,12 @@
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::{auth, body, json, AppState};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
-use crate::licensing::documents;
-use crate::licensing::{self, route_application, Action, Decided, RouteError, Terms};
-use crate::store::licensing::{self as store, AppScope, NewApplication};
-use crate::xml::{self, DocKind, Violation};
+use crate::licensing::{self, Action, Decided, Terms};
+use crate::store::licensing::{self as store, AppScope};
 
 /// The agency a ministry officer acts for.
 pub fn officer_agency(p: &Principal) -> Result<&str, ApiError> {
@@ -30,20 +27,6 @@ fn scope(p: &Principal) -> Option<AppScope<'_>> {
     }
 }
 
-fn schema_outcome<'a>(
-    bytes: &'a [u8],
-    state: &AppState,
-    kind: DocKind,
-) -> Result<xml::Tree<'a>, ApiError> {
-    match xml::check(bytes, &state.validator.limits, Some(kind)) {
-        Err(e) => Err(ApiError::Xml(e)),
-        Ok(Err(refused)) => Err(ApiError::Invalid {
-            violations: refused.violations,
-        }),
-        Ok(Ok(valid)) => Ok(valid.tree),
-    }
-}
-
 #[tracing::instrument(name = "licence_application.submit", skip_all, fields(party = %principal.party_id, reference))]
 pub async fn submit(
     req: HttpRequest,
@@ -54,56 +37,8 @@ pub async fn submit(
     auth::require(&principal, &[Role::Enterprise])?;
     body::require_xml(&req)?;
     let bytes = body::read_limited(&req, payload, state.validator.limits.max_bytes).await?;
-    let tree = schema_outcome(&bytes, &state, DocKind::LicenceApplication)?;
-    let app = documents::read_application(&tree)
-        .map_err(|violations| ApiError::Invalid { violations })?;
-    if app.applicant.id != principal.party_id {
-        return Err(ApiError::forbidden(
-            "PARTY_MISMATCH",
-            format!(
-                "you ({}) may apply only in your own name, not for {}",
-                principal.party_id, app.applicant.id
-            ),
-        ));
-    }
-    let mut client = state.pool.get().await?;
-    let table = state.routing.current(&client).await?;
-    let rule = route_application(&table, &app).map_err(|e| {
-        let (line, code) = match &e {
-            RouteError::NoRule { line, .. } => (*line, "ROUTING_NO_RULE"),
-            RouteError::Split { line, .. } => (*line, "ROUTING_SPLIT"),
-        };
-        let node = tree
-            .children(xml::tree::ROOT, "Line")
-            .nth((line.max(1) - 1) as usize)
-            .unwrap_or(xml::tree::ROOT);
-        let pos = tree.position(node);
-        ApiError::Invalid {
-            violations: vec![Violation {
-                line: pos.line,
-                column: pos.column,
-                path: tree.path(node),
-                code,
-                message: e.to_string(),
-            }],
-        }
-    })?;
-    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    let receipt = store::submit_application(
-        &mut client,
-        NewApplication {
-            applicant: &principal.party_id,
-            document_kind: DocKind::LicenceApplication.name(),
-            body: &bytes,
-            sha256,
-            application: &app,
-            rule,
-            routing_version: table.version,
-            country: &state.settings.country,
-            sla_minutes: rule.sla_minutes(state.calendar.working_day_minutes()),
-        },
-    )
-    .await?;
+    let receipt =
+        licensing::submit(&licensing_context(&state), &principal.party_id, &bytes).await?;
     tracing::Span::current().record("reference", receipt.reference.as_str());
     Ok(HttpResponse::Created()
         .insert_header((
@@ -191,6 +126,7 @@ pub fn licensing_context(state: &AppState) -> licensing::Context<'_> {
         limits: &state.validator.limits,
         today: state.today(),
         partners: state.exchange.as_deref().map(|ex| &ex.partners),
+        calendar: &state.calendar,
     }
 }
 

@@ -240,6 +240,91 @@ pub fn fill(draft: &[u8], tree: &Tree<'_>, issue: &Issue<'_>) -> Result<Vec<u8>,
     Ok(out)
 }
 
+/// Who issues Form Ds and under which procedure. Certificates of origin are not goods-specific,
+/// so they are not in the HS-keyed routing table (where a rule would also make every export
+/// declaration quote one); the agency must still be one of the table's agencies.
+pub const AGENCY: &str = "MOIT";
+pub const PROCEDURE: &str = "MOIT-COO-FORM-D";
+/// Form Ds are issued within eight working hours of a complete application (Decree
+/// 31/2018/ND-CP, art. 15).
+pub const SLA_HOURS: u32 = 8;
+
+fn rule() -> crate::routing::Rule {
+    crate::routing::Rule {
+        id: "moit-form-d".into(),
+        hs: "00".into(),
+        direction: "EX".into(),
+        country: None,
+        agency: AGENCY.into(),
+        procedure: PROCEDURE.into(),
+        document: "COO".into(),
+        title: "Certificate of origin, ATIGA Form D".into(),
+        sla_hours: Some(SLA_HOURS),
+        sla_days: None,
+        fee_vnd: 0,
+    }
+}
+
+/// An exporter (`applicant`, its party id) applies for a Form D with the Form D itself (its
+/// reference and issue date are drafts the window replaces on issuance): schema and rules, the
+/// applicant is the document's exporter, Industry and Trade is in the routing table; then the
+/// application (type `COO`) is stored with its document, event and audit entry. Answers the
+/// receipt, as for any licence application.
+pub async fn apply(
+    ctx: &super::Context<'_>,
+    applicant: &str,
+    bytes: &[u8],
+) -> Result<crate::store::licensing::ApplicationReceipt, crate::workflow::WorkflowError> {
+    use crate::workflow::WorkflowError;
+    use crate::xml::DocKind;
+    use sha2::Digest;
+    let tree = match crate::xml::check(bytes, ctx.limits, Some(DocKind::CertificateOfOrigin)) {
+        Err(e) => return Err(WorkflowError::Xml(e)),
+        Ok(Err(refused)) => return Err(WorkflowError::Invalid(refused.violations)),
+        Ok(Ok(valid)) => valid.tree,
+    };
+    let app = read_application(&tree, &ctx.settings.country, ctx.today)
+        .map_err(WorkflowError::Invalid)?;
+    if app.applicant.id != applicant {
+        return Err(WorkflowError::Forbidden {
+            code: "PARTY_MISMATCH",
+            detail: format!(
+                "you ({applicant}) may apply only as the exporter, not for {}",
+                app.applicant.id
+            ),
+        });
+    }
+    let mut client = ctx.pool.get().await?;
+    let table = ctx.routing.current(&client).await?;
+    if table.agency(AGENCY).is_none() {
+        return Err(WorkflowError::Invalid(vec![Violation {
+            line: 1,
+            column: 1,
+            path: "/CertificateOfOrigin".into(),
+            code: "ROUTING_NO_RULE",
+            message: format!("the routing table has no agency {AGENCY} to issue Form Ds"),
+        }]));
+    }
+    let rule = rule();
+    let sha256: [u8; 32] = sha2::Sha256::digest(bytes).into();
+    let receipt = crate::store::licensing::submit_application(
+        &mut client,
+        crate::store::licensing::NewApplication {
+            applicant,
+            document_kind: DocKind::CertificateOfOrigin.name(),
+            body: bytes,
+            sha256,
+            application: &app,
+            rule: &rule,
+            routing_version: table.version,
+            country: &ctx.settings.country,
+            sla_minutes: rule.sla_minutes(ctx.calendar.working_day_minutes()),
+        },
+    )
+    .await?;
+    Ok(receipt)
+}
+
 /// Issues the certificate for a `COO` application under review, inside the caller's
 /// transaction (already holding the application's row lock), and commits: the reference is
 /// drawn, the exporter's bytes completed, checked against the schema and signed with the

@@ -7,7 +7,7 @@ pub mod signing;
 mod workflows;
 
 pub use workflows::{
-    decide, deposit, issue, supplement, withdraw, Action, Context, Decided, EFormD, Terms,
+    decide, deposit, issue, submit, supplement, withdraw, Action, Context, Decided, EFormD, Terms,
 };
 
 use chrono::NaiveDate;

@@ -7,6 +7,7 @@
 use chrono::NaiveDate;
 use deadpool_postgres::Pool;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::documents::{self, Issue};
@@ -34,6 +35,8 @@ pub struct Context<'a> {
     pub today: NaiveDate,
     /// The partner table, when this window exchanges with partners (e-Form D).
     pub partners: Option<&'a Partners>,
+    /// The working-time calendar time limits are counted on.
+    pub calendar: &'a crate::calendar::Calendar,
 }
 
 /// What the officer decides beyond the action.
@@ -254,6 +257,69 @@ pub async fn withdraw(
     .await?;
     tx.commit().await?;
     Ok(s)
+}
+
+/// An enterprise (`applicant`, its party id) applies for a licence with a licence-application
+/// document: schema and rules, the applicant is the document's own, the routing table names
+/// the agency and procedure, then the document, application, event and audit entry are
+/// stored together. Answers the receipt (reference, agency, procedure, fee, time limit).
+pub async fn submit(
+    ctx: &Context<'_>,
+    applicant: &str,
+    bytes: &[u8],
+) -> Result<store::ApplicationReceipt, WorkflowError> {
+    let tree = match xml::check(bytes, ctx.limits, Some(DocKind::LicenceApplication)) {
+        Err(e) => return Err(WorkflowError::Xml(e)),
+        Ok(Err(refused)) => return Err(WorkflowError::Invalid(refused.violations)),
+        Ok(Ok(valid)) => valid.tree,
+    };
+    let app = documents::read_application(&tree).map_err(WorkflowError::Invalid)?;
+    if app.applicant.id != applicant {
+        return Err(WorkflowError::Forbidden {
+            code: "PARTY_MISMATCH",
+            detail: format!(
+                "you ({applicant}) may apply only in your own name, not for {}",
+                app.applicant.id
+            ),
+        });
+    }
+    let mut client = ctx.pool.get().await?;
+    let table = ctx.routing.current(&client).await?;
+    let rule = super::route_application(&table, &app).map_err(|e| {
+        let (line, code) = match &e {
+            super::RouteError::NoRule { line, .. } => (*line, "ROUTING_NO_RULE"),
+            super::RouteError::Split { line, .. } => (*line, "ROUTING_SPLIT"),
+        };
+        let node = tree
+            .children(xml::tree::ROOT, "Line")
+            .nth((line.max(1) - 1) as usize)
+            .unwrap_or(xml::tree::ROOT);
+        let pos = tree.position(node);
+        WorkflowError::Invalid(vec![Violation {
+            line: pos.line,
+            column: pos.column,
+            path: tree.path(node),
+            code,
+            message: e.to_string(),
+        }])
+    })?;
+    let sha256: [u8; 32] = Sha256::digest(bytes).into();
+    let receipt = store::submit_application(
+        &mut client,
+        store::NewApplication {
+            applicant,
+            document_kind: DocKind::LicenceApplication.name(),
+            body: bytes,
+            sha256,
+            application: &app,
+            rule,
+            routing_version: table.version,
+            country: &ctx.settings.country,
+            sla_minutes: rule.sla_minutes(ctx.calendar.working_day_minutes()),
+        },
+    )
+    .await?;
+    Ok(receipt)
 }
 
 /// An officer of `agency` deposits a licence its agency issued outside the window: schema and
