@@ -5,11 +5,8 @@ use base64::Engine;
 use nsw::domain::party::Role;
 use serde_json::json;
 
-use crate::helpers::{
-    fixture, fresh_database, spawn_app, spawn_app_on_day, spawn_app_with, test_settings,
-    with_reference, TestApp,
-};
-use crate::support::{deposit, deposit_fixture_licences, post_json, post_xml, register_signer};
+use crate::helpers::{fixture, with_reference, TestApp};
+use crate::support::{deposit, deposit_fixture_licences, register_signer};
 
 /// The end of validity of licences made by these tests: ahead of the window's date, whatever
 /// year the tests run in.
@@ -34,7 +31,9 @@ fn enc(number: &str) -> String {
 }
 
 async fn apply(app: &TestApp, token: &str, file: &str) -> serde_json::Value {
-    let resp = post_xml(app, token, "/api/v1/licence-applications", fixture(file)).await;
+    let resp = app
+        .post_xml(token, "/api/v1/licence-applications", fixture(file))
+        .await;
     assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
     resp.json()
 }
@@ -45,8 +44,7 @@ async fn decide(
     id: &str,
     body: serde_json::Value,
 ) -> crate::helpers::Resp {
-    post_json(
-        app,
+    app.post_json(
         token,
         &format!("/api/v1/licence-applications/{id}/decision"),
         body,
@@ -60,13 +58,8 @@ async fn customs(
     id: &str,
     body: serde_json::Value,
 ) -> crate::helpers::Resp {
-    post_json(
-        app,
-        token,
-        &format!("/api/v1/declarations/{id}/decision"),
-        body,
-    )
-    .await
+    app.post_json(token, &format!("/api/v1/declarations/{id}/decision"), body)
+        .await
 }
 
 /// A licence document for the ledger tests, valid against licence.xsd.
@@ -111,7 +104,7 @@ async fn balance(app: &TestApp, token: &str, number: &str, line: usize) -> serde
 #[tokio::test]
 async fn the_full_flow_from_application_to_clearance() {
     // The window's date is fixed: the day the rice application's validity had long ended.
-    let app = spawn_app_on_day("2026-11-30").await;
+    let app = TestApp::builder().today("2026-11-30").spawn().await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
     let moit = app
         .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
@@ -327,7 +320,7 @@ async fn the_full_flow_from_application_to_clearance() {
 
 #[tokio::test]
 async fn supplement_loops_pause_the_clock_and_refusal_needs_a_reason() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let enterprise = app.add_party(Role::Enterprise, "0312345678").await;
     let mard = app
         .add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD")
@@ -365,13 +358,13 @@ async fn supplement_loops_pause_the_clock_and_refusal_needs_a_reason() {
                 .status,
             409
         );
-        let r = post_json(
-            &app,
-            &enterprise,
-            &sup,
-            json!({"note": format!("fumigation certificate FC-{round}")}),
-        )
-        .await;
+        let r = app
+            .post_json(
+                &enterprise,
+                &sup,
+                json!({"note": format!("fumigation certificate FC-{round}")}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["status"], "supplemented");
     }
@@ -430,8 +423,7 @@ async fn supplement_loops_pause_the_clock_and_refusal_needs_a_reason() {
         409
     );
     assert_eq!(
-        post_json(
-            &app,
+        app.post_json(
             &enterprise,
             &format!("/api/v1/licence-applications/{id}/withdrawal"),
             json!({})
@@ -451,7 +443,7 @@ async fn supplement_loops_pause_the_clock_and_refusal_needs_a_reason() {
 
 #[tokio::test]
 async fn withdrawal_before_decision_and_forbidden_transitions() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
     let moit = app
         .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
@@ -468,24 +460,24 @@ async fn withdrawal_before_decision_and_forbidden_transitions() {
     let r = decide(&app, &moit, &id, json!({"action": "refuse", "reason": "x"})).await;
     assert_eq!(r.json()["code"], "TRANSITION_FORBIDDEN");
     // A supplement nobody asked for.
-    let r = post_json(
-        &app,
-        &enterprise,
-        &format!("/api/v1/licence-applications/{id}/supplement"),
-        json!({"note": "here"}),
-    )
-    .await;
+    let r = app
+        .post_json(
+            &enterprise,
+            &format!("/api/v1/licence-applications/{id}/supplement"),
+            json!({"note": "here"}),
+        )
+        .await;
     assert_eq!(r.status, 409);
     let r = decide(&app, &moit, &id, json!({"action": "approve"})).await;
     assert_eq!(r.json()["code"], "ACTION_INVALID");
 
-    let r = post_json(
-        &app,
-        &enterprise,
-        &format!("/api/v1/licence-applications/{id}/withdrawal"),
-        json!({}),
-    )
-    .await;
+    let r = app
+        .post_json(
+            &enterprise,
+            &format!("/api/v1/licence-applications/{id}/withdrawal"),
+            json!({}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["status"], "withdrawn");
     assert_eq!(
@@ -506,7 +498,7 @@ async fn withdrawal_before_decision_and_forbidden_transitions() {
 
 #[tokio::test]
 async fn an_officer_sees_and_decides_only_their_agencys_dossiers() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
     let stranger = app.add_party(Role::Enterprise, "0999999999").await;
     let moit = app
@@ -572,7 +564,7 @@ async fn an_officer_sees_and_decides_only_their_agencys_dossiers() {
 
 #[tokio::test]
 async fn deposits_are_verified_against_the_agencys_registered_certificate() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     let sbv = app
         .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
@@ -625,7 +617,7 @@ async fn deposits_are_verified_against_the_agencys_registered_certificate() {
     assert_eq!(r.status, 422);
     assert_eq!(r.error_codes()[0].0, "SIGNATURE_INVALID");
     // No signature at all.
-    let r = post_xml(&app, &sbv, "/api/v1/licences", xml.clone()).await;
+    let r = app.post_xml(&sbv, "/api/v1/licences", xml.clone()).await;
     assert_eq!(r.json()["code"], "SIGNATURE_MISSING");
     // Another agency's officer may not deposit SBV's licence.
     let r = deposit(&app, &moit, &key, xml.clone()).await;
@@ -654,7 +646,7 @@ async fn deposits_are_verified_against_the_agencys_registered_certificate() {
 
 #[tokio::test]
 async fn a_declaration_is_refused_for_each_licence_problem() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     let sbv = app
         .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
@@ -843,7 +835,7 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
 
 #[tokio::test]
 async fn one_hundred_concurrent_declarations_draw_exactly_fifty_from_one_line() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     let sbv = app
         .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
@@ -897,7 +889,7 @@ async fn one_hundred_concurrent_declarations_draw_exactly_fifty_from_one_line() 
 
 #[tokio::test]
 async fn customs_decisions_settle_the_ledger_once() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     let sbv = app
         .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
@@ -942,13 +934,13 @@ async fn customs_decisions_settle_the_ledger_once() {
     )
     .await;
     assert_eq!(r.status, 200);
-    let r = post_json(
-        &app,
-        &trader,
-        &format!("/api/v1/declarations/{}/withdrawal", ids[1]),
-        json!({}),
-    )
-    .await;
+    let r = app
+        .post_json(
+            &trader,
+            &format!("/api/v1/declarations/{}/withdrawal", ids[1]),
+            json!({}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(
         customs(&app, &officer, &ids[2], json!({"action": "hold"}))
@@ -978,13 +970,13 @@ async fn customs_decisions_settle_the_ledger_once() {
         assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["code"], "TRANSITION_FORBIDDEN");
     }
-    let r = post_json(
-        &app,
-        &trader,
-        &format!("/api/v1/declarations/{}/withdrawal", ids[2]),
-        json!({}),
-    )
-    .await;
+    let r = app
+        .post_json(
+            &trader,
+            &format!("/api/v1/declarations/{}/withdrawal", ids[2]),
+            json!({}),
+        )
+        .await;
     assert_eq!(r.status, 409);
     // Only customs decides; the trader cannot withdraw someone else's.
     assert_eq!(
@@ -994,13 +986,13 @@ async fn customs_decisions_settle_the_ledger_once() {
         403
     );
     let other = app.add_party(Role::Enterprise, "0300000009").await;
-    let r = post_json(
-        &app,
-        &other,
-        &format!("/api/v1/declarations/{}/withdrawal", ids[3]),
-        json!({}),
-    )
-    .await;
+    let r = app
+        .post_json(
+            &other,
+            &format!("/api/v1/declarations/{}/withdrawal", ids[3]),
+            json!({}),
+        )
+        .await;
     assert_eq!(r.status, 404);
 
     // Settling again changes nothing (idempotent per declaration, item and line); the ledger
@@ -1044,7 +1036,7 @@ async fn customs_decisions_settle_the_ledger_once() {
 
 #[tokio::test]
 async fn every_routing_rule_kind_and_the_versioned_admin_api() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     let trader = app.add_party(Role::Enterprise, "0302468135").await;
     deposit_fixture_licences(&app).await;
@@ -1190,7 +1182,7 @@ async fn every_routing_rule_kind_and_the_versioned_admin_api() {
 
 #[tokio::test]
 async fn an_application_no_rule_covers_is_refused_with_its_line() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
     let xml = replace(
         &fixture(RICE_APPLICATION),
@@ -1198,7 +1190,9 @@ async fn an_application_no_rule_covers_is_refused_with_its_line() {
         "<Agency>MOH-VFA</Agency>",
     );
     let before = app.count("licence_applications").await;
-    let r = post_xml(&app, &enterprise, "/api/v1/licence-applications", xml).await;
+    let r = app
+        .post_xml(&enterprise, "/api/v1/licence-applications", xml)
+        .await;
     assert_eq!(r.status, 422);
     assert_eq!(
         r.error_codes()[0],
@@ -1210,13 +1204,13 @@ async fn an_application_no_rule_covers_is_refused_with_its_line() {
     assert_eq!(app.count("licence_applications").await, before);
     // Someone else's application in my name: forbidden.
     let other = app.add_party(Role::Enterprise, "0312345678").await;
-    let r = post_xml(
-        &app,
-        &other,
-        "/api/v1/licence-applications",
-        fixture(RICE_APPLICATION),
-    )
-    .await;
+    let r = app
+        .post_xml(
+            &other,
+            "/api/v1/licence-applications",
+            fixture(RICE_APPLICATION),
+        )
+        .await;
     assert_eq!(r.status, 403);
 }
 
@@ -1232,7 +1226,7 @@ fn sqlstate(r: Result<u64, tokio_postgres::Error>) -> String {
 
 #[tokio::test]
 async fn the_database_moves_balances_only_through_the_ledger() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     let sbv = app
         .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
@@ -1324,7 +1318,7 @@ async fn the_database_moves_balances_only_through_the_ledger() {
 
 #[tokio::test]
 async fn a_declaration_can_only_be_born_accepted() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let trader = app.add_party(Role::Enterprise, "0301234567").await;
     let r = app
         .submit(
@@ -1376,7 +1370,7 @@ async fn a_declaration_can_only_be_born_accepted() {
 
 #[tokio::test]
 async fn the_loadtest_prefill_goes_through_the_state_machine() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let submitter = nsw::loadtest::docgen::DECLARANT;
     app.add_party(Role::Enterprise, submitter).await;
     let body = nsw::loadtest::docgen::declaration(3, 1);
@@ -1405,10 +1399,13 @@ async fn the_loadtest_prefill_goes_through_the_state_machine() {
 
 #[tokio::test]
 async fn a_limit_in_days_counts_the_configured_working_day() {
-    let mut settings = test_settings(&fresh_database().await);
-    settings.calendar.day_start = "07:30".into();
-    settings.calendar.day_end = "17:00".into();
-    let app = spawn_app_with(settings).await;
+    let app = TestApp::builder()
+        .settings(|s| {
+            s.calendar.day_start = "07:30".into();
+            s.calendar.day_end = "17:00".into();
+        })
+        .spawn()
+        .await;
     let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
     // moit-rice-export: sla_days = 5, so five days of 9.5 working hours
     let receipt = apply(&app, &enterprise, RICE_APPLICATION).await;
@@ -1486,7 +1483,7 @@ async fn stored_application(
 
 #[tokio::test]
 async fn stats_count_working_hours_and_the_on_schedule_rate_exactly() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     app.add_party(Role::Enterprise, "1401234568").await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     let client = app.pool.get().await.unwrap();
@@ -1567,7 +1564,7 @@ async fn rule_of(app: &TestApp, id: &str) -> String {
 
 #[tokio::test]
 async fn a_transit_application_is_routed_by_a_transit_rule() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let forwarder = app.add_party(Role::Enterprise, "3001234567").await;
     let gdvc = app
         .add_party_with_agency(Role::Ministry, "GDVC-OFFICER-1", "GDVC")
@@ -1604,7 +1601,9 @@ async fn a_transit_application_is_routed_by_a_transit_rule() {
         "<Agency>GDVC</Agency>\n",
         "",
     );
-    let r = post_xml(&app, &forwarder, "/api/v1/licence-applications", import).await;
+    let r = app
+        .post_xml(&forwarder, "/api/v1/licence-applications", import)
+        .await;
     assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(
         r.error_codes()[0],
@@ -1617,7 +1616,7 @@ async fn a_transit_application_is_routed_by_a_transit_rule() {
 
 #[tokio::test]
 async fn an_export_rule_for_one_destination_routes_only_that_destination() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let exporter = app.add_party(Role::Enterprise, "1201234567").await;
     let mard = app
         .add_party_with_agency(Role::Ministry, "PPD-OFFICER-1", "MARD-PPD")
@@ -1643,7 +1642,9 @@ async fn an_export_rule_for_one_destination_routes_only_that_destination() {
         "<Country>MY</Country>",
     );
     let before = app.count("licence_applications").await;
-    let r = post_xml(&app, &exporter, "/api/v1/licence-applications", to_my).await;
+    let r = app
+        .post_xml(&exporter, "/api/v1/licence-applications", to_my)
+        .await;
     assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(
         r.error_codes()[0],
