@@ -242,9 +242,7 @@ async fn one_request_reports_every_violation_with_positions() {
 #[tokio::test]
 async fn health_reports_the_database() {
     let app = TestApp::spawn().await;
-    let r = app
-        .request(reqwest::Method::GET, "/health", None, &[], None)
-        .await;
+    let r = app.get_anonymously("/health").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["database"]["status"], "up");
 }

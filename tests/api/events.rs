@@ -161,9 +161,7 @@ async fn feed_returns_only_own_events_paged_with_after_and_limit() {
         assert_eq!(r.status, 400, "{query}");
         assert_eq!(r.json()["code"], code, "{query}");
     }
-    let anon = app
-        .request(reqwest::Method::GET, "/api/v1/events", None, &[], None)
-        .await;
+    let anon = app.get_anonymously("/api/v1/events").await;
     assert_eq!(anon.status, 401);
 }
 
@@ -372,13 +370,7 @@ fn up_receiver() -> (Arc<Receiver>, u16) {
 
 async fn register(app: &TestApp, token: &str, url: &str) -> Value {
     let resp = app
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/webhooks",
-            Some(token),
-            &[("content-type", "application/json")],
-            Some(json!({ "url": url }).to_string().into_bytes()),
-        )
+        .post_json(token, "/api/v1/webhooks", json!({ "url": url }))
         .await;
     assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
     let body = resp.json();
@@ -687,25 +679,9 @@ async fn deleting_a_subscription_stops_its_deliveries() {
     })
     .await;
 
-    let del = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/webhooks/{gone_id}"),
-            Some(&a),
-            &[],
-            None,
-        )
-        .await;
+    let del = app.delete(&a, &format!("/api/v1/webhooks/{gone_id}")).await;
     assert_eq!(del.status, 204);
-    let again = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/webhooks/{gone_id}"),
-            Some(&a),
-            &[],
-            None,
-        )
-        .await;
+    let again = app.delete(&a, &format!("/api/v1/webhooks/{gone_id}")).await;
     assert_eq!(again.status, 404);
 
     declare(&app, &a, LAPTOPS, "SV-DEL-2").await;
@@ -774,15 +750,7 @@ async fn another_enterprise_never_receives_your_events() {
         .get(&b, &format!("/api/v1/webhooks/{ha_id}/deliveries"))
         .await;
     assert_eq!(r.status, 404);
-    let r = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/webhooks/{ha_id}"),
-            Some(&b),
-            &[],
-            None,
-        )
-        .await;
+    let r = app.delete(&b, &format!("/api/v1/webhooks/{ha_id}")).await;
     assert_eq!(r.status, 404);
     // An administrator reads any delivery log.
     let admin = app.add_party(Role::Admin, "nsw-operator").await;
@@ -811,15 +779,7 @@ async fn webhook_registration_refuses_bad_urls_and_other_roles() {
         (json!({"url": "nowhere"}), "WEBHOOK_URL_INVALID"),
         (json!({"uri": "https://hooks.example.vn/"}), "BODY_INVALID"),
     ] {
-        let r = app
-            .request(
-                reqwest::Method::POST,
-                "/api/v1/webhooks",
-                Some(&a),
-                &[("content-type", "application/json")],
-                Some(body.to_string().into_bytes()),
-            )
-            .await;
+        let r = app.post_json(&a, "/api/v1/webhooks", body.clone()).await;
         assert_eq!(r.status, 400, "{body}");
         assert_eq!(r.json()["code"], code, "{body}");
     }
@@ -838,9 +798,7 @@ async fn webhook_registration_refuses_bad_urls_and_other_roles() {
         .await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["code"], "ROLE_FORBIDDEN");
-    let r = app
-        .request(reqwest::Method::GET, "/api/v1/webhooks", None, &[], None)
-        .await;
+    let r = app.get_anonymously("/api/v1/webhooks").await;
     assert_eq!(r.status, 401);
     assert_eq!(app.count("webhooks").await, before);
 

@@ -85,13 +85,7 @@ async fn a_byte_order_mark_is_accepted_on_applications_licences_and_certificates
         "valid/licence-application/moit-export-licence-rice.xml",
     ));
     let r = app
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/licence-applications",
-            Some(&ent),
-            &[("content-type", "application/xml")],
-            Some(app_xml),
-        )
+        .post_xml(&ent, "/api/v1/licence-applications", app_xml)
         .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
 
@@ -107,13 +101,7 @@ async fn a_byte_order_mark_is_accepted_on_applications_licences_and_certificates
     let exporter = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let form_d = with_bom(&fixture("valid/certificate-of-origin/vn-sg-form-d.xml"));
     let r = app
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/certificates-of-origin",
-            Some(&exporter),
-            &[("content-type", "application/xml")],
-            Some(form_d),
-        )
+        .post_xml(&exporter, "/api/v1/certificates-of-origin", form_d)
         .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
 }

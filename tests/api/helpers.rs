@@ -446,6 +446,17 @@ impl TestApp {
             .await
     }
 
+    /// A GET without credentials.
+    pub async fn get_anonymously(&self, path: &str) -> Resp {
+        self.request(reqwest::Method::GET, path, None, &[], None)
+            .await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> Resp {
+        self.request(reqwest::Method::DELETE, path, Some(token), &[], None)
+            .await
+    }
+
     /// A request with a JSON body.
     pub async fn send_json(
         &self,

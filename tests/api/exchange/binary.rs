@@ -74,13 +74,7 @@ async fn a_sender_killed_mid_delivery_delivers_once_after_restart() {
     };
     let admin = app.add_party(Role::Admin, "VN-ADMIN").await;
     let r = app
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/admin/exchange/form-d",
-            Some(&admin),
-            &[("content-type", "application/xml")],
-            Some(form_d()),
-        )
+        .post_xml(&admin, "/api/v1/admin/exchange/form-d", form_d())
         .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let id: Uuid = r.json()["message_id"].as_str().unwrap().parse().unwrap();

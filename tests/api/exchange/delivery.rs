@@ -132,13 +132,7 @@ async fn acdd_form_d_and_business_response_travel_both_ways() {
     );
     assert_eq!(
         sg.app
-            .request(
-                reqwest::Method::GET,
-                "/api/v1/exchange/inbox",
-                None,
-                &[],
-                None
-            )
+            .get_anonymously("/api/v1/exchange/inbox")
             .await
             .status,
         401

@@ -87,13 +87,7 @@ async fn korea_gets_certificates_in_its_own_format_and_back() {
     );
     let r = vn
         .app
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/admin/exchange/form-d",
-            Some(&vn.admin),
-            &[("content-type", "application/xml")],
-            Some(ctc.into_bytes()),
-        )
+        .post_xml(&vn.admin, "/api/v1/admin/exchange/form-d", ctc.into_bytes())
         .await;
     assert_eq!(
         (r.status, r.json()["code"].as_str().unwrap()),
