@@ -4,7 +4,7 @@ use std::process::Command;
 
 use nsw::domain::party::Role;
 
-use crate::helpers::{fixture, spawn_app, with_reference};
+use crate::helpers::{fixture, with_reference, TestApp};
 
 fn verify(database_url: &str) -> (Option<i32>, String) {
     verify_with(database_url, &[])
@@ -30,7 +30,7 @@ fn verify_with(database_url: &str, args: &[&str]) -> (Option<i32>, String) {
 
 #[tokio::test]
 async fn chain_verifies_refuses_edits_and_names_the_first_tampered_entry() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = app.add_party(Role::Enterprise, "0301234567").await;
     let xml = fixture("valid/declaration/01-import-laptops-10-items.xml");
     for i in 0..3 {
@@ -93,7 +93,7 @@ async fn chain_verifies_refuses_edits_and_names_the_first_tampered_entry() {
 
 #[tokio::test]
 async fn an_anchor_from_an_earlier_run_reveals_a_cut_history() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = app.add_party(Role::Enterprise, "0301234567").await;
     let xml = fixture("valid/declaration/01-import-laptops-10-items.xml");
     for i in 0..2 {

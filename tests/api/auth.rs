@@ -2,13 +2,13 @@
 
 use nsw::domain::party::Role;
 
-use crate::helpers::{fixture, spawn_app};
+use crate::helpers::{fixture, TestApp};
 
 const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
 
 #[tokio::test]
 async fn missing_or_unknown_tokens_are_401_everywhere() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let xml = fixture(LAPTOPS);
     for (method, path) in [
         (reqwest::Method::POST, "/api/v1/declarations"),
@@ -49,7 +49,7 @@ async fn missing_or_unknown_tokens_are_401_everywhere() {
 
 #[tokio::test]
 async fn wrong_media_type_is_415() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = app.add_party(Role::Enterprise, "0301234567").await;
     for ct in [
         "application/json",
@@ -97,7 +97,7 @@ async fn wrong_media_type_is_415() {
 
 #[tokio::test]
 async fn unknown_routes_answer_problem_json_404() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = app.add_party(Role::Enterprise, "0301234567").await;
     let r = app.get(&token, "/api/v1/nothing-here").await;
     assert_eq!(r.status, 404);
@@ -106,7 +106,7 @@ async fn unknown_routes_answer_problem_json_404() {
 
 #[tokio::test]
 async fn documents_of_other_kinds_are_refused_by_the_declaration_endpoint() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = app.add_party(Role::Enterprise, "0301234567").await;
     let r = app
         .submit(&token, fixture("valid/licence/moit-import-licence.xml"))

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::exchange::{declarant_of, Plan, Window};
 use crate::helpers::fixture;
-use crate::support::{deposit_fixture_licences, post_xml};
+use crate::support::deposit_fixture_licences;
 
 const FORM_D: &str = "valid/certificate-of-origin/vn-sg-form-d.xml";
 const EXPORTER: &str = "0301234567";
@@ -69,24 +69,18 @@ async fn moit_issues_a_form_d_that_reaches_the_partner_window_signed() {
     let other = vn.app.add_party(Role::Enterprise, "0309999999").await;
 
     // Only the exporter named in the Form D may apply.
-    let r = post_xml(
-        &vn.app,
-        &other,
-        "/api/v1/certificates-of-origin",
-        fixture(FORM_D),
-    )
-    .await;
+    let r = vn
+        .app
+        .post_xml(&other, "/api/v1/certificates-of-origin", fixture(FORM_D))
+        .await;
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["code"], "PARTY_MISMATCH");
     // An export from another country is not this window's to certify.
     let foreign = replace(&fixture(FORM_D), "<ExportCountry>VN", "<ExportCountry>TH");
-    let r = post_xml(
-        &vn.app,
-        &exporter,
-        "/api/v1/certificates-of-origin",
-        foreign,
-    )
-    .await;
+    let r = vn
+        .app
+        .post_xml(&exporter, "/api/v1/certificates-of-origin", foreign)
+        .await;
     assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["errors"][0]["code"], "ORIGIN_EXPORT_COUNTRY");
     assert_eq!(
@@ -94,13 +88,10 @@ async fn moit_issues_a_form_d_that_reaches_the_partner_window_signed() {
         "/CertificateOfOrigin/ExportCountry"
     );
 
-    let r = post_xml(
-        &vn.app,
-        &exporter,
-        "/api/v1/certificates-of-origin",
-        fixture(FORM_D),
-    )
-    .await;
+    let r = vn
+        .app
+        .post_xml(&exporter, "/api/v1/certificates-of-origin", fixture(FORM_D))
+        .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let receipt = r.json();
     assert_eq!(receipt["agency"], "MOIT");
@@ -282,13 +273,10 @@ async fn a_certificate_for_a_country_without_a_partner_window_is_issued_without_
         .add_party_with_agency(Role::Ministry, "VN-MOIT-OFFICER-2", "MOIT")
         .await;
     let to_brunei = replace(&fixture(FORM_D), "<ImportCountry>SG", "<ImportCountry>BN");
-    let r = post_xml(
-        &vn.app,
-        &exporter,
-        "/api/v1/certificates-of-origin",
-        to_brunei,
-    )
-    .await;
+    let r = vn
+        .app
+        .post_xml(&exporter, "/api/v1/certificates-of-origin", to_brunei)
+        .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let id = r.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(decide(&vn, &moit, &id, "review").await.status, 200);

@@ -8,8 +8,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::exchange::{declarant_of, Plan, Window};
-use crate::helpers::{fixture, spawn_app, with_reference, Resp, TestApp};
-use crate::support::{post_json, post_xml};
+use crate::helpers::{fixture, with_reference, Resp, TestApp};
 
 const GARMENTS_TO_SG: &str = "valid/declaration/23-export-garments-to-sg-sea.xml";
 const MAIZE_APPLICATION: &str = "valid/licence-application/mard-plant-quarantine-maize.xml";
@@ -44,7 +43,7 @@ async fn footprint(app: &TestApp, actor: &str) -> [i64; 3] {
 /// `409 TRANSITION_FORBIDDEN` and that nothing was written.
 async fn repeat_is_refused(app: &TestApp, token: &str, actor: &str, path: &str, body: Value) {
     let before = footprint(app, actor).await;
-    let r = post_json(app, token, path, body.clone()).await;
+    let r = app.post_json(token, path, body.clone()).await;
     assert_eq!(
         r.status,
         409,
@@ -96,7 +95,10 @@ async fn every_decision_repeated_changes_nothing_and_is_refused_alike() {
         .unwrap()
         .to_owned();
     let decision = format!("/api/v1/declarations/{id}/decision");
-    ok(&post_json(&vn.app, &customs, &decision, json!({"action": "hold"})).await);
+    ok(&vn
+        .app
+        .post_json(&customs, &decision, json!({"action": "hold"}))
+        .await);
     repeat_is_refused(
         &vn.app,
         &customs,
@@ -105,7 +107,10 @@ async fn every_decision_repeated_changes_nothing_and_is_refused_alike() {
         json!({"action": "hold"}),
     )
     .await;
-    let cleared = ok(&post_json(&vn.app, &customs, &decision, json!({"action": "clear"})).await);
+    let cleared = ok(&vn
+        .app
+        .post_json(&customs, &decision, json!({"action": "clear"}))
+        .await);
     let acdd_id = cleared["acdd"]["message_id"].as_str().unwrap().to_owned();
     repeat_is_refused(
         &vn.app,
@@ -132,7 +137,7 @@ async fn every_decision_repeated_changes_nothing_and_is_refused_alike() {
         .to_owned();
     let decision2 = format!("/api/v1/declarations/{id2}/decision");
     let reject = json!({"action": "reject", "reason": "documents missing"});
-    ok(&post_json(&vn.app, &customs, &decision2, reject.clone()).await);
+    ok(&vn.app.post_json(&customs, &decision2, reject.clone()).await);
     repeat_is_refused(&vn.app, &customs, customs_id, &decision2, reject).await;
 
     // The declarant's withdrawal, twice.
@@ -142,7 +147,7 @@ async fn every_decision_repeated_changes_nothing_and_is_refused_alike() {
         .unwrap()
         .to_owned();
     let withdrawal = format!("/api/v1/declarations/{id3}/withdrawal");
-    ok(&post_json(&vn.app, &exporter, &withdrawal, json!({})).await);
+    ok(&vn.app.post_json(&exporter, &withdrawal, json!({})).await);
     repeat_is_refused(&vn.app, &exporter, &exporter_id, &withdrawal, json!({})).await;
 
     // Licence applications: review, request_supplement, supplement, issue, refuse, withdrawal.
@@ -150,29 +155,39 @@ async fn every_decision_repeated_changes_nothing_and_is_refused_alike() {
     let mard = officer(&vn, mard_id, "MARD-PPD").await;
     let applicant = party(&vn, Role::Enterprise, MAIZE_APPLICANT).await;
     let apply = || async {
-        let r = post_xml(
-            &vn.app,
-            &applicant,
-            "/api/v1/licence-applications",
-            fixture(MAIZE_APPLICATION),
-        )
-        .await;
+        let r = vn
+            .app
+            .post_xml(
+                &applicant,
+                "/api/v1/licence-applications",
+                fixture(MAIZE_APPLICATION),
+            )
+            .await;
         ok(&r)["id"].as_str().unwrap().to_owned()
     };
     let a = apply().await;
     let on_a = format!("/api/v1/licence-applications/{a}/decision");
-    ok(&post_json(&vn.app, &mard, &on_a, json!({"action": "review"})).await);
+    ok(&vn
+        .app
+        .post_json(&mard, &on_a, json!({"action": "review"}))
+        .await);
     repeat_is_refused(&vn.app, &mard, mard_id, &on_a, json!({"action": "review"})).await;
     let ask = json!({"action": "request_supplement", "reason": "send the fumigation certificate"});
-    ok(&post_json(&vn.app, &mard, &on_a, ask.clone()).await);
+    ok(&vn.app.post_json(&mard, &on_a, ask.clone()).await);
     repeat_is_refused(&vn.app, &mard, mard_id, &on_a, ask).await;
     let supplement = format!("/api/v1/licence-applications/{a}/supplement");
     let note = json!({"note": "attached"});
-    ok(&post_json(&vn.app, &applicant, &supplement, note.clone()).await);
+    ok(&vn
+        .app
+        .post_json(&applicant, &supplement, note.clone())
+        .await);
     repeat_is_refused(&vn.app, &applicant, MAIZE_APPLICANT, &supplement, note).await;
-    ok(&post_json(&vn.app, &mard, &on_a, json!({"action": "review"})).await);
+    ok(&vn
+        .app
+        .post_json(&mard, &on_a, json!({"action": "review"}))
+        .await);
     let issue = json!({"action": "issue", "valid_until": "2099-12-31"});
-    let issued = ok(&post_json(&vn.app, &mard, &on_a, issue.clone()).await);
+    let issued = ok(&vn.app.post_json(&mard, &on_a, issue.clone()).await);
     assert!(issued["licence_number"].is_string(), "{issued}");
     let licences = vn.app.count("licences").await;
     repeat_is_refused(&vn.app, &mard, mard_id, &on_a, issue).await;
@@ -180,33 +195,43 @@ async fn every_decision_repeated_changes_nothing_and_is_refused_alike() {
 
     let b = apply().await;
     let on_b = format!("/api/v1/licence-applications/{b}/decision");
-    ok(&post_json(&vn.app, &mard, &on_b, json!({"action": "review"})).await);
+    ok(&vn
+        .app
+        .post_json(&mard, &on_b, json!({"action": "review"}))
+        .await);
     let refuse = json!({"action": "refuse", "reason": "not eligible"});
-    ok(&post_json(&vn.app, &mard, &on_b, refuse.clone()).await);
+    ok(&vn.app.post_json(&mard, &on_b, refuse.clone()).await);
     repeat_is_refused(&vn.app, &mard, mard_id, &on_b, refuse).await;
 
     let c = apply().await;
     let withdraw_c = format!("/api/v1/licence-applications/{c}/withdrawal");
-    ok(&post_json(&vn.app, &applicant, &withdraw_c, json!({})).await);
+    ok(&vn.app.post_json(&applicant, &withdraw_c, json!({})).await);
     repeat_is_refused(&vn.app, &applicant, MAIZE_APPLICANT, &withdraw_c, json!({})).await;
 
     // A certificate of origin: issued once, its e-Form D enqueued once.
     let moit_id = "VN-MOIT-DECIDER";
     let moit = officer(&vn, moit_id, "MOIT").await;
     let exporter_coo = party(&vn, Role::Enterprise, FORM_D_EXPORTER).await;
-    let coo = ok(&post_xml(
-        &vn.app,
-        &exporter_coo,
-        "/api/v1/certificates-of-origin",
-        fixture(FORM_D),
-    )
-    .await)["id"]
+    let coo = ok(&vn
+        .app
+        .post_xml(
+            &exporter_coo,
+            "/api/v1/certificates-of-origin",
+            fixture(FORM_D),
+        )
+        .await)["id"]
         .as_str()
         .unwrap()
         .to_owned();
     let on_coo = format!("/api/v1/licence-applications/{coo}/decision");
-    ok(&post_json(&vn.app, &moit, &on_coo, json!({"action": "review"})).await);
-    let issued = ok(&post_json(&vn.app, &moit, &on_coo, json!({"action": "issue"})).await);
+    ok(&vn
+        .app
+        .post_json(&moit, &on_coo, json!({"action": "review"}))
+        .await);
+    let issued = ok(&vn
+        .app
+        .post_json(&moit, &on_coo, json!({"action": "issue"}))
+        .await);
     assert!(issued["e_form_d"]["message_id"].is_string(), "{issued}");
     let certificates = vn.app.count("certificates_of_origin").await;
     repeat_is_refused(&vn.app, &moit, moit_id, &on_coo, json!({"action": "issue"})).await;
@@ -226,13 +251,10 @@ async fn every_decision_repeated_changes_nothing_and_is_refused_alike() {
         "/api/v1/exchange/messages/{}/response",
         received["id"].as_str().unwrap()
     );
-    ok(&post_json(
-        &sg.app,
-        &sg_customs,
-        &respond,
-        json!({"decision": "accepted"}),
-    )
-    .await);
+    ok(&sg
+        .app
+        .post_json(&sg_customs, &respond, json!({"decision": "accepted"}))
+        .await);
     repeat_is_refused(
         &sg.app,
         &sg_customs,
@@ -260,13 +282,13 @@ async fn every_decision_repeated_changes_nothing_and_is_refused_alike() {
             .unwrap();
     }
     let requeue = format!("/api/v1/admin/exchange/outbox/{acdd_id}/requeue");
-    ok(&post_json(&vn.app, &admin, &requeue, json!({})).await);
+    ok(&vn.app.post_json(&admin, &requeue, json!({})).await);
     repeat_is_refused(&vn.app, &admin, admin_id, &requeue, json!({})).await;
 }
 
 #[tokio::test]
 async fn a_second_message_for_one_cause_is_refused_by_the_database() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let client = app.pool.get().await.unwrap();
     let insert = "INSERT INTO outbox (id, message_id, conversation_id, receiver, document_type,
                     function, reference, envelope, sha256, max_attempts, expires_at, cause)
@@ -343,8 +365,10 @@ async fn a_clearance_retried_after_a_lost_answer_sends_one_acdd() {
     // The officer retries, twice at once: neither clears again, neither sends anything.
     let decision = format!("/api/v1/declarations/{id}/decision");
     let (a, b) = tokio::join!(
-        post_json(&vn.app, &vn.customs, &decision, json!({"action": "clear"})),
-        post_json(&vn.app, &vn.customs, &decision, json!({"action": "clear"})),
+        vn.app
+            .post_json(&vn.customs, &decision, json!({"action": "clear"})),
+        vn.app
+            .post_json(&vn.customs, &decision, json!({"action": "clear"})),
     );
     for r in [a, b] {
         assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
@@ -430,7 +454,7 @@ async fn db_allows(
 #[tokio::test]
 async fn the_database_and_the_code_agree_on_the_dossier_state_machines() {
     use nsw::domain::{answer_state, application_state, declaration_state};
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
 
     // Declarations.
     let xml = fixture(GARMENTS_TO_SG);
@@ -456,13 +480,13 @@ async fn the_database_and_the_code_agree_on_the_dossier_state_machines() {
 
     // Licence applications.
     let applicant = app.add_party(Role::Enterprise, MAIZE_APPLICANT).await;
-    let r = post_xml(
-        &app,
-        &applicant,
-        "/api/v1/licence-applications",
-        fixture(MAIZE_APPLICATION),
-    )
-    .await;
+    let r = app
+        .post_xml(
+            &applicant,
+            "/api/v1/licence-applications",
+            fixture(MAIZE_APPLICATION),
+        )
+        .await;
     let application: Uuid = ok(&r)["id"].as_str().unwrap().parse().unwrap();
     let fields = ", decided_at = CASE WHEN $2 IN ('issued', 'refused') THEN now() END,
                   decision_reason = CASE WHEN $2 = 'refused' THEN 'r' END";

@@ -3,14 +3,14 @@
 use nsw::domain::party::Role;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{fixture, spawn_app, with_reference};
+use crate::helpers::{fixture, with_reference, TestApp};
 
 const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
 const LAPTOPS_IMPORTER: &str = "0301234567";
 
 #[tokio::test]
 async fn accepted_declaration_has_receipt_location_status_history_and_exact_bytes() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let xml = fixture(LAPTOPS);
     let resp = app.submit(&token, xml.clone()).await;
@@ -58,7 +58,7 @@ async fn accepted_declaration_has_receipt_location_status_history_and_exact_byte
 
 #[tokio::test]
 async fn idempotency_key_replays_the_first_answer_and_refuses_another_body() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let xml = fixture(LAPTOPS);
     let key = [("idempotency-key", "order-42")];
@@ -113,7 +113,7 @@ async fn idempotency_key_replays_the_first_answer_and_refuses_another_body() {
 
 #[tokio::test]
 async fn enterprises_see_only_their_own_declarations() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let owner = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let stranger = app.add_party(Role::Enterprise, "0999999999").await;
     let customs = app.add_party(Role::Customs, "VNCUSTOMS-HCM").await;
@@ -157,7 +157,7 @@ async fn enterprises_see_only_their_own_declarations() {
 
 #[tokio::test]
 async fn listing_pages_with_a_cursor_and_filters_by_status() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let xml = fixture(LAPTOPS);
     let mut submitted = Vec::new();
@@ -210,7 +210,7 @@ async fn listing_pages_with_a_cursor_and_filters_by_status() {
 
 #[tokio::test]
 async fn one_request_reports_every_violation_with_positions() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let xml = String::from_utf8(fixture(LAPTOPS)).unwrap();
     // break two rules at once: an unknown HS code and a wrong item count
@@ -241,10 +241,8 @@ async fn one_request_reports_every_violation_with_positions() {
 
 #[tokio::test]
 async fn health_reports_the_database() {
-    let app = spawn_app().await;
-    let r = app
-        .request(reqwest::Method::GET, "/health", None, &[], None)
-        .await;
+    let app = TestApp::spawn().await;
+    let r = app.get_anonymously("/health").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["database"]["status"], "up");
 }

@@ -13,10 +13,7 @@ use openssl::pkey::PKey;
 use openssl::sign::Signer;
 use serde_json::{json, Value};
 
-use crate::helpers::{
-    fixture, fresh_database, spawn_app, spawn_app_with, spawn_app_without_jobs, test_settings,
-    with_reference, TestApp,
-};
+use crate::helpers::{fixture, with_reference, TestApp, TestAppBuilder};
 
 const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
 const LAPTOPS_IMPORTER: &str = "0301234567";
@@ -24,18 +21,12 @@ const GARMENTS: &str = "valid/declaration/23-export-garments-to-sg-sea.xml";
 const GARMENTS_EXPORTER: &str = "3701234565";
 
 /// An app whose retries and polls are fast enough for a test to watch them happen.
-async fn spawn_with(tune: impl FnOnce(&mut nsw::config::Settings)) -> TestApp {
-    spawn_on(&fresh_database().await, tune).await
-}
-
-async fn spawn_on(url: &str, tune: impl FnOnce(&mut nsw::config::Settings)) -> TestApp {
-    let url = url.to_owned();
-    let mut settings = test_settings(&url);
-    settings.webhooks.retry_base_ms = 50;
-    settings.webhooks.retry_max_ms = 400;
-    settings.events.poll_interval_ms = 200;
-    tune(&mut settings);
-    spawn_app_with(settings).await
+fn fast() -> TestAppBuilder {
+    TestApp::builder().settings(|s| {
+        s.webhooks.retry_base_ms = 50;
+        s.webhooks.retry_max_ms = 400;
+        s.events.poll_interval_ms = 200;
+    })
 }
 
 /// Submits the fixture under a fresh declarant reference; returns the declaration id.
@@ -89,7 +80,7 @@ async fn wait_for_feed(app: &TestApp, customs: &str, n: usize) -> Vec<i64> {
 
 #[tokio::test]
 async fn feed_returns_only_own_events_paged_with_after_and_limit() {
-    let app = spawn_app_without_jobs().await;
+    let app = TestApp::builder().without_jobs().spawn().await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let b = app.add_party(Role::Enterprise, GARMENTS_EXPORTER).await;
     let customs = app.add_party(Role::Customs, "vn-customs-hq").await;
@@ -170,15 +161,13 @@ async fn feed_returns_only_own_events_paged_with_after_and_limit() {
         assert_eq!(r.status, 400, "{query}");
         assert_eq!(r.json()["code"], code, "{query}");
     }
-    let anon = app
-        .request(reqwest::Method::GET, "/api/v1/events", None, &[], None)
-        .await;
+    let anon = app.get_anonymously("/api/v1/events").await;
     assert_eq!(anon.status, 401);
 }
 
 #[tokio::test]
 async fn an_event_committed_late_with_a_smaller_id_is_not_skipped() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let first = declare(&app, &a, LAPTOPS, "SV-GAP-0").await;
     let page = feed(&app, &a, "wait=30").await;
@@ -231,13 +220,16 @@ async fn long_poll_wakes_when_a_declaration_is_submitted_during_the_wait() {
     // Two instances on one database. The waiting request is on `app`, which neither seals nor
     // polls for ten minutes; declarations go to `intake`, whose sequencer seals them. Only the
     // database notification can end the wait early.
-    let intake = spawn_with(|_| {}).await;
-    let app = spawn_on(&intake.database_url, |s| {
-        s.events.seal_interval_ms = 600_000;
-        s.events.poll_interval_ms = 600_000;
-        s.events.max_wait_secs = 600;
-    })
-    .await;
+    let intake = fast().spawn().await;
+    let app = fast()
+        .database(&intake.database_url)
+        .settings(|s| {
+            s.events.seal_interval_ms = 600_000;
+            s.events.poll_interval_ms = 600_000;
+            s.events.max_wait_secs = 600;
+        })
+        .spawn()
+        .await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let b = app.add_party(Role::Enterprise, GARMENTS_EXPORTER).await;
 
@@ -378,13 +370,7 @@ fn up_receiver() -> (Arc<Receiver>, u16) {
 
 async fn register(app: &TestApp, token: &str, url: &str) -> Value {
     let resp = app
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/webhooks",
-            Some(token),
-            &[("content-type", "application/json")],
-            Some(json!({ "url": url }).to_string().into_bytes()),
-        )
+        .post_json(token, "/api/v1/webhooks", json!({ "url": url }))
         .await;
     assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
     let body = resp.json();
@@ -425,7 +411,7 @@ async fn acknowledged(app: &TestApp, token: &str, webhook: &str, n: usize) -> Ve
 
 #[tokio::test]
 async fn webhook_delivers_events_signed_with_an_hmac_the_receiver_can_verify() {
-    let app = spawn_with(|s| s.jobs.enabled = false).await;
+    let app = fast().without_jobs().spawn().await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let (rx, port) = up_receiver();
     let hook = register(&app, &a, &format!("http://127.0.0.1:{port}/nsw")).await;
@@ -475,7 +461,7 @@ async fn webhook_delivers_events_signed_with_an_hmac_the_receiver_can_verify() {
 
 #[tokio::test]
 async fn webhook_delivery_survives_the_receiver_being_down_for_a_while() {
-    let app = spawn_with(|_| {}).await;
+    let app = fast().spawn().await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let customs = app.add_party(Role::Customs, "vn-customs-hq").await;
     // A port with nothing listening: connections are refused.
@@ -559,11 +545,13 @@ async fn webhook_delivery_survives_the_receiver_being_down_for_a_while() {
 #[tokio::test]
 async fn retry_now_ends_a_long_backoff_once_the_receiver_is_repaired() {
     // Backoff so long that only the retry request can bring the next attempt within the test.
-    let app = spawn_with(|s| {
-        s.webhooks.retry_base_ms = 3_600_000;
-        s.webhooks.retry_max_ms = 3_600_000;
-    })
-    .await;
+    let app = fast()
+        .settings(|s| {
+            s.webhooks.retry_base_ms = 3_600_000;
+            s.webhooks.retry_max_ms = 3_600_000;
+        })
+        .spawn()
+        .await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let b = app.add_party(Role::Enterprise, GARMENTS_EXPORTER).await;
     let rx = Arc::new(Receiver::default());
@@ -607,8 +595,8 @@ async fn retry_now_ends_a_long_backoff_once_the_receiver_is_repaired() {
 
 #[tokio::test]
 async fn two_instances_on_one_database_deliver_each_event_once() {
-    let one = spawn_with(|_| {}).await;
-    let two = spawn_on(&one.database_url, |_| {}).await;
+    let one = fast().spawn().await;
+    let two = fast().database(&one.database_url).spawn().await;
     let a = one.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let (rx, port) = up_receiver();
     let hook = register(&one, &a, &format!("http://127.0.0.1:{port}/nsw")).await;
@@ -647,7 +635,10 @@ async fn two_instances_on_one_database_deliver_each_event_once() {
 #[tokio::test]
 async fn a_slow_receiver_does_not_hold_up_other_subscriptions() {
     // No timeout within the test: only concurrent delivery lets B through while A hangs.
-    let app = spawn_with(|s| s.webhooks.timeout_ms = 600_000).await;
+    let app = fast()
+        .settings(|s| s.webhooks.timeout_ms = 600_000)
+        .spawn()
+        .await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let b = app.add_party(Role::Enterprise, GARMENTS_EXPORTER).await;
     let (rx, port) = up_receiver();
@@ -675,7 +666,7 @@ async fn a_slow_receiver_does_not_hold_up_other_subscriptions() {
 
 #[tokio::test]
 async fn deleting_a_subscription_stops_its_deliveries() {
-    let app = spawn_with(|_| {}).await;
+    let app = fast().spawn().await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let (rx, port) = up_receiver();
     let gone = register(&app, &a, &format!("http://127.0.0.1:{port}/gone")).await;
@@ -688,25 +679,9 @@ async fn deleting_a_subscription_stops_its_deliveries() {
     })
     .await;
 
-    let del = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/webhooks/{gone_id}"),
-            Some(&a),
-            &[],
-            None,
-        )
-        .await;
+    let del = app.delete(&a, &format!("/api/v1/webhooks/{gone_id}")).await;
     assert_eq!(del.status, 204);
-    let again = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/webhooks/{gone_id}"),
-            Some(&a),
-            &[],
-            None,
-        )
-        .await;
+    let again = app.delete(&a, &format!("/api/v1/webhooks/{gone_id}")).await;
     assert_eq!(again.status, 404);
 
     declare(&app, &a, LAPTOPS, "SV-DEL-2").await;
@@ -740,7 +715,7 @@ async fn deleting_a_subscription_stops_its_deliveries() {
 
 #[tokio::test]
 async fn another_enterprise_never_receives_your_events() {
-    let app = spawn_with(|_| {}).await;
+    let app = fast().spawn().await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let b = app.add_party(Role::Enterprise, GARMENTS_EXPORTER).await;
     let (rx, port) = up_receiver();
@@ -775,15 +750,7 @@ async fn another_enterprise_never_receives_your_events() {
         .get(&b, &format!("/api/v1/webhooks/{ha_id}/deliveries"))
         .await;
     assert_eq!(r.status, 404);
-    let r = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/webhooks/{ha_id}"),
-            Some(&b),
-            &[],
-            None,
-        )
-        .await;
+    let r = app.delete(&b, &format!("/api/v1/webhooks/{ha_id}")).await;
     assert_eq!(r.status, 404);
     // An administrator reads any delivery log.
     let admin = app.add_party(Role::Admin, "nsw-operator").await;
@@ -792,7 +759,7 @@ async fn another_enterprise_never_receives_your_events() {
 
 #[tokio::test]
 async fn webhook_registration_refuses_bad_urls_and_other_roles() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let customs = app.add_party(Role::Customs, "vn-customs-hq").await;
     let before = app.count("webhooks").await;
@@ -812,15 +779,7 @@ async fn webhook_registration_refuses_bad_urls_and_other_roles() {
         (json!({"url": "nowhere"}), "WEBHOOK_URL_INVALID"),
         (json!({"uri": "https://hooks.example.vn/"}), "BODY_INVALID"),
     ] {
-        let r = app
-            .request(
-                reqwest::Method::POST,
-                "/api/v1/webhooks",
-                Some(&a),
-                &[("content-type", "application/json")],
-                Some(body.to_string().into_bytes()),
-            )
-            .await;
+        let r = app.post_json(&a, "/api/v1/webhooks", body.clone()).await;
         assert_eq!(r.status, 400, "{body}");
         assert_eq!(r.json()["code"], code, "{body}");
     }
@@ -839,9 +798,7 @@ async fn webhook_registration_refuses_bad_urls_and_other_roles() {
         .await;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["code"], "ROLE_FORBIDDEN");
-    let r = app
-        .request(reqwest::Method::GET, "/api/v1/webhooks", None, &[], None)
-        .await;
+    let r = app.get_anonymously("/api/v1/webhooks").await;
     assert_eq!(r.status, 401);
     assert_eq!(app.count("webhooks").await, before);
 

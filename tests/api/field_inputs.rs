@@ -7,8 +7,7 @@ use std::io::Write;
 use nsw::domain::party::Role;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{fixture, spawn_app, with_reference, TestApp};
-use crate::support::post_json;
+use crate::helpers::{fixture, with_reference, TestApp};
 
 const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
 const LAPTOPS_IMPORTER: &str = "0301234567";
@@ -44,7 +43,7 @@ async fn importer(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn a_byte_order_mark_is_accepted_and_the_stored_bytes_keep_it() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = importer(&app).await;
     let xml = with_bom(&fixture(LAPTOPS));
     let r = app.submit(&token, xml.clone()).await;
@@ -64,7 +63,7 @@ async fn a_byte_order_mark_is_accepted_and_the_stored_bytes_keep_it() {
 
 #[tokio::test]
 async fn a_byte_order_mark_does_not_move_error_positions() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = importer(&app).await;
     let broken = String::from_utf8(fixture(LAPTOPS)).unwrap().replacen(
         "<ItemCount>10</ItemCount>",
@@ -80,19 +79,13 @@ async fn a_byte_order_mark_does_not_move_error_positions() {
 
 #[tokio::test]
 async fn a_byte_order_mark_is_accepted_on_applications_licences_and_certificates() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let ent = app.add_party(Role::Enterprise, "1401234568").await;
     let app_xml = with_bom(&fixture(
         "valid/licence-application/moit-export-licence-rice.xml",
     ));
     let r = app
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/licence-applications",
-            Some(&ent),
-            &[("content-type", "application/xml")],
-            Some(app_xml),
-        )
+        .post_xml(&ent, "/api/v1/licence-applications", app_xml)
         .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
 
@@ -108,20 +101,14 @@ async fn a_byte_order_mark_is_accepted_on_applications_licences_and_certificates
     let exporter = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let form_d = with_bom(&fixture("valid/certificate-of-origin/vn-sg-form-d.xml"));
     let r = app
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/certificates-of-origin",
-            Some(&exporter),
-            &[("content-type", "application/xml")],
-            Some(form_d),
-        )
+        .post_xml(&exporter, "/api/v1/certificates-of-origin", form_d)
         .await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
 }
 
 #[tokio::test]
 async fn gzip_and_deflate_bodies_are_decoded_and_the_decoded_bytes_stored() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = importer(&app).await;
     let xml = fixture(LAPTOPS);
     let encoders: [(&str, Encoder); 4] = [
@@ -149,7 +136,7 @@ async fn gzip_and_deflate_bodies_are_decoded_and_the_decoded_bytes_stored() {
 
 #[tokio::test]
 async fn an_unknown_content_encoding_is_415_and_a_corrupt_one_400() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = importer(&app).await;
     let xml = fixture(LAPTOPS);
     for coding in ["br", "zstd", "compress", "gzip, gzip"] {
@@ -177,7 +164,7 @@ async fn an_unknown_content_encoding_is_415_and_a_corrupt_one_400() {
 
 #[tokio::test]
 async fn a_small_body_that_inflates_past_the_limit_is_413() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = importer(&app).await;
     // 64 MiB of spaces compress to about 64 KiB: four times the 16 MiB limit once decoded.
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -196,7 +183,7 @@ async fn a_small_body_that_inflates_past_the_limit_is_413() {
 
 #[tokio::test]
 async fn head_answers_like_get_without_a_body() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = importer(&app).await;
     let r = app.submit(&token, fixture(LAPTOPS)).await;
     let id = r.json()["id"].as_str().unwrap().to_owned();
@@ -218,7 +205,7 @@ async fn head_answers_like_get_without_a_body() {
 
 #[tokio::test]
 async fn options_lists_the_methods_and_other_methods_are_405_with_allow() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = importer(&app).await;
     let r = app
         .request(
@@ -276,7 +263,7 @@ async fn options_lists_the_methods_and_other_methods_are_405_with_allow() {
 
 #[tokio::test]
 async fn malformed_json_and_wrong_media_types_are_problem_json_on_every_json_route() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     for (method, path) in [
         (reqwest::Method::PUT, "/api/v1/admin/exchange/fault"),
@@ -317,13 +304,13 @@ async fn malformed_json_and_wrong_media_types_are_problem_json_on_every_json_rou
             .await;
         assert_eq!(r.header("content-type"), Some("application/problem+json"));
     }
-    let r = post_json(
-        &app,
-        &admin,
-        "/api/v1/admin/exchange/send",
-        serde_json::json!({"declaration_id": 7}),
-    )
-    .await;
+    let r = app
+        .post_json(
+            &admin,
+            "/api/v1/admin/exchange/send",
+            serde_json::json!({"declaration_id": 7}),
+        )
+        .await;
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
 }
 
@@ -336,7 +323,7 @@ fn laptops_with_root_extra(extra: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn shapes_that_cost_libxml2_more_than_their_size_are_refused_first() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = importer(&app).await;
     let attrs: String = (0..200_000).map(|i| format!("a{i}=\"x\" ")).collect();
     let namespaces: String = (0..1_000)
@@ -385,7 +372,7 @@ async fn shapes_that_cost_libxml2_more_than_their_size_are_refused_first() {
 
 #[tokio::test]
 async fn codes_that_are_not_real_codes_are_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = importer(&app).await;
     let xml = String::from_utf8(fixture(LAPTOPS)).unwrap();
     let start = xml.find("<HSCode>").unwrap() + "<HSCode>".len();
@@ -442,7 +429,7 @@ async fn answer_to_headers(app: &TestApp, head: &str) -> (String, tokio::net::Tc
 
 #[tokio::test]
 async fn expect_100_continue_is_answered_from_the_headers_when_they_decide() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = importer(&app).await;
     let head = |auth: &str, ctype: &str, length: usize| {
         format!(

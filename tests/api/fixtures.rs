@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use nsw::domain::party::Role;
 use serde::Deserialize;
 
-use crate::helpers::{fixture, repo_root, spawn_app};
+use crate::helpers::{fixture, repo_root, TestApp};
 
 #[derive(Deserialize)]
 struct Expectations {
@@ -28,7 +28,7 @@ pub fn expectations() -> Vec<Expectation> {
 
 #[tokio::test]
 async fn every_declaration_fixture_has_its_exact_outcome() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let expectations = expectations();
     let submitters: BTreeSet<String> = expectations
         .iter()
@@ -152,7 +152,7 @@ async fn every_fixture_file_is_listed_in_expectations_or_is_another_document_kin
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413_and_a_flood_of_elements_is_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let token = app.add_party(Role::Enterprise, "0301234567").await;
     let before = app.footprint().await;
 

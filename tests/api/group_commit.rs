@@ -4,18 +4,19 @@
 use nsw::domain::party::Role;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{
-    fixture, fresh_database, spawn_app_with, test_settings, with_reference, TestApp,
-};
+use crate::helpers::{fixture, with_reference, TestApp};
 
 const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
 const LAPTOPS_IMPORTER: &str = "0301234567";
 
 async fn app(group_commit: bool, committers: usize) -> TestApp {
-    let mut settings = test_settings(&fresh_database().await);
-    settings.intake.group_commit = group_commit;
-    settings.intake.committers = committers;
-    spawn_app_with(settings).await
+    TestApp::builder()
+        .settings(move |s| {
+            s.intake.group_commit = group_commit;
+            s.intake.committers = committers;
+        })
+        .spawn()
+        .await
 }
 
 /// 30 distinct declarations, 10 copies of one under one Idempotency-Key and 5 under a key

@@ -210,34 +210,86 @@ pub fn test_settings(database_url: &str) -> Settings {
     }
 }
 
-/// The settings switch for an app that starts no background job: nothing happens on its own,
-/// and a test runs each job when it wants it (`app.run_outbox_once()` …), waiting for nothing.
-pub fn without_jobs(mut settings: Settings) -> Settings {
-    settings.jobs.enabled = false;
-    settings
+/// A settings change a test asks of its app, applied after the defaults.
+type Tweak = Box<dyn FnOnce(&mut Settings) + Send>;
+
+/// Builds a test app: `TestApp::builder().today("2026-11-30").without_jobs().spawn().await`.
+/// Unless told otherwise the app runs on a fresh database, with the window's real clock and all
+/// its background jobs.
+#[must_use = "a builder does nothing until spawned"]
+#[derive(Default)]
+pub struct TestAppBuilder {
+    database: Option<String>,
+    tweaks: Vec<Tweak>,
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_on(&fresh_database().await).await
+impl TestAppBuilder {
+    /// Runs on this database instead of a fresh one (e.g. a second instance on the same data).
+    pub fn database(mut self, url: &str) -> Self {
+        self.database = Some(url.to_owned());
+        self
+    }
+
+    /// The window's clock fixed at `today` (`YYYY-MM-DD`), as `NSW_CLOCK_TODAY` does.
+    pub fn today(self, today: &str) -> Self {
+        let today = today.to_owned();
+        self.settings(move |s| s.calendar.today = Some(today))
+    }
+
+    /// No background job runs: nothing happens on its own, and a test runs each job when it
+    /// wants it (`app.run_outbox_once()` …), waiting for nothing.
+    pub fn without_jobs(self) -> Self {
+        self.settings(|s| s.jobs.enabled = false)
+    }
+
+    /// Any other setting; changes apply in the order given, after the defaults.
+    pub fn settings(mut self, tweak: impl FnOnce(&mut Settings) + Send + 'static) -> Self {
+        self.tweaks.push(Box::new(tweak));
+        self
+    }
+
+    /// The settings the app will start with, on `database_url`.
+    fn build(self, database_url: &str) -> Settings {
+        let mut settings = test_settings(database_url);
+        for tweak in self.tweaks {
+            tweak(&mut settings);
+        }
+        settings
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let database_url = match &self.database {
+            Some(url) => url.clone(),
+            None => fresh_database().await,
+        };
+        spawn(self.build(&database_url)).await
+    }
 }
 
-/// An app on a fresh database with no background job running (see [`without_jobs`]).
-pub async fn spawn_app_without_jobs() -> TestApp {
-    spawn_app_with(without_jobs(test_settings(&fresh_database().await))).await
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder::default()
+    }
+
+    /// The app with every default: a fresh database, the real clock, all background jobs.
+    pub async fn spawn() -> TestApp {
+        Self::builder().spawn().await
+    }
+
+    /// The app served by another process (the `nsw` binary) at `address`, on `database_url`:
+    /// its jobs cannot be run from the test.
+    pub fn external(address: &str, database_url: &str) -> TestApp {
+        TestApp {
+            address: address.to_owned(),
+            database_url: database_url.to_owned(),
+            pool: nsw::db::pool(database_url, 2).unwrap(),
+            client: reqwest::Client::new(),
+            jobs: None,
+        }
+    }
 }
 
-pub async fn spawn_app_on(database_url: &str) -> TestApp {
-    spawn_app_with(test_settings(database_url)).await
-}
-
-/// The app with the window's clock fixed at `today` (`YYYY-MM-DD`), as `NSW_CLOCK_TODAY` does.
-pub async fn spawn_app_on_day(today: &str) -> TestApp {
-    let mut settings = test_settings(&fresh_database().await);
-    settings.calendar.today = Some(today.into());
-    spawn_app_with(settings).await
-}
-
-pub async fn spawn_app_with(settings: Settings) -> TestApp {
+async fn spawn(settings: Settings) -> TestApp {
     let database_url = settings
         .database_url
         .clone()
@@ -392,6 +444,56 @@ impl TestApp {
     pub async fn get(&self, token: &str, path: &str) -> Resp {
         self.request(reqwest::Method::GET, path, Some(token), &[], None)
             .await
+    }
+
+    /// A GET without credentials.
+    pub async fn get_anonymously(&self, path: &str) -> Resp {
+        self.request(reqwest::Method::GET, path, None, &[], None)
+            .await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> Resp {
+        self.request(reqwest::Method::DELETE, path, Some(token), &[], None)
+            .await
+    }
+
+    /// A request with a JSON body.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Resp {
+        self.request(
+            method,
+            path,
+            Some(token),
+            &[("content-type", "application/json")],
+            Some(serde_json::to_vec(&body).unwrap()),
+        )
+        .await
+    }
+
+    pub async fn post_json(&self, token: &str, path: &str, body: serde_json::Value) -> Resp {
+        self.send_json(reqwest::Method::POST, token, path, body)
+            .await
+    }
+
+    pub async fn put_json(&self, token: &str, path: &str, body: serde_json::Value) -> Resp {
+        self.send_json(reqwest::Method::PUT, token, path, body)
+            .await
+    }
+
+    pub async fn post_xml(&self, token: &str, path: &str, xml: Vec<u8>) -> Resp {
+        self.request(
+            reqwest::Method::POST,
+            path,
+            Some(token),
+            &[("content-type", "application/xml")],
+            Some(xml),
+        )
+        .await
     }
 
     pub async fn count(&self, table: &str) -> i64 {

@@ -4,10 +4,8 @@
 
 use nsw::domain::party::Role;
 
-use crate::helpers::{
-    fixture, fresh_database, spawn_app_with, test_settings, with_reference, TestApp,
-};
-use crate::support::{deposit, post_xml, register_signer};
+use crate::helpers::{fixture, fresh_database, with_reference, TestApp};
+use crate::support::{deposit, register_signer};
 
 const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
 const LAPTOPS_IMPORTER: &str = "0301234567";
@@ -15,9 +13,11 @@ const GOLD: &str = "valid/declaration/09-import-gold-sbv-1-item-air.xml";
 const GOLD_IMPORTER: &str = "0302468135";
 
 async fn app_on(database_url: &str, today: &str) -> TestApp {
-    let mut settings = test_settings(database_url);
-    settings.calendar.today = Some(today.into());
-    spawn_app_with(settings).await
+    TestApp::builder()
+        .database(database_url)
+        .today(today)
+        .spawn()
+        .await
 }
 
 fn replace(xml: &[u8], from: &str, to: &str) -> Vec<u8> {
@@ -95,7 +95,7 @@ async fn remaining(app: &TestApp, token: &str, number: &str) -> String {
 
 #[tokio::test]
 async fn a_date_beyond_year_9999_is_refused_where_it_stands_never_stored_as_1970() {
-    let app = app_on(&fresh_database().await, "2026-11-30").await;
+    let app = TestApp::builder().today("2026-11-30").spawn().await;
     let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let xml = fixture(LAPTOPS);
 
@@ -157,7 +157,7 @@ async fn a_date_beyond_year_9999_is_refused_where_it_stands_never_stored_as_1970
 
 #[tokio::test]
 async fn quantities_the_window_cannot_record_are_located_422s_not_500s() {
-    let app = app_on(&fresh_database().await, "2026-11-30").await;
+    let app = TestApp::builder().today("2026-11-30").spawn().await;
     let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let xml = fixture(LAPTOPS);
     // 18 digits: what QuantityType allows, beyond numeric(18, 3).
@@ -185,13 +185,13 @@ async fn quantities_the_window_cannot_record_are_located_422s_not_500s() {
     let start = start + s[start..].find('>').unwrap() + 1;
     let end = start + s[start..].find('<').unwrap();
     let big = format!("{}1000000000000000{}", &s[..start], &s[end..]);
-    let r = post_xml(
-        &app,
-        &enterprise,
-        "/api/v1/licence-applications",
-        big.into_bytes(),
-    )
-    .await;
+    let r = app
+        .post_xml(
+            &enterprise,
+            "/api/v1/licence-applications",
+            big.into_bytes(),
+        )
+        .await;
     let errors = located(&r);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].0, "QUANTITY_OUT_OF_RANGE");
@@ -218,7 +218,7 @@ async fn quantities_the_window_cannot_record_are_located_422s_not_500s() {
 
 #[tokio::test]
 async fn an_issue_date_after_the_windows_date_is_refused() {
-    let app = app_on(&fresh_database().await, "2026-11-30").await;
+    let app = TestApp::builder().today("2026-11-30").spawn().await;
     let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let xml = fixture(LAPTOPS);
     let r = app
@@ -316,7 +316,7 @@ async fn a_licence_covers_a_declaration_on_the_day_the_window_accepts_it() {
 
 #[tokio::test]
 async fn an_item_quoting_one_licence_twice_is_refused_and_never_draws_twice() {
-    let app = app_on(&fresh_database().await, "2026-11-30").await;
+    let app = TestApp::builder().today("2026-11-30").spawn().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     let sbv = app
         .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
@@ -360,7 +360,7 @@ async fn an_item_quoting_one_licence_twice_is_refused_and_never_draws_twice() {
 
 #[tokio::test]
 async fn a_declarants_reference_names_one_declaration() {
-    let app = app_on(&fresh_database().await, "2026-11-30").await;
+    let app = TestApp::builder().today("2026-11-30").spawn().await;
     let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let xml = fixture(LAPTOPS);
 
@@ -416,11 +416,14 @@ async fn a_declarants_reference_names_one_declaration() {
 
 #[tokio::test]
 async fn a_reused_reference_in_a_commit_group_fails_only_itself() {
-    let mut settings = test_settings(&fresh_database().await);
-    settings.intake.group_commit = true;
-    settings.intake.committers = 1;
-    settings.calendar.today = Some("2026-11-30".into());
-    let app = spawn_app_with(settings).await;
+    let app = TestApp::builder()
+        .today("2026-11-30")
+        .settings(|s| {
+            s.intake.group_commit = true;
+            s.intake.committers = 1;
+        })
+        .spawn()
+        .await;
     let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let xml = fixture(LAPTOPS);
     // 20 distinct declarations and 5 copies of one reference, all at once: the committer groups

@@ -8,7 +8,7 @@ use nsw::domain::party::Role;
 use tokio_postgres::NoTls;
 
 use crate::exchange::Plan;
-use crate::helpers::{fixture, fresh_database, spawn_app_without_jobs, with_reference, TestApp};
+use crate::helpers::{fixture, fresh_database, with_reference, TestApp};
 
 const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
 const LAPTOPS_IMPORTER: &str = "0301234567";
@@ -112,7 +112,7 @@ async fn a_stopped_app_leaves_no_job_running_and_no_connection_open() {
 
 #[tokio::test]
 async fn without_jobs_nothing_moves_until_a_pass_is_run() {
-    let app: TestApp = spawn_app_without_jobs().await;
+    let app: TestApp = TestApp::builder().without_jobs().spawn().await;
     let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
     let r = app
         .submit(&token, with_reference(&fixture(LAPTOPS), "JOBS-ONCE-1"))

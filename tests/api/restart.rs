@@ -33,14 +33,7 @@ fn start(database_url: &str) -> (Child, String) {
 async fn documents_survive_a_kill_and_restart() {
     let db = fresh_database().await;
     let (mut server, address) = start(&db);
-    let pool = nsw::db::pool(&db, 2).unwrap();
-    let app = TestApp {
-        address,
-        database_url: db.clone(),
-        pool,
-        client: reqwest::Client::new(),
-        jobs: None,
-    };
+    let app = TestApp::external(&address, &db);
     // Fixture 09 quotes an SBV licence: deposit the fixture licences first.
     crate::support::deposit_fixture_licences(&app).await;
     let files = [

@@ -1,5 +1,5 @@
 //! Helpers for the ministries and customs tests: agency officers, signing keys registered
-//! through the admin API, deposits of signed licences, JSON requests.
+//! through the admin API, deposits of signed licences.
 
 use std::collections::HashMap;
 
@@ -8,28 +8,6 @@ use nsw::domain::party::Role;
 use nsw::licensing::signing::{self, KeyPair};
 
 use crate::helpers::{fixture, repo_root, Resp, TestApp};
-
-pub async fn post_json(app: &TestApp, token: &str, path: &str, body: serde_json::Value) -> Resp {
-    app.request(
-        reqwest::Method::POST,
-        path,
-        Some(token),
-        &[("content-type", "application/json")],
-        Some(serde_json::to_vec(&body).unwrap()),
-    )
-    .await
-}
-
-pub async fn post_xml(app: &TestApp, token: &str, path: &str, xml: Vec<u8>) -> Resp {
-    app.request(
-        reqwest::Method::POST,
-        path,
-        Some(token),
-        &[("content-type", "application/xml")],
-        Some(xml),
-    )
-    .await
-}
 
 /// An agency's own signing key (outside the window), its certificate registered by an admin.
 pub async fn register_signer(app: &TestApp, admin: &str, agency: &str) -> KeyPair {

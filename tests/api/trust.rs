@@ -21,7 +21,7 @@ use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
 use openssl::x509::{X509Name, X509};
 
 use crate::exchange::{acdd_envelope, Plan, Window};
-use crate::helpers::{fixture, fresh_database, spawn_app, TestApp};
+use crate::helpers::{fixture, TestApp};
 use crate::ministries::licence_xml;
 
 /// id-kp-documentSigning (RFC 9336).
@@ -326,9 +326,11 @@ async fn a_partner_may_pin_an_intermediate() {
         ),
     )
     .unwrap();
-    let mut settings = plan.settings("SG", &fresh_database().await);
-    settings.exchange.partners_file = Some(partners);
-    let sg = plan.start_with(settings).await;
+    let sg = plan
+        .window("SG")
+        .settings(|s| s.exchange.partners_file = Some(partners))
+        .start()
+        .await;
 
     // A partial chain ending at the pinned intermediate: with or without it carried.
     assert_eq!(send(&sg, &signer, &[]).await, accepted());
@@ -479,7 +481,7 @@ async fn deposit(
 
 #[tokio::test]
 async fn deposited_licences_follow_the_same_certificate_rules() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let admin = app.add_party(Role::Admin, "ADMIN-1").await;
     let sbv = app
         .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
