@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod jobs;
 pub mod licensing;
 pub mod loadtest;
+pub mod passwords;
 pub mod routing;
 pub mod rules;
 pub mod store;

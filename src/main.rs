@@ -130,6 +130,15 @@ enum PartyCommand {
         /// Agency a ministry officer acts for (e.g. MOIT), or a partner's country.
         #[arg(long)]
         agency: Option<String>,
+        /// Also give the party a password for the portal, read as one line from standard input
+        /// (at least 12 characters; stored only as an argon2id hash).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set or replace a party's portal password, read as one line from standard input.
+    Password {
+        #[arg(long)]
+        id: String,
     },
     /// Issue another token for an existing party.
     Token {
@@ -366,13 +375,33 @@ async fn party(
             id,
             name,
             agency,
+            password_stdin,
         } => {
+            // Read and check the password before anything is written.
+            let phc = if password_stdin {
+                Some(nsw::passwords::hash(&read_password()?)?)
+            } else {
+                None
+            };
             let token = parties::add(&mut client, &id, role, &name, agency.as_deref()).await?;
+            if let Some(phc) = phc {
+                parties::set_password(&mut client, &id, &phc, "cli").await?;
+            }
             eprintln!(
                 "party {id} ({}) added; its bearer token (shown only now):",
                 role.as_str()
             );
             println!("{token}");
+        }
+        PartyCommand::Password { id } => {
+            let phc = nsw::passwords::hash(&read_password()?)?;
+            parties::set_password(&mut client, &id, &phc, "cli")
+                .await
+                .map_err(|e| match e {
+                    nsw::store::StoreError::NotFound => format!("no party '{id}'").into(),
+                    other => Box::<dyn std::error::Error>::from(other),
+                })?;
+            eprintln!("password of {id} set");
         }
         PartyCommand::Token { id } => {
             let token = parties::issue_token(&mut client, &id).await?;
@@ -391,6 +420,16 @@ async fn party(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of standard input without its line ending: a password is never an argument (it
+/// would show in the process list and the shell's history).
+fn read_password() -> Result<String, Box<dyn std::error::Error>> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    Ok(line.to_owned())
 }
 
 /// `POSITION:SHA256HEX`, as `nsw audit verify` prints the head.

@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "decisions_once",
         sql: include_str!("../../migrations/0011_decisions_once.sql"),
     },
+    Migration {
+        version: 12,
+        name: "passwords",
+        sql: include_str!("../../migrations/0012_passwords.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

@@ -125,3 +125,50 @@ pub async fn list<C: GenericClient>(client: &C) -> Result<Vec<PartyRow>, StoreEr
         })
         .collect())
 }
+
+/// Sets (or replaces) a party's password, given as its argon2id PHC string
+/// (`passwords::hash`); audited without the hash. `NotFound` for an unknown party.
+pub async fn set_password(
+    client: &mut deadpool_postgres::Object,
+    id: &str,
+    phc: &str,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    let changed = tx
+        .execute(
+            "UPDATE parties SET password_hash = $2, password_set_at = now() WHERE id = $1",
+            &[&id, &phc],
+        )
+        .await?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    audit::append(&tx, actor, "party.password_set", id, &serde_json::json!({})).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The party and its stored password hash, for a log-in (`None`: unknown party, or no password).
+pub async fn password_of<C: GenericClient>(
+    client: &C,
+    id: &str,
+) -> Result<Option<(Principal, String)>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT id, role, agency, password_hash FROM parties
+              WHERE id = $1 AND password_hash IS NOT NULL",
+            &[&id],
+        )
+        .await?;
+    Ok(row.and_then(|r| {
+        Some((
+            Principal {
+                party_id: r.get(0),
+                role: Role::parse(r.get(1))?,
+                agency: r.get(2),
+            },
+            r.get(3),
+        ))
+    }))
+}

@@ -266,3 +266,96 @@ fn setting_variables_are_checked_before_anything_runs() {
         assert!(stderr.contains(says), "{stderr}");
     }
 }
+
+/// `nsw party … --password-stdin` and `nsw party password` take the password from standard
+/// input only, hold it to the policy, and store nothing but its argon2id hash.
+#[tokio::test]
+async fn party_passwords_come_from_standard_input_and_are_stored_hashed() {
+    use std::io::Write;
+    let db = crate::helpers::fresh_database().await;
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = nsw()
+            .args(args)
+            .env_remove("NSW_CONFIG")
+            .env("NSW_DATABASE_URL", &db)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let add = [
+        "party",
+        "add",
+        "--role",
+        "enterprise",
+        "--id",
+        "0301234567",
+        "--name",
+        "Sao Viet",
+        "--password-stdin",
+    ];
+    let out = run(&add, "short\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
+    let out = run(&add, "mật khẩu của Sao Việt 2026\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("nsw_"),
+        "the token is printed"
+    );
+
+    let pool = nsw::db::pool(&db, 1).unwrap();
+    let client = pool.get().await.unwrap();
+    let stored = || async {
+        nsw::store::parties::password_of(&client, "0301234567")
+            .await
+            .unwrap()
+            .expect("a password is set")
+            .1
+    };
+    let first = stored().await;
+    assert!(first.starts_with("$argon2id$"));
+    assert!(nsw::passwords::verify(&first, "mật khẩu của Sao Việt 2026"));
+
+    let out = run(
+        &["party", "password", "--id", "0301234567"],
+        "another long passphrase\r\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = stored().await;
+    assert!(nsw::passwords::verify(&second, "another long passphrase"));
+    assert!(!nsw::passwords::verify(
+        &second,
+        "mật khẩu của Sao Việt 2026"
+    ));
+    let out = run(
+        &["party", "password", "--id", "NOBODY"],
+        "another long passphrase\n",
+    );
+    assert!(!out.status.success());
+    let audit: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_log WHERE action = 'party.password_set'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audit, 2);
+}
