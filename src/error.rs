@@ -95,7 +95,9 @@ impl ApiError {
             ApiError::BadRequest { .. } => "Bad request",
             ApiError::UnsupportedMediaType { .. } => "Unsupported media type",
             ApiError::UnsupportedEncoding { .. } => "Unsupported content encoding",
-            ApiError::Xml(XmlError::TooLarge { .. }) => "Document too large",
+            ApiError::Xml(XmlError::TooLarge { .. } | XmlError::TooLargeDecoded { .. }) => {
+                "Document too large"
+            }
             ApiError::Xml(XmlError::Internal(_)) => "Internal error",
             ApiError::Xml(_) => "Unusable XML",
             ApiError::Invalid { .. } => "Document invalid",
@@ -138,7 +140,9 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedEncoding { .. } => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::Xml(XmlError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Xml(XmlError::TooLarge { .. } | XmlError::TooLargeDecoded { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::Xml(XmlError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Xml(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,

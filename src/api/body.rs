@@ -241,7 +241,7 @@ pub async fn read_limited(
     let too_large = |size: usize| ApiError::Xml(XmlError::TooLarge { size, limit });
     let decode_error = |e: std::io::Error, received: usize| {
         if e.kind() == std::io::ErrorKind::FileTooLarge {
-            too_large(received)
+            ApiError::Xml(XmlError::TooLargeDecoded { received, limit })
         } else {
             ApiError::bad_request(
                 "BODY_ENCODING_INVALID",

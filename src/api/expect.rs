@@ -25,6 +25,30 @@ impl Table {
         )
     }
 
+    /// The `Allow` list of the first pattern `path` matches (as the router answers it), or
+    /// nothing when no endpoint has the path.
+    fn methods_of<'s>(&'s self, path: &str) -> Vec<&'s str> {
+        let Some(pattern) = self
+            .0
+            .iter()
+            .find(|(_, p, _)| matches(p, path))
+            .map(|(_, p, _)| *p)
+        else {
+            return Vec::new();
+        };
+        let mut methods = Vec::new();
+        for (m, p, _) in &self.0 {
+            if *p == pattern {
+                methods.push(m.as_str());
+                if *m == Method::GET {
+                    methods.push("HEAD");
+                }
+            }
+        }
+        methods.push("OPTIONS");
+        methods
+    }
+
     fn find(&self, method: &Method, path: &str) -> Option<(&'static str, Body)> {
         self.0
             .iter()
@@ -60,9 +84,24 @@ pub async fn decide(
     path: &str,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    // Unknown paths and methods are answered by the router, which needs no body either way.
-    let Some((pattern, kind)) = table.find(method, path) else {
+    // A path that does not exist, or does not take this method, needs no body to answer.
+    // HEAD is answered wherever GET is, OPTIONS wherever the path exists.
+    let lookup = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
+    if method == Method::OPTIONS && !table.methods_of(path).is_empty() {
         return Ok(());
+    }
+    let Some((pattern, kind)) = table.find(lookup, path) else {
+        let allowed = table.methods_of(path);
+        if allowed.is_empty() {
+            return Err(ApiError::NotFound);
+        }
+        return Err(ApiError::MethodNotAllowed {
+            allow: allowed.join(", "),
+        });
     };
     if !public(pattern) {
         super::auth::authenticate(state, headers).await?;

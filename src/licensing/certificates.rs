@@ -212,6 +212,8 @@ fn content_span(tree: &Tree<'_>, node: usize) -> Result<(usize, usize), FillErro
 /// The applied-for Form D with the issuer's fields written in; every other byte is the
 /// exporter's. The result must still be checked against the schema by the caller.
 pub fn fill(draft: &[u8], tree: &Tree<'_>, issue: &Issue<'_>) -> Result<Vec<u8>, FillError> {
+    // The tree's offsets count from after a byte-order mark; so does the certificate written.
+    let draft = crate::xml::without_bom(draft);
     let date = issue.issue_date.format("%Y-%m-%d").to_string();
     let fields = [
         ("ReferenceNumber", issue.reference),

@@ -201,26 +201,44 @@ pub fn read_licence(tree: &Tree) -> Result<Licence, Vec<Violation>> {
 }
 
 /// A licence deposited with the window must still be valid on the window's date `today`: one
-/// whose validity has ended covers nothing (`LICENCE_VALIDITY_ENDED`, at its `ValidTo`).
+/// whose validity has ended covers nothing (`LICENCE_VALIDITY_ENDED`, at its `ValidTo`), and
+/// one dated after `today` is not issued yet (`ISSUE_DATE_IN_FUTURE`, at its `IssueDate`).
 pub fn check_not_ended(
     tree: &Tree,
     licence: &Licence,
     today: NaiveDate,
 ) -> Result<(), Vec<Violation>> {
-    if licence.valid_to >= today {
-        return Ok(());
-    }
     let mut c = Checker::new(tree);
-    c.report_at(
-        ROOT,
-        "ValidTo",
-        "LICENCE_VALIDITY_ENDED",
-        format!(
-            "licence {} was valid until {}, before the window's date {today}",
-            licence.number, licence.valid_to
-        ),
-    );
-    Err(c.finish())
+    if licence.valid_to < today {
+        c.report_at(
+            ROOT,
+            "ValidTo",
+            "LICENCE_VALIDITY_ENDED",
+            format!(
+                "licence {} was valid until {}, before the window's date {today}",
+                licence.number, licence.valid_to
+            ),
+        );
+    }
+    // A licence is deposited once issued: an issue date after the window's date is a date
+    // that has not come.
+    if licence.issue_date > today {
+        c.report_at(
+            ROOT,
+            "IssueDate",
+            "ISSUE_DATE_IN_FUTURE",
+            format!(
+                "licence {} is dated {}, after the window's date {today}",
+                licence.number, licence.issue_date
+            ),
+        );
+    }
+    let v = c.finish();
+    if v.is_empty() {
+        Ok(())
+    } else {
+        Err(v)
+    }
 }
 
 /// The violations of a document some of whose values could not be read; each was reported

@@ -192,6 +192,18 @@ pub fn check(tree: &Tree, national: &str, today: NaiveDate) -> Result<Declaratio
         sum_gross += gross.unwrap_or_default();
         complete &= value.is_some() && gross.is_some();
         quoted_twice(&mut c, item);
+        // A supporting document's date is read exactly, and no document is issued after the
+        // window's date.
+        for doc in tree.children(item, "Document") {
+            if let Some(d) = c.date_at(doc, "IssueDate").filter(|d| *d > today) {
+                c.report_at(
+                    doc,
+                    "IssueDate",
+                    "ISSUE_DATE_IN_FUTURE",
+                    format!("document issue date {d} is after the window's date {today}"),
+                );
+            }
+        }
         let documents = tree
             .children(item, "Document")
             .map(|d| SupportingDocument {

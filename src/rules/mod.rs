@@ -10,6 +10,10 @@ use rust_decimal::Decimal;
 use crate::xml::{Tree, Violation};
 
 /// Collects violations with their positions while rules read a schema-valid tree.
+/// Most violations one document reports (as for schema violations): enough for any sender to
+/// fix its document, and a bound on what a document full of errors costs to answer.
+pub const MAX_VIOLATIONS: usize = 500;
+
 pub struct Checker<'t, 'a> {
     pub tree: &'t Tree<'a>,
     violations: Vec<Violation>,
@@ -24,6 +28,9 @@ impl<'t, 'a> Checker<'t, 'a> {
     }
 
     pub fn report(&mut self, node: usize, code: &'static str, message: String) {
+        if self.violations.len() >= MAX_VIOLATIONS {
+            return;
+        }
         let pos = self.tree.position(node);
         self.violations.push(Violation {
             line: pos.line,
@@ -40,6 +47,9 @@ impl<'t, 'a> Checker<'t, 'a> {
     }
 
     pub fn report_attr(&mut self, node: usize, attr: &str, code: &'static str, message: String) {
+        if self.violations.len() >= MAX_VIOLATIONS {
+            return;
+        }
         let pos = self.tree.position(node);
         self.violations.push(Violation {
             line: pos.line,

@@ -97,6 +97,9 @@ pub enum XmlError {
     Empty,
     #[error("the body is {size} bytes, over the limit of {limit}")]
     TooLarge { size: usize, limit: usize },
+    /// A compressed body that passes the limit once decoded (decoding stopped there).
+    #[error("the body passes the limit of {limit} bytes once decoded (it arrived as {received} compressed bytes)")]
+    TooLargeDecoded { received: usize, limit: usize },
     #[error("{message}")]
     Encoding { pos: Position, message: String },
     #[error("DOCTYPE declarations are not accepted (no DTDs, no entities)")]
@@ -125,7 +128,7 @@ impl XmlError {
     pub fn code(&self) -> &'static str {
         match self {
             XmlError::Empty => "XML_EMPTY",
-            XmlError::TooLarge { .. } => "BODY_TOO_LARGE",
+            XmlError::TooLarge { .. } | XmlError::TooLargeDecoded { .. } => "BODY_TOO_LARGE",
             XmlError::Encoding { .. } => "XML_ENCODING",
             XmlError::Doctype { .. } => "XML_DOCTYPE",
             XmlError::TooDeep { .. } => "XML_TOO_DEEP",
@@ -275,20 +278,20 @@ pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> Xml
             ),
         });
     }
-    // From here on the byte-order mark is no part of the document: positions count from
-    // after it, as libxml2's do.
-    let src = body;
+    // The tree skips one byte-order mark itself (and refuses a second); libxml2 is given the
+    // same bytes after the mark, so every position counts from after it.
     let tree = match Tree::parse(src, limits) {
         Ok(t) => t,
         // quick-xml is lenient in places and terse in others: let libxml2 name the first
         // well-formedness error when it finds one, as it is the reference parser.
         Err(XmlError::Malformed { pos, message }) => {
             return Err(
-                first_libxml_error(src, limits).unwrap_or(XmlError::Malformed { pos, message })
+                first_libxml_error(body, limits).unwrap_or(XmlError::Malformed { pos, message })
             )
         }
         Err(e) => return Err(e),
     };
+    let src = body;
     let root = tree.node(tree::ROOT);
     let Some(kind) = DocKind::from_namespace(&tree.root_ns) else {
         let ns = if tree.root_ns.is_empty() {

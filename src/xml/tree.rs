@@ -34,6 +34,54 @@ pub struct Tree<'a> {
     pub nodes: Vec<Node<'a>>,
     /// Namespace URI of the root element (empty when it has none).
     pub root_ns: String,
+    lines: std::sync::OnceLock<Lines>,
+}
+
+/// Line and column at every `STEP` bytes of a document, built once on the first position
+/// asked: a position is then the nearest checkpoint plus a scan of less than `STEP` bytes.
+#[derive(Debug)]
+struct Lines {
+    checkpoints: Vec<Position>,
+}
+
+impl Lines {
+    const STEP: usize = 4096;
+
+    fn index(src: &[u8]) -> Lines {
+        let mut checkpoints = Vec::with_capacity(src.len() / Self::STEP + 1);
+        let mut pos = Position { line: 1, column: 1 };
+        for (i, &b) in src.iter().enumerate() {
+            if i % Self::STEP == 0 {
+                checkpoints.push(pos);
+            }
+            advance(&mut pos, b);
+        }
+        if checkpoints.is_empty() {
+            checkpoints.push(pos);
+        }
+        Lines { checkpoints }
+    }
+
+    fn at(&self, src: &[u8], offset: usize) -> Position {
+        let offset = offset.min(src.len());
+        let k = (offset / Self::STEP).min(self.checkpoints.len() - 1);
+        let mut pos = self.checkpoints[k];
+        for &b in &src[k * Self::STEP..offset] {
+            advance(&mut pos, b);
+        }
+        pos
+    }
+}
+
+/// Moves a position past one byte: a newline starts a line; columns count characters, so
+/// UTF-8 continuation bytes do not move them (as [`Position::at`]).
+fn advance(pos: &mut Position, b: u8) {
+    if b == b'\n' {
+        pos.line += 1;
+        pos.column = 1;
+    } else if b & 0xC0 != 0x80 {
+        pos.column += 1;
+    }
 }
 
 pub const ROOT: usize = 0;
@@ -58,6 +106,14 @@ impl<'a> Tree<'a> {
     /// which is not part of the document's text.
     pub fn parse(src: &'a [u8], limits: &Limits) -> Result<Tree<'a>, XmlError> {
         let src = super::without_bom(src);
+        if src.starts_with(b"\xEF\xBB\xBF") {
+            // U+FEFF is a byte-order mark once, at the very start; a second one is text
+            // before the root element.
+            return Err(XmlError::Malformed {
+                pos: Position { line: 1, column: 1 },
+                message: "a second byte-order mark: text before the root element".into(),
+            });
+        }
         let text = std::str::from_utf8(src).map_err(|_| XmlError::Encoding {
             pos: Position::at(src, 0),
             message: "document is not valid UTF-8".into(),
@@ -247,6 +303,7 @@ impl<'a> Tree<'a> {
             src,
             nodes,
             root_ns,
+            lines: std::sync::OnceLock::new(),
         })
     }
 
@@ -291,8 +348,12 @@ impl<'a> Tree<'a> {
             .map(|a| a.value.trim())
     }
 
+    /// Line and column of an element's start tag. Costs at most one checkpoint interval of
+    /// scanning ([`Lines`]), so locating many errors costs in proportion to the document.
     pub fn position(&self, id: usize) -> Position {
-        Position::at(self.src, self.nodes[id].offset)
+        self.lines
+            .get_or_init(|| Lines::index(self.src))
+            .at(self.src, self.nodes[id].offset)
     }
 
     /// XPath-like path: local names, `[n]` only among several same-name siblings.

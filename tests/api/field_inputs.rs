@@ -452,6 +452,16 @@ async fn expect_100_continue_is_answered_from_the_headers_when_they_decide() {
         (head(&bearer, "application/json", 7000), "415"),
         (
             head(&bearer, "application/xml", 7000)
+                .replace("POST /api/v1/declarations", "PUT /api/v1/declarations"),
+            "405",
+        ),
+        (
+            head(&bearer, "application/xml", 7000)
+                .replace("POST /api/v1/declarations", "POST /api/v1/nope"),
+            "404",
+        ),
+        (
+            head(&bearer, "application/xml", 7000)
                 .replace("Expect:", "Content-Encoding: br\r\nExpect:"),
             "415",
         ),
@@ -505,4 +515,105 @@ async fn a_partner_envelope_with_a_byte_order_mark_is_received_and_kept_as_sent(
         stored, env,
         "the envelope is kept as received, mark included"
     );
+}
+
+#[tokio::test]
+async fn a_second_byte_order_mark_is_text_before_the_root_and_refused() {
+    let app = TestApp::spawn().await;
+    let token = importer(&app).await;
+    for marks in [2, 3] {
+        let mut doc = BOM.repeat(marks);
+        doc.extend(fixture(LAPTOPS));
+        let r = app.submit(&token, doc).await;
+        assert_eq!(
+            r.status,
+            400,
+            "{marks} marks: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["code"], "XML_MALFORMED");
+    }
+    assert_eq!(app.count("declarations").await, 0);
+}
+
+#[tokio::test]
+async fn a_form_d_sent_with_a_byte_order_mark_is_issued() {
+    let app = TestApp::spawn().await;
+    let exporter = importer(&app).await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let form_d = with_bom(&fixture("valid/certificate-of-origin/vn-sg-form-d.xml"));
+    let r = app
+        .post_xml(&exporter, "/api/v1/certificates-of-origin", form_d)
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/licence-applications/{id}/decision");
+    for action in ["review", "issue"] {
+        let r = app
+            .post_json(&moit, &path, serde_json::json!({ "action": action }))
+            .await;
+        assert_eq!(
+            r.status,
+            200,
+            "{action}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+}
+
+#[tokio::test]
+async fn supporting_documents_and_deposited_licences_dated_after_today_are_refused() {
+    let app = TestApp::spawn().await;
+    let token = importer(&app).await;
+    let xml = String::from_utf8(fixture(LAPTOPS)).unwrap();
+    let doc = xml.replacen(
+        "      <IssueDate>2026-03-06</IssueDate>",
+        "      <IssueDate>2099-03-06</IssueDate>",
+        1,
+    );
+    assert_ne!(doc, xml);
+    let r = app.submit(&token, doc.into_bytes()).await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    let (code, path) = &r.error_codes()[0];
+    assert_eq!(code, "ISSUE_DATE_IN_FUTURE");
+    assert!(
+        path.ends_with("/Document/IssueDate") || path.contains("/Document["),
+        "{path}"
+    );
+
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let sbv = app
+        .add_party_with_agency(Role::Ministry, "SBV-OFFICER-1", "SBV")
+        .await;
+    let key = crate::support::register_signer(&app, &admin, "SBV").await;
+    let licence = String::from_utf8(fixture("valid/licence/sbv-gold-215.xml"))
+        .unwrap()
+        .replace(
+            "<IssueDate>2026-07-01</IssueDate>",
+            "<IssueDate>2099-01-25</IssueDate>",
+        );
+    let r = crate::support::deposit(&app, &sbv, &key, licence.into_bytes()).await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.error_codes()[0],
+        ("ISSUE_DATE_IN_FUTURE".into(), "/Licence/IssueDate".into())
+    );
+}
+
+#[tokio::test]
+async fn a_document_full_of_rule_errors_reports_at_most_500() {
+    let app = TestApp::spawn().await;
+    let token = importer(&app).await;
+    let xml = String::from_utf8(fixture(LAPTOPS)).unwrap();
+    // Every item quotes the same licence many times: one violation per repeat.
+    let repeats: String = (0..90)
+        .map(|_| "<Document><Type>LIC</Type><Reference>SAME-1</Reference></Document>")
+        .collect();
+    let doc = xml.replace("</Item>", &format!("{repeats}</Item>"));
+    let r = app.submit(&token, doc.into_bytes()).await;
+    assert_eq!(r.status, 422, "{}", String::from_utf8_lossy(&r.body));
+    let errors = r.json()["errors"].as_array().unwrap().len();
+    assert_eq!(errors, nsw::rules::MAX_VIOLATIONS);
 }

@@ -72,11 +72,23 @@ fn gold_declaration(reference: &str, number: &str, issued: &str) -> Vec<u8> {
         "<IssueDate>2026-07-14</IssueDate>",
         &format!("<IssueDate>{issued}</IssueDate>"),
     );
-    replace(
+    let xml = replace(
         &xml,
         "<Date>2026-07-10</Date>",
         &format!("<Date>{issued}</Date>"),
-    )
+    );
+    // Its supporting documents are dated no later than the declaration itself.
+    String::from_utf8(xml)
+        .unwrap()
+        .replace(
+            "<IssueDate>2026-07-06</IssueDate>",
+            &format!("<IssueDate>{issued}</IssueDate>"),
+        )
+        .replace(
+            "<IssueDate>2026-07-10</IssueDate>",
+            &format!("<IssueDate>{issued}</IssueDate>"),
+        )
+        .into_bytes()
 }
 
 async fn remaining(app: &TestApp, token: &str, number: &str) -> String {
@@ -333,7 +345,7 @@ async fn an_item_quoting_one_licence_twice_is_refused_and_never_draws_twice() {
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
 
     let once = gold_declaration("KLP-TWICE", "215/GP-NHNN", "2026-11-20");
-    let quoted = "    <Document>\n      <Type>LIC</Type>\n      <Reference>215/GP-NHNN</Reference>\n      <IssueDate>2026-07-06</IssueDate>\n      <Issuer>SBV</Issuer>\n    </Document>\n";
+    let quoted = "    <Document>\n      <Type>LIC</Type>\n      <Reference>215/GP-NHNN</Reference>\n      <IssueDate>2026-11-20</IssueDate>\n      <Issuer>SBV</Issuer>\n    </Document>\n";
     let twice = replace(&once, quoted, &format!("{quoted}{quoted}"));
     let before = app.footprint().await;
     let r = app.submit(&trader, twice.clone()).await;

@@ -117,7 +117,8 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
             // Not valid on the window's date (a licence whose validity has already ended cannot
             // be deposited; intake_rules has one that ended after its deposit).
             "EXPIRED-1",
-            licence_xml(
+            // Issued in the past, valid only from 2099 on.
+            String::from_utf8(licence_xml(
                 "EXPIRED-1",
                 "SBV",
                 "0302468135",
@@ -127,7 +128,13 @@ async fn a_declaration_is_refused_for_each_licence_problem() {
                 "71081210",
                 "KGM",
                 "50",
-            ),
+            ))
+            .unwrap()
+            .replace(
+                "<IssueDate>2099-01-01</IssueDate>",
+                "<IssueDate>2026-07-01</IssueDate>",
+            )
+            .into_bytes(),
             "LICENCE_EXPIRED",
         ),
         (
