@@ -306,6 +306,12 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 impl From<ExchangeError> for ApiError {
     fn from(e: ExchangeError) -> Self {
         match e {
+            // A signature that cannot be read is the request's fault (400); one that reads but
+            // is not accepted is a refusal of the signer (403).
+            ExchangeError::Signature(
+                s @ (crate::exchange::signature::SignatureError::Malformed(_)
+                | crate::exchange::signature::SignatureError::NoSigner),
+            ) => ApiError::bad_request(s.code(), s.to_string()),
             ExchangeError::Signature(s) => ApiError::forbidden(s.code(), s.to_string()),
             ExchangeError::TlsClientMismatch(_) => {
                 ApiError::forbidden("TLS_CLIENT_MISMATCH", e.to_string())

@@ -36,6 +36,11 @@ pub async fn receive(
     let sig = base64::engine::general_purpose::STANDARD
         .decode(sig_b64.trim())
         .map_err(|e| ExchangeError::SignatureEncoding(e.to_string()))?;
+    // A signature that is not even a CMS structure is refused before the envelope is read:
+    // an unauthenticated sender gets no parsing for a signature that cannot verify.
+    openssl::cms::CmsContentInfo::from_der(&sig).map_err(|_| {
+        ExchangeError::SignatureEncoding("the signature is not a DER-encoded CMS SignedData".into())
+    })?;
     match validator.validate(body, Some(DocKind::Envelope)) {
         Verdict::Valid(_) => {}
         Verdict::Unusable(e) => return Err(e.into()),

@@ -617,3 +617,20 @@ async fn a_document_full_of_rule_errors_reports_at_most_500() {
     let errors = r.json()["errors"].as_array().unwrap().len();
     assert_eq!(errors, nsw::rules::MAX_VIOLATIONS);
 }
+
+#[tokio::test]
+async fn a_partner_signature_that_is_not_cms_is_400_before_the_envelope_is_read() {
+    let plan = crate::exchange::Plan::new(&["VN", "SG"]);
+    let sg = plan.start("SG").await;
+    let acdd = fixture("valid/acdd/vn-th-rice-export.xml");
+    let (_, env) = crate::exchange::acdd_envelope("VN", "SG", &acdd);
+    // Valid base64, not DER; and a broken envelope, which is never looked at.
+    for body in [env.clone(), b"<not-even-xml".to_vec()] {
+        let r = sg.deliver(&body, Some(b"\x00\x00\x00")).await;
+        assert_eq!(
+            (r.status, r.json()["code"].as_str().unwrap()),
+            (400, "SIGNATURE_MALFORMED")
+        );
+    }
+    assert_eq!(sg.inbound_count().await, 0);
+}
