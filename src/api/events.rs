@@ -42,6 +42,12 @@ pub async fn feed(
         ));
     }
     let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::bad_request(
+            "AFTER_INVALID",
+            format!("after={after}: event ids are 0 (from the start) or more"),
+        ));
+    }
     let span = tracing::Span::current();
     span.record("after", after);
     span.record("wait", wait);

@@ -634,3 +634,14 @@ async fn a_partner_signature_that_is_not_cms_is_400_before_the_envelope_is_read(
     }
     assert_eq!(sg.inbound_count().await, 0);
 }
+
+#[tokio::test]
+async fn a_negative_event_cursor_is_refused_not_read_from_the_start() {
+    let app = TestApp::spawn().await;
+    let token = importer(&app).await;
+    let r = app.get(&token, "/api/v1/events?after=-1").await;
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (400, "AFTER_INVALID".into())
+    );
+}
