@@ -90,6 +90,11 @@ fn encoded_ceiling(limit: usize) -> usize {
 /// Checks `Content-Encoding` and `Content-Length` against `limit` from the headers alone, so a
 /// request that cannot succeed is answered before its body is sent (`Expect: 100-continue`).
 pub fn precheck(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+    judge(headers, limit).map(|_| ())
+}
+
+/// The body's coding and declared length, once both pass [`precheck`]'s judgement.
+fn judge(headers: &HeaderMap, limit: usize) -> Result<(Coding, Option<usize>), ApiError> {
     let coding = coding(headers)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -102,7 +107,7 @@ pub fn precheck(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
     if let Some(size) = declared.filter(|&s| s > ceiling) {
         return Err(ApiError::Xml(XmlError::TooLarge { size, limit }));
     }
-    Ok(())
+    Ok((coding, declared))
 }
 
 /// Where decoded bytes go: refuses to grow past the limit, so a small compressed body that
@@ -221,13 +226,7 @@ pub async fn read_limited(
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, ApiError> {
-    precheck(req.headers(), limit)?;
-    let coding = coding(req.headers())?;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
+    let (coding, declared) = judge(req.headers(), limit)?;
     let sink = Capped {
         buf: web::BytesMut::with_capacity(declared.unwrap_or(8192).min(limit)),
         limit,

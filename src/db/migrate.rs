@@ -73,6 +73,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "passwords",
         sql: include_str!("../../migrations/0012_passwords.sql"),
     },
+    Migration {
+        version: 13,
+        name: "outbox_transition_code",
+        sql: include_str!("../../migrations/0013_outbox_transition_code.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

@@ -52,38 +52,17 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-/// SQLSTATE raised by the state-machine triggers of migrations/0002_ministries.sql and
-/// migrations/0011_decisions_once.sql.
+/// SQLSTATE raised by every state-machine trigger: the dossiers' (migrations 0002, 0011) and
+/// the outbox's (0013).
 const FORBIDDEN_TRANSITION: &str = "NS409";
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if let Some(db) = e.as_db_error() {
-            if db.code().code() == FORBIDDEN_TRANSITION {
-                return StoreError::Transition(db.message().to_owned());
-            }
-            // A second outbox message for a cause that already produced one (the message id
-            // is derived from the cause, so either key may be the one that trips): the
-            // decision behind it already took effect.
-            if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
-                && matches!(
-                    db.constraint(),
-                    Some("outbox_cause_unique" | "outbox_message_id_key")
-                )
-            {
-                return StoreError::Transition(
-                    "outbox: a message for this cause was already enqueued".to_owned(),
-                );
-            }
-            // The outbox guard (migrations/0003_exchange.sql) refuses a change of status with
-            // check_violation from its RAISE; a CHECK constraint's violation comes from the
-            // executor instead and stays an internal error.
-            if db.code() == &tokio_postgres::error::SqlState::CHECK_VIOLATION
-                && db.routine() == Some("exec_stmt_raise")
-                && db.message().starts_with("outbox: ")
-            {
-                return StoreError::Transition(db.message().to_owned());
-            }
+        if let Some(db) = e
+            .as_db_error()
+            .filter(|d| d.code().code() == FORBIDDEN_TRANSITION)
+        {
+            return StoreError::Transition(db.message().to_owned());
         }
         StoreError::Db(DbError::Postgres(e))
     }

@@ -126,11 +126,6 @@ extern "C" {
         ctx: *mut c_void,
     );
     pub fn xmlSchemaValidateDoc(ctxt: xmlSchemaValidCtxtPtr, doc: xmlDocPtr) -> c_int;
-    pub fn xmlParserInputBufferCreateMem(
-        mem: *const c_char,
-        size: c_int,
-        enc: c_int,
-    ) -> *mut c_void;
     pub fn xmlParserInputBufferCreateIO(
         ioread: xmlInputReadCallback,
         ioclose: xmlInputCloseCallback,

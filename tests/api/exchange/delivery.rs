@@ -325,3 +325,37 @@ async fn clearing_an_export_sends_its_acdd_in_the_same_transaction() {
     assert!(clear.json().get("acdd").is_none());
     assert_eq!(vn.app.count("outbox").await, before + 1);
 }
+
+/// The outbox guard's refusal of a change of status is NS409, which the store answers as a
+/// forbidden transition (409 `TRANSITION_FORBIDDEN`), like the dossier machines' refusals.
+#[tokio::test]
+async fn a_forbidden_message_transition_from_the_database_is_a_transition_error() {
+    let db = fresh_database().await;
+    let pool = nsw::db::pool(&db, 1).unwrap();
+    let mut client = pool.get().await.unwrap();
+    nsw::db::migrate::run(&mut client).await.unwrap();
+    let id = Uuid::now_v7();
+    client
+        .execute(
+            "INSERT INTO outbox (id, message_id, conversation_id, receiver, document_type,
+                function, reference, envelope, sha256, max_attempts, expires_at, cause)
+             VALUES ($1, $1, $1, 'SG', 'ACDD', 'submit', 'R', 'x', sha256('x'), 3, now(),
+                     'operator:' || $1::uuid::text)",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let err = client
+        .execute(
+            "UPDATE outbox SET status = 'delivered', receipt = 'r', receipt_signature = 's'
+              WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "NS409");
+    assert!(matches!(
+        nsw::store::StoreError::from(err),
+        nsw::store::StoreError::Transition(_)
+    ));
+}
