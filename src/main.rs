@@ -386,6 +386,7 @@ async fn party(
             let token = parties::add(&mut client, &id, role, &name, agency.as_deref()).await?;
             if let Some(phc) = phc {
                 parties::set_password(&mut client, &id, &phc, "cli").await?;
+                eprintln!("password of {id} set");
             }
             eprintln!(
                 "party {id} ({}) added; its bearer token (shown only now):",
