@@ -283,10 +283,14 @@ impl Application {
                     .app_data(web::JsonConfig::default().error_handler(|e, _| {
                         crate::error::ApiError::bad_request("BODY_INVALID", e.to_string()).into()
                     }))
+                    .app_data(crate::portal::forms::config())
+                    .wrap(from_fn(crate::portal::error_pages))
+                    .wrap(from_fn(crate::portal::security_headers))
                     .wrap(from_fn(api::request_id_header))
                     .wrap(TracingLogger::default())
                     .configure(api::routes)
-                    .default_service(web::to(api::not_found));
+                    .configure(crate::portal::routes)
+                    .default_service(web::to(crate::portal::not_found));
                 let (state, table) = (main_state.clone(), expect_table.clone());
                 let expect = actix_service::fn_service(move |req: actix_http::Request| {
                     api::expect::check(state.clone(), table.clone(), req)

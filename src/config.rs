@@ -61,6 +61,40 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub intake: IntakeSettings,
     pub jobs: crate::jobs::JobSettings,
+    pub portal: PortalSettings,
+}
+
+/// The web portal: people's sessions and log-in throttling.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalSettings {
+    /// A session unused for this many minutes is ended; the person logs in again.
+    pub session_idle_minutes: u32,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Set it wherever the portal is
+    /// reached through TLS (a terminating proxy included); off by default because `nsw serve`
+    /// itself listens in plain HTTP.
+    pub secure_cookies: bool,
+    /// Failed log-ins for one party id, or from one address, within `login_window_minutes`
+    /// after which further attempts are refused (429) until the window has passed.
+    pub max_login_failures_per_party: u32,
+    pub max_login_failures_per_address: u32,
+    pub login_window_minutes: u32,
+    /// The portal's language when the browser asks for none it has: `vi` or `en`; absent:
+    /// Vietnamese for a window whose country is VN, English otherwise.
+    pub default_language: Option<String>,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        PortalSettings {
+            session_idle_minutes: 30,
+            secure_cookies: false,
+            max_login_failures_per_party: 5,
+            max_login_failures_per_address: 20,
+            login_window_minutes: 15,
+            default_language: None,
+        }
+    }
 }
 
 /// How accepted declarations reach the database.
@@ -319,6 +353,7 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             intake: IntakeSettings::default(),
             jobs: crate::jobs::JobSettings::default(),
+            portal: PortalSettings::default(),
         }
     }
 }
@@ -368,9 +403,24 @@ impl Settings {
         for (name, value) in [
             ("intake.committers", self.intake.committers),
             ("intake.max_group", self.intake.max_group),
+            (
+                "portal.session_idle_minutes",
+                self.portal.session_idle_minutes as usize,
+            ),
+            (
+                "portal.login_window_minutes",
+                self.portal.login_window_minutes as usize,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if let Some(l) = &self.portal.default_language {
+            if !matches!(l.as_str(), "vi" | "en") {
+                return Err(ConfigError::Invalid(format!(
+                    "portal.default_language: '{l}' is not one of vi, en"
+                )));
             }
         }
         Ok(())

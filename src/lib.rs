@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod licensing;
 pub mod loadtest;
 pub mod passwords;
+pub mod portal;
 pub mod routing;
 pub mod rules;
 pub mod store;

@@ -78,6 +78,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_transition_code",
         sql: include_str!("../../migrations/0013_outbox_transition_code.sql"),
     },
+    Migration {
+        version: 14,
+        name: "portal",
+        sql: include_str!("../../migrations/0014_portal.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

@@ -14,6 +14,7 @@ pub mod origin;
 pub mod outbox;
 pub mod parties;
 pub mod routing;
+pub mod sessions;
 pub mod stats;
 pub mod webhooks;
 

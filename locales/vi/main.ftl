@@ -1,0 +1,72 @@
+app-name = Cơ chế một cửa quốc gia
+skip-to-content = Chuyển đến nội dung chính
+language-switch = Ngôn ngữ
+nav-label = Trình đơn chính
+logout = Đăng xuất
+footer-text = Cơ chế một cửa quốc gia: tờ khai hải quan, giấy phép và chứng nhận, hoàn toàn trực tuyến.
+back-home = Về trang đầu
+save = Lưu
+field-required = Trường này là bắt buộc.
+field-too-long = Tối đa { $max } ký tự.
+field-country-invalid = Nhập mã quốc gia ISO 3166-1 gồm hai chữ cái, ví dụ VN.
+form-errors-title = Có { $count } lỗi cần sửa
+
+role-enterprise = doanh nghiệp
+role-ministry = cán bộ bộ ngành
+role-customs = cán bộ hải quan
+role-partner = cơ chế một cửa đối tác
+role-admin = quản trị vận hành
+
+nav-home = Trang đầu
+nav-declarations = Tờ khai
+nav-applications = Hồ sơ xin giấy phép
+nav-licences = Giấy phép
+nav-certificates = Giấy chứng nhận xuất xứ
+nav-profile = Hồ sơ doanh nghiệp
+nav-inbox = Hồ sơ cần xử lý
+nav-agency-licences = Giấy phép đã cấp
+nav-customs-declarations = Tờ khai chờ quyết định
+nav-partner-documents = Chứng từ từ đối tác
+
+home-title = Trang đầu
+home-welcome = Chọn việc bạn muốn làm.
+home-submit-declaration = Nộp tờ khai
+home-apply-licence = Xin cấp giấy phép
+
+login-title = Đăng nhập
+login-intro = Đăng nhập bằng mã định danh (mã số thuế hoặc mã cơ quan) và mật khẩu.
+login-party-id = Mã định danh
+login-password = Mật khẩu
+login-submit = Đăng nhập
+login-failed = Mã định danh hoặc mật khẩu không đúng.
+login-missing = Nhập mã định danh và mật khẩu.
+login-systems-note = Các hệ thống phần mềm dùng API với mã truy cập (bearer token).
+
+profile-title = Thông tin doanh nghiệp
+profile-intro = Tên và địa chỉ của bạn, được ghi vào các chứng từ mà hệ thống lập cho bạn (khai một lần).
+profile-name = Tên
+profile-street = Số nhà, đường
+profile-city = Thành phố hoặc tỉnh
+profile-post-code = Mã bưu chính
+profile-country = Quốc gia (mã ISO)
+profile-saved = Đã lưu thông tin.
+
+error-code = Mã lỗi
+error-login-required = Cần đăng nhập
+error-login-required-text = Hãy đăng nhập để xem trang này.
+error-csrf = Biểu mẫu đã hết hạn
+error-csrf-text = Mã bảo mật của biểu mẫu bị thiếu hoặc đã cũ. Hãy mở lại trang và gửi lại biểu mẫu.
+error-forbidden = Không được phép
+error-forbidden-text = Vai trò của bạn không được mở trang này.
+error-not-found = Không tìm thấy trang
+error-not-found-text = Không có gì ở đây, hoặc bạn không được xem.
+error-throttled = Quá nhiều lần thử
+error-throttled-text = Đã có quá nhiều lần thử không thành công. Hãy chờ vài phút rồi thử lại.
+error-conflict = Hiện không thể thực hiện
+error-conflict-text = Không thể thực hiện ở trạng thái hiện tại của hồ sơ; có thể hồ sơ đã được quyết định.
+error-bad-request = Không hiểu yêu cầu
+error-bad-request-text = Hệ thống không đọc được nội dung biểu mẫu gửi đến. Hãy mở lại trang và thử lại.
+error-unavailable = Dịch vụ tạm thời không sẵn sàng
+error-unavailable-text = Hệ thống tạm thời không kết nối được cơ sở dữ liệu. Chưa có gì thay đổi; hãy thử lại sau ít phút.
+error-internal = Đã xảy ra lỗi
+error-internal-text = Hệ thống không hiển thị được trang này. Lỗi đã được ghi lại; những gì bạn gửi không bị mất.
