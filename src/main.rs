@@ -134,6 +134,17 @@ enum PartyCommand {
         /// (at least 12 characters; stored only as an argon2id hash).
         #[arg(long)]
         password_stdin: bool,
+        /// The party's address, as documents the portal writes for it carry it (street, city,
+        /// postal code and ISO 3166-1 country: all four or none; the trader can also set them
+        /// on the portal's profile page).
+        #[arg(long, requires_all = ["city", "post_code", "country"])]
+        street: Option<String>,
+        #[arg(long, requires_all = ["street", "post_code", "country"])]
+        city: Option<String>,
+        #[arg(long, requires_all = ["street", "city", "country"])]
+        post_code: Option<String>,
+        #[arg(long, requires_all = ["street", "city", "post_code"])]
+        country: Option<String>,
     },
     /// Set or replace a party's portal password, read as one line from standard input.
     Password {
@@ -376,14 +387,39 @@ async fn party(
             name,
             agency,
             password_stdin,
+            street,
+            city,
+            post_code,
+            country,
         } => {
-            // Read and check the password before anything is written.
+            // Read and check the password and the address before anything is written.
             let phc = if password_stdin {
                 Some(nsw::passwords::hash(&read_password()?)?)
             } else {
                 None
             };
+            let country = country.map(|c| c.trim().to_ascii_uppercase());
+            if let Some(c) = &country {
+                if !nsw::codelists::CodeLists::get().country_known(c) {
+                    return Err(format!("--country {c}: not an ISO 3166-1 alpha-2 code").into());
+                }
+            }
             let token = parties::add(&mut client, &id, role, &name, agency.as_deref()).await?;
+            if street.is_some() {
+                nsw::store::sessions::update_profile(
+                    &mut client,
+                    &nsw::store::sessions::Profile {
+                        id: id.clone(),
+                        name: name.clone(),
+                        street,
+                        city,
+                        post_code,
+                        country,
+                    },
+                    "cli",
+                )
+                .await?;
+            }
             if let Some(phc) = phc {
                 parties::set_password(&mut client, &id, &phc, "cli").await?;
                 eprintln!("password of {id} set");

@@ -121,6 +121,7 @@ async fn login_form(
 struct LoginForm {
     party_id: String,
     password: String,
+    #[serde(default)]
     csrf: String,
     next: Option<String>,
 }
@@ -220,6 +221,7 @@ async fn login(
 
 #[derive(Deserialize)]
 struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 

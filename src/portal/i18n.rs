@@ -256,12 +256,46 @@ mod tests {
         assert_eq!(dedup.len(), vi.len(), "a key defined twice in vi");
     }
 
+    /// The `$variables` a message of the catalogues uses.
+    fn variables_of(lang: Lang, key: &str) -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("locales")
+            .join(lang.code());
+        let mut vars = Vec::new();
+        for f in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+            let text = std::fs::read_to_string(f.path()).unwrap();
+            let mut inside = false;
+            for line in text.lines() {
+                if !line.starts_with([' ', '\t']) {
+                    inside = line
+                        .split_once('=')
+                        .is_some_and(|(k, _)| k.trim_end() == key);
+                }
+                if inside {
+                    for part in line.split('$').skip(1) {
+                        let name: String = part
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                            .collect();
+                        if !name.is_empty() && !vars.contains(&name) {
+                            vars.push(name);
+                        }
+                    }
+                }
+            }
+        }
+        vars
+    }
+
     #[test]
     fn every_key_resolves_in_both_languages() {
         for lang in Lang::ALL {
             for key in keys_of(lang) {
+                let vars = variables_of(lang, &key);
+                let args: Vec<(&str, String)> =
+                    vars.iter().map(|v| (v.as_str(), "1".to_owned())).collect();
                 assert_ne!(
-                    lang.t(&key),
+                    lang.t_args(&key, &args),
                     key,
                     "{key} does not resolve in {}",
                     lang.code()
