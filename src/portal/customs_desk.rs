@@ -197,6 +197,7 @@ struct DoneQuery {
 
 const DONE: [&str; 3] = ["cleared", "under_inspection", "rejected"];
 
+#[allow(clippy::too_many_arguments)]
 async fn declaration_page(
     req: &HttpRequest,
     state: &AppState,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::forms::FieldErrors;
+use super::i18n::Lang;
 use super::page::{render, render_with, see_other, Page};
 use super::session::Person;
 use super::PortalError;
@@ -52,13 +53,13 @@ fn parse_id(raw: &str) -> Result<Uuid, PortalError> {
 }
 
 /// A span of working time in words: "2 ngày làm việc 3 giờ", "45 phút".
-pub fn working_time(page: &Page, seconds: i64, day_minutes: u32) -> String {
+pub fn working_time(lang: Lang, seconds: i64, day_minutes: u32) -> String {
     let day = i64::from(day_minutes.max(1)) * 60;
     let seconds = seconds.max(0);
     let (days, rest) = (seconds / day, seconds % day);
     let (hours, minutes) = (rest / 3600, (rest % 3600) / 60);
     let unit = |n: i64, one: &str, many: &str| {
-        page.ta(if n == 1 { one } else { many }, &[("n", &n.to_string())])
+        lang.t_args(if n == 1 { one } else { many }, &[("n", n.to_string())])
     };
     let mut parts = Vec::new();
     if days > 0 {
@@ -108,7 +109,7 @@ fn time_limit(
             TimeLimit {
                 text: page.ta(
                     "officer-limit-missed",
-                    &[("time", &working_time(page, -left, day))],
+                    &[("time", &working_time(page.lang, -left, day))],
                 ),
                 overdue: true,
             }
@@ -118,7 +119,7 @@ fn time_limit(
         TimeLimit {
             text: page.ta(
                 "officer-time-left",
-                &[("time", &working_time(page, left, day))],
+                &[("time", &working_time(page.lang, left, day))],
             ),
             overdue: false,
         }
@@ -126,7 +127,7 @@ fn time_limit(
         TimeLimit {
             text: page.ta(
                 "officer-overdue",
-                &[("time", &working_time(page, -left, day))],
+                &[("time", &working_time(page.lang, -left, day))],
             ),
             overdue: true,
         }
@@ -704,11 +705,8 @@ async fn decide(
             }) => errors.add("issue-conditions", lang.t("officer-conditions-too-long")),
             Err(WorkflowError::BadRequest {
                 code: "VALIDITY_INVALID",
-                detail,
-            }) => errors.add(
-                "issue-valid-until",
-                lang.t_args("officer-validity-invalid", &[("detail", detail)]),
-            ),
+                ..
+            }) => errors.add("issue-valid-until", lang.t("officer-validity-invalid")),
             Err(WorkflowError::Conflict {
                 code: "LICENCE_VALIDITY_ENDED",
                 ..
@@ -971,6 +969,18 @@ async fn signature(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn working_time_reads_in_days_hours_and_minutes() {
+        let day = 8 * 60;
+        let t = |lang, secs| working_time(lang, secs, day);
+        assert_eq!(t(Lang::Vi, (2 * 8 + 3) * 3600), "2 ngày làm việc 3 giờ");
+        assert_eq!(t(Lang::Vi, 4 * 3600 + 59), "4 giờ");
+        assert_eq!(t(Lang::Vi, 45 * 60), "45 phút");
+        assert_eq!(t(Lang::Vi, 0), "0 phút");
+        assert_eq!(t(Lang::En, 8 * 3600 + 3600 + 60), "1 working day 1 hour");
+        assert_eq!(t(Lang::En, 3 * 3600 + 30 * 60), "3 hours 30 minutes");
+    }
 
     #[test]
     fn file_names_keep_only_safe_characters() {

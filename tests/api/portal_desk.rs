@@ -546,6 +546,21 @@ async fn customs_decides_a_declaration_through_its_page() {
         .await;
     assert_eq!(again.status, 409, "{}", again.body);
 
+    // The same pages in English, after the language switch.
+    let switched = customs
+        .get(&format!("/language/en?next=/customs/declarations/{id}"))
+        .await;
+    assert_eq!(switched.status, 303);
+    let english = customs.get(switched.location()).await;
+    assert_eq!(english.status, 200);
+    assert!(
+        english.body.contains("<html lang=\"en\">"),
+        "{}",
+        english.body
+    );
+    assert!(english.body.contains("Customs value"));
+    assert!(english.body.contains("Agencies held to"));
+
     // The partner documents page opens (nothing received yet).
     let partner = customs.get("/customs/partner-documents").await;
     assert_eq!(partner.status, 200, "{}", partner.body);
