@@ -572,3 +572,80 @@ async fn customs_decides_a_declaration_through_its_page() {
         404
     );
 }
+
+#[tokio::test]
+async fn customs_answers_a_partner_document_through_its_page() {
+    let plan = crate::exchange::Plan::new(&["VN", "SG"]);
+    let vn = plan.start("VN").await;
+    let sg = plan.start("SG").await;
+    let form = vn.send_form_d(crate::exchange::form_d()).await;
+    vn.wait_status(form["message_id"].as_str().unwrap(), "delivered")
+        .await;
+    sg.app.add_party(Role::Customs, "SG-CUSTOMS-DESK").await;
+    set_password(&sg.app, "SG-CUSTOMS-DESK").await;
+
+    let customs = Browser::login(&sg.app, "SG-CUSTOMS-DESK").await;
+    let list = customs.get("/customs/partner-documents").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("VN-SG-26-02-0045218"), "{}", list.body);
+    let id = sg.inbox().await[0]["id"].as_str().unwrap().to_owned();
+    let page = customs
+        .get(&format!("/customs/partner-documents/{id}"))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // Singapore's window speaks English. The document is shown as text, escaped.
+    assert!(page.body.contains("<html lang=\"en\">"));
+    assert!(
+        page.body.contains("&#60;CertificateOfOrigin"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<CertificateOfOrigin"));
+    assert!(page.body.contains("value=\"preference-granted\""));
+    let csrf = page.csrf();
+
+    // A refusal needs its reason, beside the field.
+    let refused = customs
+        .post(
+            &format!("/customs/partner-documents/{id}/response"),
+            &[
+                ("csrf", &csrf),
+                ("decision", "preference-not-granted"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    message_beside(&refused.body, "reason", "Enter a reason.");
+    assert_eq!(sg.inbox().await[0]["status"], "received");
+
+    let answered = customs
+        .post(
+            &format!("/customs/partner-documents/{id}/response"),
+            &[
+                ("csrf", &csrf),
+                ("decision", "preference-not-granted"),
+                ("reason", "RVC not substantiated"),
+            ],
+        )
+        .await;
+    assert_eq!(answered.status, 303, "{}", answered.body);
+    assert_eq!(sg.inbox().await[0]["status"], "answered");
+    let shown = customs.get(answered.location()).await;
+    assert!(shown
+        .body
+        .contains("The business response was sent to the partner."));
+    assert!(
+        shown.body.contains("<td>preference-not-granted</td>"),
+        "{}",
+        shown.body
+    );
+    // Answered once only: a second answer is refused as a conflict.
+    let again = customs
+        .post(
+            &format!("/customs/partner-documents/{id}/response"),
+            &[("csrf", &csrf), ("decision", "preference-granted")],
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+}
