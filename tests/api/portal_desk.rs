@@ -371,6 +371,21 @@ async fn an_officer_works_the_inbox_and_decides_through_the_pages() {
         "received"
     );
 
+    // An application received long ago is overdue: said in words, not by colour alone.
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute(
+            "UPDATE licence_applications SET received_at = received_at - interval '30 days'
+              WHERE id = $1::text::uuid",
+            &[&second],
+        )
+        .await
+        .unwrap();
+    let inbox = officer.get("/inbox").await;
+    let row = &inbox.body[inbox.body.find(&second_ref).unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("class=\"overdue\">quá hạn "), "{row}");
+
     // The agency's licences, with balances and the exact stored bytes to download.
     let licences = officer.get("/agency/licences").await;
     assert_eq!(licences.status, 200, "{}", licences.body);
