@@ -165,7 +165,7 @@ async fn the_portal_story_in_chromium() {
     // The agency's certificates, as anyone holding the licence can fetch them.
     let certs = reqwest::Client::new()
         .get(format!(
-            "http://{address}/api/v1/agencies/MOIT/certificates"
+            "{address}/api/v1/agencies/MOIT/certificates"
         ))
         .bearer_auth(&trader)
         .send()

@@ -19,6 +19,7 @@ mod intake_rules;
 mod jobs;
 mod loadtest_exchange;
 mod portal;
+mod portal_desk;
 mod restart;
 mod trust;
 
