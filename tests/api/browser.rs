@@ -164,9 +164,7 @@ async fn the_portal_story_in_chromium() {
         .output();
     // The agency's certificates, as anyone holding the licence can fetch them.
     let certs = reqwest::Client::new()
-        .get(format!(
-            "{address}/api/v1/agencies/MOIT/certificates"
-        ))
+        .get(format!("{address}/api/v1/agencies/MOIT/certificates"))
         .bearer_auth(&trader)
         .send()
         .await
