@@ -4,6 +4,7 @@ pub mod audit;
 pub mod certificates;
 pub mod customs;
 pub mod declarations;
+pub mod dossiers;
 pub mod events;
 pub mod group_commit;
 pub mod inbound;
