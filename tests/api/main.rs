@@ -17,6 +17,7 @@ mod group_commit;
 mod intake_rules;
 mod jobs;
 mod loadtest_exchange;
+mod portal_trader;
 mod restart;
 mod trust;
 

@@ -437,6 +437,7 @@ pub async fn detail(
 
 #[derive(Deserialize)]
 pub struct SupplementForm {
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     note: String,

@@ -82,6 +82,8 @@ fn parse_id(raw: &str) -> Result<uuid::Uuid, PortalError> {
 /// A form that carries nothing but its CSRF token.
 #[derive(Deserialize)]
 pub struct CsrfOnly {
+    /// Missing is refused as a wrong token (403), not as a malformed form.
+    #[serde(default)]
     pub csrf: String,
 }
 
