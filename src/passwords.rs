@@ -74,6 +74,20 @@ pub fn verify(phc: &str, password: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A hash of a random password, made once: a log-in for a party that has no password is
+/// verified against it, so it costs the same time as a wrong password.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        let random = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(random.as_str().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,18 +117,4 @@ mod tests {
         );
         assert_eq!(check("mật khẩu đủ dài rồi"), Ok(()));
     }
-}
-
-/// A hash of a random password, made once: a log-in for a party that has no password is
-/// verified against it, so it costs the same time as a wrong password.
-pub fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let salt = SaltString::generate(&mut OsRng);
-        let random = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(random.as_str().as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
 }
