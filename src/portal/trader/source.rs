@@ -70,12 +70,10 @@ pub fn listing(bytes: &[u8], errors: &[(Option<u32>, Shown)]) -> Listing {
     let excerpt = n > FULL_LISTING_LINES;
     let mut keep = vec![!excerpt; n + 1];
     if excerpt {
-        for l in 1..=n {
-            if !at[l].is_empty() {
-                for k in l.saturating_sub(CONTEXT).max(1)..=(l + CONTEXT).min(n) {
-                    keep[k] = true;
-                }
-            }
+        let bad: Vec<usize> = (1..=n).filter(|&l| !at[l].is_empty()).collect();
+        for l in bad {
+            let (from, to) = (l.saturating_sub(CONTEXT).max(1), (l + CONTEXT).min(n));
+            keep[from..=to].iter_mut().for_each(|k| *k = true);
         }
     }
     let mut rows = Vec::new();
