@@ -146,6 +146,8 @@ pub async fn new_form(
 
 /// Largest size of a form field other than the document (the CSRF token).
 const SMALL_FIELD: usize = 1024;
+/// Fields the upload form has, with room to spare; more is no form of ours.
+const MAX_FIELDS: usize = 8;
 
 enum Read {
     Done(Vec<u8>),
@@ -180,7 +182,12 @@ pub async fn upload(
     let mut csrf_ok = false;
     let mut document: Option<(String, Vec<u8>)> = None;
     let mut too_large = false;
+    let mut fields = 0;
     while let Some(field) = payload.next().await {
+        fields += 1;
+        if fields > MAX_FIELDS {
+            return Err(PortalError::BadRequest("too many form fields".into()));
+        }
         let mut field = field.map_err(|e| PortalError::BadRequest(e.to_string()))?;
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
