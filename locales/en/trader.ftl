@@ -89,6 +89,7 @@ trader-import-country = Country of import
 trader-destination-country = Country of destination
 trader-customs-office = Customs office
 trader-issue-date = Date of issue
+trader-declaration-date = Date of the declaration
 trader-total-value = Total value
 trader-total-gross-mass = Total gross mass
 trader-item-count = Number of items

@@ -83,6 +83,7 @@ trader-import-country = Nước nhập khẩu
 trader-destination-country = Nước đến
 trader-customs-office = Chi cục hải quan
 trader-issue-date = Ngày cấp
+trader-declaration-date = Ngày khai
 trader-total-value = Tổng trị giá
 trader-total-gross-mass = Tổng trọng lượng cả bì
 trader-item-count = Số dòng hàng

@@ -192,15 +192,12 @@ fn document_view(page: &Page, bytes: &[u8], state: &AppState) -> DocumentView {
         label: page.t(key),
         value,
     };
+    let date = |raw: &str| {
+        chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+            .map(|d| page.date(&d))
+            .unwrap_or_else(|_| raw.to_owned())
+    };
     let mut facts = vec![
-        fact(
-            "trader-your-reference",
-            t(ROOT, "Header/Reference").to_owned(),
-        ),
-        fact(
-            "trader-application-type",
-            type_label(page, t(ROOT, "Header/ApplicationType")),
-        ),
         fact(
             "trader-col-direction",
             super::declarations::direction_label(page, t(ROOT, "Header/Direction")),
@@ -209,17 +206,26 @@ fn document_view(page: &Page, bytes: &[u8], state: &AppState) -> DocumentView {
         fact("trader-import-country", t(ROOT, "ImportCountry").to_owned()),
         fact(
             "trader-validity",
-            format!("{} – {}", t(ROOT, "Validity/From"), t(ROOT, "Validity/To")),
+            format!(
+                "{} – {}",
+                date(t(ROOT, "Validity/From")),
+                date(t(ROOT, "Validity/To"))
+            ),
         ),
         fact(
             "trader-submission-date",
-            t(ROOT, "Header/SubmissionDate").to_owned(),
+            date(t(ROOT, "Header/SubmissionDate")),
         ),
     ];
     let procedure = t(ROOT, "Header/ProcedureCode");
     if !procedure.is_empty() {
         facts.push(fact("trader-customs-procedure", procedure.to_owned()));
     }
+    let number = |raw: &str| {
+        raw.parse::<rust_decimal::Decimal>()
+            .map(|d| page.number(&d))
+            .unwrap_or_else(|_| raw.to_owned())
+    };
     let lines = tree
         .children(ROOT, "Line")
         .map(|n| {
@@ -230,15 +236,21 @@ fn document_view(page: &Page, bytes: &[u8], state: &AppState) -> DocumentView {
                 hs_code: t(n, "HSCode").to_owned(),
                 description: t(n, "Description").to_owned(),
                 quantity: q
-                    .map(|q| format!("{} {}", tree.text(q), tree.attr(q, "unit").unwrap_or("")))
+                    .map(|q| {
+                        format!(
+                            "{} {}",
+                            number(tree.text(q)),
+                            tree.attr(q, "unit").unwrap_or("")
+                        )
+                    })
                     .unwrap_or_default(),
                 value: v
                     .map(|v| {
-                        format!(
-                            "{} {}",
-                            tree.text(v),
-                            tree.attr(v, "currency").unwrap_or("")
-                        )
+                        let currency = tree.attr(v, "currency").unwrap_or("");
+                        match tree.text(v).parse::<rust_decimal::Decimal>() {
+                            Ok(d) => page.money(&d, currency),
+                            Err(_) => format!("{} {currency}", tree.text(v)),
+                        }
                     })
                     .unwrap_or_default(),
             }
@@ -249,7 +261,14 @@ fn document_view(page: &Page, bytes: &[u8], state: &AppState) -> DocumentView {
         .map(|n| AttachmentView {
             kind: attachment_label(page, t(n, "Type")),
             reference: t(n, "Reference").to_owned(),
-            issue_date: t(n, "IssueDate").to_owned(),
+            issue_date: {
+                let d = t(n, "IssueDate");
+                if d.is_empty() {
+                    String::new()
+                } else {
+                    date(d)
+                }
+            },
         })
         .collect();
     DocumentView {

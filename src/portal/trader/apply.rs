@@ -537,7 +537,7 @@ async fn show(
             e,
         )
         .required()
-        .pattern("[A-Za-z0-9][A-Za-z0-9/._\\-]*")
+        .pattern("[A-Za-z0-9][A-Za-z0-9\\/._\\-]*")
         .hint(page.t("trader-reference-hint")),
     ];
     let counterparty = vec![

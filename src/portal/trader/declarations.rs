@@ -407,7 +407,7 @@ pub async fn detail(
             s.destination_country.trim().to_owned(),
         ),
         fact("trader-customs-office", facts.customs_office.clone()),
-        fact("trader-issue-date", page.date(&facts.issue_date)),
+        fact("trader-declaration-date", page.date(&facts.issue_date)),
         fact(
             "trader-total-value",
             page.money(&s.total_value, s.currency.trim()),
