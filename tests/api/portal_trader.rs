@@ -619,3 +619,98 @@ async fn the_form_asks_for_an_address_first_and_other_roles_are_refused() {
     assert_eq!(r.status, 303);
     assert!(r.location.unwrap().starts_with("/login"));
 }
+
+#[tokio::test]
+async fn the_lists_page_by_twenty_keeping_their_filters() {
+    let app = TestApp::spawn().await;
+    let token = trader(&app, LAPTOPS_IMPORTER, false).await;
+    for i in 0..21 {
+        let xml = crate::helpers::with_reference(&fixture(LAPTOPS), &format!("PAGE-TEST-{i:02}"));
+        assert_eq!(app.submit(&token, xml).await.status, 201);
+    }
+    let mut b = Browser::login(&app, LAPTOPS_IMPORTER).await;
+    let first = b
+        .get("/declarations?status=accepted&q=page-test")
+        .await
+        .text();
+    assert!(first.contains("PAGE-TEST-20"), "newest first");
+    assert!(!first.contains("PAGE-TEST-00"));
+    assert!(first.contains("21 kết quả"));
+    assert!(first.contains("href=\"/declarations?status=accepted&#38;q=page-test&#38;page=2\""));
+    let second = b
+        .get("/declarations?status=accepted&q=page-test&page=2")
+        .await
+        .text();
+    assert!(second.contains("PAGE-TEST-00"));
+    assert!(!second.contains("PAGE-TEST-01<"));
+    assert!(second.contains("rel=\"prev\""));
+    assert!(!second.contains("rel=\"next\""));
+}
+
+#[tokio::test]
+async fn a_certificate_of_origin_is_listed_with_the_api_s_document_and_signature() {
+    let app = TestApp::spawn().await;
+    let token = trader(&app, LAPTOPS_IMPORTER, false).await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    let form_d = String::from_utf8(fixture("valid/certificate-of-origin/vn-sg-form-d.xml"))
+        .unwrap()
+        .replacen("<ImportCountry>SG", "<ImportCountry>BN", 1)
+        .into_bytes();
+    let r = app
+        .post_xml(&token, "/api/v1/certificates-of-origin", form_d)
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    for action in ["review", "issue"] {
+        let r = app
+            .post_json(
+                &moit,
+                &format!("/api/v1/licence-applications/{id}/decision"),
+                json!({ "action": action }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let mut b = Browser::login(&app, LAPTOPS_IMPORTER).await;
+    let list = b.get("/certificates").await.text();
+    let reference = after(&list, "VN-BN-")
+        .split(['<', '"'])
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = b.get(&format!("/certificates/{reference}")).await;
+    assert_eq!(page.status, 200);
+    let app_page = b.get(&format!("/applications/{id}")).await.text();
+    assert!(app_page.contains(&format!("href=\"/certificates/{reference}\"")));
+    assert!(app_page.contains("(COO)"));
+    for part in ["document", "signature"] {
+        let mine = b.get(&format!("/certificates/{reference}/{part}")).await;
+        assert_eq!(mine.status, 200);
+        let api = app
+            .get(
+                &token,
+                &format!("/api/v1/certificates-of-origin/{reference}/{part}"),
+            )
+            .await;
+        assert_eq!(api.status, 200);
+        assert_eq!(mine.body, api.body, "{part}");
+    }
+    trader(&app, "0309999999", false).await;
+    let mut other = Browser::login(&app, "0309999999").await;
+    assert_eq!(
+        other
+            .get(&format!("/certificates/{reference}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        other
+            .get(&format!("/certificates/{reference}/signature"))
+            .await
+            .status,
+        404
+    );
+}
