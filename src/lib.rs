@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod exchange;
+pub mod intake;
 pub mod jobs;
 pub mod licensing;
 pub mod loadtest;

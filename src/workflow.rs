@@ -3,6 +3,7 @@
 //!
 //! | workflow | function |
 //! |---|---|
+//! | an enterprise's customs declaration (idempotency, validation, party, store) | `intake::submit_declaration` |
 //! | an enterprise's licence application | `licensing::submit` |
 //! | an exporter's application for a certificate of origin (Form D) | `licensing::certificates::apply` |
 //! | a customs decision on a declaration, with its ACDD | `customs::decide` |

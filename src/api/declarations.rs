@@ -3,20 +3,12 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use base64::Engine;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{auth, body, AppState};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
-use crate::store::declarations::{self as store, Receipt, Scope, Submission, Submitted};
-use crate::store::group_commit::OwnedSubmission;
-use crate::validation::{Valid, Verdict};
-use crate::xml::DocKind;
-
-/// Bodies above this size are validated on the blocking pool so one large document does not
-/// stall the other requests on its worker.
-const INLINE_VALIDATION_LIMIT: usize = 512 * 1024;
+use crate::store::declarations::{self as store, Receipt, Scope};
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(v) = req.headers().get("idempotency-key") else {
@@ -45,72 +37,10 @@ pub async fn submit(
     let key = idempotency_key(&req)?;
     let bytes = body::read_limited(&req, payload, state.validator.limits.max_bytes).await?;
     tracing::Span::current().record("size", bytes.len());
-    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    if let Some(key) = &key {
-        let client = state.pool.get().await?;
-        let earlier = store::earlier_answer(&client, &principal.party_id, key, &sha256)
-            .await
-            .map_err(|e| super::locate::store_error(e, &bytes, &state.validator.limits))?;
-        if let Some(receipt) = earlier {
-            return Ok(created(&receipt, true));
-        }
-    }
-
-    let verdict = if bytes.len() > INLINE_VALIDATION_LIMIT {
-        let (state2, bytes2) = (state.clone(), bytes.clone());
-        web::block(move || {
-            state2
-                .validator
-                .validate(&bytes2, Some(DocKind::Declaration))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-    } else {
-        state.validator.validate(&bytes, Some(DocKind::Declaration))
-    };
-    let declaration = match verdict {
-        Verdict::Unusable(e) => return Err(ApiError::Xml(e)),
-        Verdict::Invalid { violations, .. } => return Err(ApiError::Invalid { violations }),
-        Verdict::Valid(Valid::Declaration(d)) => d,
-        Verdict::Valid(Valid::Other(_)) => {
-            return Err(ApiError::Internal("validator returned another kind".into()))
-        }
-    };
-    let me = principal.party_id.as_str();
-    if declaration.declarant.id != me && declaration.trader().id != me {
-        return Err(ApiError::forbidden(
-            "PARTY_MISMATCH",
-            format!(
-                "you ({me}) may submit only declarations in which you are the declarant or the {}",
-                match declaration.direction {
-                    crate::domain::Direction::Import => "importer",
-                    crate::domain::Direction::Export => "exporter",
-                }
-            ),
-        ));
-    }
-    let outcome = match &intake.0 {
-        Some(group) => {
-            group
-                .submit(OwnedSubmission {
-                    principal: principal.clone(),
-                    body: bytes.clone(),
-                    sha256,
-                    declaration,
-                    idempotency_key: key,
-                    today: state.today(),
-                })
-                .await
-        }
-        None => submit_alone(&state, &principal, &bytes, sha256, &declaration, key).await,
-    }
-    .map_err(|e| super::locate::store_error(e, &bytes, &state.validator.limits))?;
-    let (receipt, replayed) = match outcome {
-        Submitted::Created(r) => (r, false),
-        Submitted::Replayed(r) => (r, true),
-    };
-    tracing::Span::current().record("reference", receipt.reference.as_str());
-    Ok(created(&receipt, replayed))
+    let submitted =
+        crate::intake::submit_declaration(&state, &intake, &principal, bytes, key).await?;
+    tracing::Span::current().record("reference", submitted.receipt.reference.as_str());
+    Ok(created(&submitted.receipt, submitted.replayed))
 }
 
 fn created(receipt: &Receipt, replayed: bool) -> HttpResponse {
@@ -123,39 +53,6 @@ fn created(receipt: &Receipt, replayed: bool) -> HttpResponse {
         resp.insert_header(("Idempotent-Replayed", "true"));
     }
     resp.json(receipt)
-}
-
-/// One request, one transaction (`intake.group_commit = false`).
-async fn submit_alone(
-    state: &AppState,
-    principal: &Principal,
-    bytes: &[u8],
-    sha256: [u8; 32],
-    declaration: &crate::domain::declaration::Declaration,
-    key: Option<String>,
-) -> Result<Submitted, crate::store::StoreError> {
-    let mut client = state.pool.get().await?;
-    let routing = state.routing.current(&client).await?;
-    let origin_checked_from = state
-        .exchange
-        .as_ref()
-        .map(|ex| ex.partners.exchanging("FORM_D"))
-        .unwrap_or_default();
-    store::submit(
-        &mut client,
-        Submission {
-            principal,
-            body: bytes,
-            sha256,
-            declaration,
-            idempotency_key: key.as_deref(),
-            country: &state.settings.country,
-            routing: &routing,
-            origin_checked_from: &origin_checked_from,
-            today: state.today(),
-        },
-    )
-    .await
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {

@@ -5,6 +5,7 @@ pub mod certificates;
 pub mod customs;
 pub mod declarations;
 pub mod desk;
+pub mod dossiers;
 pub mod events;
 pub mod group_commit;
 pub mod inbound;

@@ -20,6 +20,7 @@ mod jobs;
 mod loadtest_exchange;
 mod portal;
 mod portal_desk;
+mod portal_trader;
 mod restart;
 mod trust;
 

@@ -84,15 +84,202 @@ const browser = await chromium.launch({
 });
 let failed = false;
 try {
-  // The trader's browser asks for Vietnamese.
-  const context = await browser.newContext({ locale: 'vi-VN', acceptDownloads: true, extraHTTPHeaders: { 'Accept-Language': 'vi-VN,vi;q=0.9' } });
-  const page = await context.newPage();
+  // The trader's browser asks for Vietnamese. bypassCSP lets axe-core's script into pages whose
+  // policy allows no script at all (the policy itself is checked over HTTP in tests/api).
+  const viContext = () => browser.newContext({ locale: 'vi-VN', acceptDownloads: true, bypassCSP: true, extraHTTPHeaders: { 'Accept-Language': 'vi-VN,vi;q=0.9' } });
+  const traderCtx = await viContext();
+  const page = await traderCtx.newPage();
 
   await page.goto(`${BASE}/login`);
   assert.equal(await page.getAttribute('html', 'lang'), 'vi');
   await check(page, 'login');
   await logIn(page, TRADER);
   await check(page, 'trader-home');
+
+  // 1. A declaration with errors: every error beside the numbered line it points to.
+  await page.goto(`${BASE}/declarations/new`);
+  await check(page, 'declaration-upload');
+  await page.setInputFiles('input[name="document"]', path.join(FIXTURES, 'invalid/declaration/hs-unknown-6-digit.xml'));
+  await page.locator('form[action="/declarations/new"] button[type="submit"]').click();
+  await page.waitForLoadState('domcontentloaded');
+  const refused = await page.content();
+  assert.ok(refused.includes('HS_UNKNOWN'), 'the refusal names HS_UNKNOWN');
+  const badRow = page.locator('tr.bad').first();
+  assert.ok(await badRow.count() > 0, 'the line in error is marked');
+  assert.match(await badRow.innerText(), /97/, 'the error points at line 97');
+  await check(page, 'declaration-refused');
+
+  // 2. Apply for a licence with the form: no XML. A wrong HS code is shown on its field.
+  await page.goto(`${BASE}/applications/new`);
+  await check(page, 'application-form');
+  const set = async (name, value) => {
+    const el = page.locator(`[name="${name}"]`);
+    const tag = await el.evaluate((e) => e.tagName.toLowerCase());
+    if (tag === 'select') await el.selectOption(value); else await el.fill(value);
+  };
+  await set('application_type', 'EXL');
+  await set('direction', 'EX');
+  await set('agency', 'MOIT');
+  await set('cp_id', 'PH-NFA-2026-0091');
+  await set('cp_name', 'Luzon Rice Importers Corporation');
+  await set('cp_street', '1850 Roxas Boulevard, Malate');
+  await set('cp_city', 'Manila');
+  await set('cp_post_code', '1004');
+  await set('cp_country', 'PH');
+  await set('export_country', 'VN');
+  await set('import_country', 'PH');
+  await set('valid_from', TODAY);
+  await set('valid_to', NEXT_YEAR);
+  await set('line_0_hs_code', '990199');
+  await set('line_0_description', 'Gạo trắng hạt dài 5% tấm, bao 50 kg');
+  await set('line_0_quantity', '12000');
+  await set('line_0_unit', 'TNE');
+  await set('line_0_value', '6180000.00');
+  await set('line_0_currency', 'USD');
+  // A second line, added without script.
+  await page.locator('button[name="action"][value="add_line"]').click();
+  await page.waitForLoadState('domcontentloaded');
+  assert.equal(await page.inputValue('[name="line_0_hs_code"]'), '990199', 'what was typed is kept');
+  await set('line_1_hs_code', '10063030');
+  await set('line_1_description', 'Gạo nếp, bao 25 kg');
+  await set('line_1_quantity', '3000');
+  await set('line_1_unit', 'TNE');
+  await set('line_1_value', '1830000.00');
+  await set('line_1_currency', 'USD');
+  await page.locator('button[name="action"][value="submit"]').click();
+  await page.waitForLoadState('domcontentloaded');
+  const hsError = page.locator('#line_0_hs_code-error');
+  assert.ok(await hsError.count() === 1, 'the HS code error is beside its field');
+  assert.equal(await page.getAttribute('#line_0_hs_code', 'aria-invalid'), 'true');
+  await check(page, 'application-form-refused');
+  await set('line_0_hs_code', '10063099');
+  await page.locator('button[name="action"][value="submit"]').click();
+  await page.waitForURL(/\/applications\/[0-9a-f-]{36}$/);
+  const applicationUrl = page.url();
+  const applicationId = applicationUrl.split('/').pop();
+  await check(page, 'application');
+  await logOut(page);
+
+  // 3. The MOIT officer finds it in the inbox and asks for a supplement (a reason is required).
+  const officerCtx = await viContext();
+  const officer = await officerCtx.newPage();
+  await logIn(officer, OFFICER);
+  await officer.goto(`${BASE}/inbox`);
+  await check(officer, 'officer-inbox');
+  await officer.locator(`a[href="/inbox/${applicationId}"]`).first().click();
+  await officer.waitForURL(new RegExp(`/inbox/${applicationId}`));
+  await check(officer, 'officer-application');
+  const supplementForm = officer.locator('form:has(input[name="action"][value="request_supplement"])');
+  await supplementForm.locator('button[type="submit"]').click();
+  await officer.waitForLoadState('domcontentloaded');
+  assert.ok(await officer.locator('[name="reason"][aria-invalid="true"]').count() >= 1, 'the missing reason is shown on its field');
+  await check(officer, 'officer-supplement-refused');
+  await officer.locator('form:has(input[name="action"][value="request_supplement"]) textarea[name="reason"]')
+    .fill('Bổ sung hợp đồng mua bán gạo với bên nhập khẩu.');
+  await officer.locator('form:has(input[name="action"][value="request_supplement"]) button[type="submit"]').click();
+  await officer.waitForLoadState('domcontentloaded');
+  await check(officer, 'officer-supplement-requested');
+
+  // 4. The trader answers the supplement request.
+  await logIn(page, TRADER);
+  await page.goto(applicationUrl);
+  assert.ok((await page.content()).includes('Bổ sung hợp đồng mua bán gạo'), 'the officer\'s reason is shown');
+  await page.fill('textarea[name="note"]', 'Đã bổ sung hợp đồng số DTM-LRIC-2026-007 ngày 12/01/2026.');
+  await page.locator(`form[action="/applications/${applicationId}/supplement"] button[type="submit"]`).click();
+  await page.waitForLoadState('domcontentloaded');
+  await check(page, 'application-supplemented');
+
+  // 5. The officer reviews and issues the licence for a year.
+  await officer.goto(`${BASE}/inbox/${applicationId}`);
+  await officer.locator('form:has(input[name="action"][value="review"]) button[type="submit"]').click();
+  await officer.waitForLoadState('domcontentloaded');
+  const issueForm = officer.locator('form:has(input[name="action"][value="issue"])');
+  await issueForm.locator('textarea[name="conditions"]').fill('Chỉ xuất khẩu sang Philippines.');
+  await issueForm.locator('input[name="valid_from"]').fill(TODAY);
+  await issueForm.locator('input[name="valid_until"]').fill(NEXT_YEAR);
+  await issueForm.locator('button[type="submit"]').click();
+  await officer.waitForLoadState('domcontentloaded');
+  const issuedText = await officer.locator('main').innerText();
+  const number = (issuedText.match(/MOIT-\d{4}-\d{6}/) || [])[0];
+  assert.ok(number, `a licence number is shown after issuing: ${issuedText.slice(0, 400)}`);
+  await check(officer, 'officer-issued');
+  await officer.goto(`${BASE}/agency/licences`);
+  await check(officer, 'officer-licences');
+
+  // 6. The trader downloads the signed licence and declares against it.
+  await page.goto(`${BASE}/licences`);
+  await check(page, 'trader-licences');
+  await page.goto(`${BASE}/licences/${encodeURIComponent(number)}`);
+  await check(page, 'trader-licence');
+  for (const [link, file] of [['document', 'licence.xml'], ['signature', 'licence.p7s']]) {
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator(`a[href$="/${link}"]`).first().click(),
+    ]);
+    await download.saveAs(path.join(DOWNLOADS, file));
+  }
+  const rice = fs.readFileSync(path.join(FIXTURES, 'valid/declaration/02-export-rice-to-ph-moit-licence.xml'), 'utf8')
+    .replaceAll('045/GCN-XKG', number);
+  const riceFile = path.join(DOWNLOADS, 'rice-export.xml');
+  fs.writeFileSync(riceFile, rice);
+  await page.goto(`${BASE}/declarations/new`);
+  await page.setInputFiles('input[name="document"]', riceFile);
+  await page.locator('form[action="/declarations/new"] button[type="submit"]').click();
+  await page.waitForURL(/\/declarations\/[0-9a-f-]{36}$/);
+  const declarationUrl = page.url();
+  const declarationId = declarationUrl.split('/').pop();
+  assert.ok((await page.content()).includes('Đã tiếp nhận'), 'the declaration is accepted');
+  await check(page, 'declaration');
+  await page.goto(`${BASE}/declarations`);
+  await check(page, 'trader-declarations');
+
+  // Another trader's session never shows this trader's dossiers.
+  const otherCtx = await viContext();
+  const other = await otherCtx.newPage();
+  await logIn(other, OTHER_TRADER);
+  for (const url of [declarationUrl, applicationUrl, `${BASE}/licences/${encodeURIComponent(number)}`]) {
+    const r = await other.goto(url);
+    assert.equal(r.status(), 404, `another trader gets 404 for ${url}`);
+  }
+  await other.goto(`${BASE}/declarations`);
+  assert.ok(!(await other.content()).includes(declarationId), 'not in the other trader\'s list');
+  await check(other, 'other-trader-declarations');
+
+  // 7. Customs sees the licences it drew on, and clears it.
+  const customsCtx = await viContext();
+  const customs = await customsCtx.newPage();
+  await logIn(customs, CUSTOMS);
+  await customs.goto(`${BASE}/customs/declarations`);
+  await check(customs, 'customs-declarations');
+  await customs.goto(`${BASE}/customs/declarations/${declarationId}`);
+  assert.ok((await customs.content()).includes(number), 'the licence drawn is shown');
+  await check(customs, 'customs-declaration');
+  await customs.locator('form:has(input[name="action"][value="clear"]) button[type="submit"]').click();
+  await customs.waitForLoadState('domcontentloaded');
+  await check(customs, 'customs-cleared');
+  await customs.goto(`${BASE}/customs/partner-documents`);
+  await check(customs, 'customs-partner-documents');
+
+  // 8. The trader sees the declaration cleared and the licence's balance drawn: 12000 t
+  //    allowed on line 1, 2000 t drawn, 10000 t left (Vietnamese numbers: 10.000).
+  await page.goto(declarationUrl);
+  assert.ok((await page.content()).includes('Đã thông quan'), 'the declaration is cleared');
+  await check(page, 'declaration-cleared');
+  await page.goto(`${BASE}/licences/${encodeURIComponent(number)}`);
+  const balances = await page.locator('main').innerText();
+  assert.ok(balances.includes('10.000'), `the balance shows 10.000 t left: ${balances.slice(0, 600)}`);
+  await check(page, 'licence-drawn');
+
+  // The same page in English, through the switch; numbers as English writes them.
+  await page.locator('nav.lang a').click();
+  await page.waitForLoadState('domcontentloaded');
+  assert.equal(await page.getAttribute('html', 'lang'), 'en');
+  assert.ok((await page.locator('main').innerText()).includes('10,000'), 'English numbers');
+  await check(page, 'licence-drawn-en');
+
+  // A form posted without its token is refused.
+  const forged = await page.request.post(`${BASE}/applications/${applicationId}/withdraw`, { form: { csrf: 'forged' }, maxRedirects: 0 });
+  assert.equal(forged.status(), 403, 'a forged form is refused');
 
   await logOut(page);
   console.log('story: done');
