@@ -54,6 +54,28 @@ struct AttachmentForm {
     issue_date: String,
 }
 
+impl LineForm {
+    /// Nothing typed (unit and currency have defaults and do not count).
+    fn is_empty(&self) -> bool {
+        [
+            &self.hs_code,
+            &self.description,
+            &self.quantity,
+            &self.value,
+        ]
+        .iter()
+        .all(|v| v.trim().is_empty())
+    }
+}
+
+/// Which form rows became which elements of the document written: a row left entirely empty
+/// is not written (an empty goods line, or attachment, is only a row the form shows).
+#[derive(Debug, Default)]
+struct Rows {
+    lines: Vec<usize>,
+    attachments: Vec<usize>,
+}
+
 impl AttachmentForm {
     fn is_empty(&self) -> bool {
         self.reference.trim().is_empty() && self.issue_date.trim().is_empty()
@@ -171,10 +193,10 @@ impl ApplyForm {
     /// The licence-application document of this form for `applicant`, filed on `today`.
     /// Optional elements left empty are left out; required ones are written even when empty,
     /// so the schema names them (and the message lands beside their field). Also answers, for
-    /// each attachment written, the form row it came from.
-    fn to_xml(&self, applicant: &Profile, today: chrono::NaiveDate) -> (Vec<u8>, Vec<usize>) {
+    /// each line and attachment written, the form row it came from.
+    fn to_xml(&self, applicant: &Profile, today: chrono::NaiveDate) -> (Vec<u8>, Rows) {
         let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
-        let mut rows = Vec::new();
+        let mut rows = Rows::default();
         // Writing into a Vec cannot fail.
         let _ = write_document(&mut w, self, applicant, today, &mut rows);
         (w.into_inner(), rows)
@@ -246,7 +268,7 @@ fn write_document(
     f: &ApplyForm,
     applicant: &Profile,
     today: chrono::NaiveDate,
-    attachment_rows: &mut Vec<usize>,
+    rows: &mut Rows,
 ) -> std::io::Result<()> {
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
     let mut root = BytesStart::new("LicenceApplication");
@@ -285,9 +307,15 @@ fn write_document(
     text(w, "From", &f.valid_from)?;
     text(w, "To", &f.valid_to)?;
     end(w, "Validity")?;
+    // Rows left empty are not written, unless all are: the schema then says a line is needed.
+    let all_empty = f.lines.iter().all(LineForm::is_empty);
     for (i, l) in f.lines.iter().enumerate() {
+        if l.is_empty() && !(all_empty && i == 0) {
+            continue;
+        }
+        rows.lines.push(i);
         start(w, "Line")?;
-        text(w, "Number", &(i + 1).to_string())?;
+        text(w, "Number", &rows.lines.len().to_string())?;
         text(w, "HSCode", &l.hs_code)?;
         text(w, "Description", &l.description)?;
         with_attr(w, "Quantity", "unit", &l.unit, &l.quantity)?;
@@ -300,7 +328,7 @@ fn write_document(
         if a.is_empty() {
             continue;
         }
-        attachment_rows.push(i);
+        rows.attachments.push(i);
         start(w, "Attachment")?;
         text(w, "Type", &a.kind)?;
         text(w, "Reference", &a.reference)?;
@@ -321,8 +349,9 @@ fn step(s: &str) -> (&str, usize) {
 }
 
 /// The form field a violation's path names, if any (`/LicenceApplication/Line[2]/HSCode` →
-/// `line_1_hs_code`); `attachment_rows` maps written attachments to form rows.
-fn field_of(path: &str, attachment_rows: &[usize]) -> Option<String> {
+/// `line_1_hs_code` when the second line written is the form's second row); `rows` maps the
+/// lines and attachments written to form rows.
+fn field_of(path: &str, rows: &Rows) -> Option<String> {
     let steps: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     if steps.first().map(|s| step(s).0) != Some("LicenceApplication") {
         return None;
@@ -355,10 +384,11 @@ fn field_of(path: &str, attachment_rows: &[usize]) -> Option<String> {
                 (Some("Value"), _) => "value",
                 _ => "hs_code",
             };
-            return Some(format!("line_{}_{name}", n.saturating_sub(1)));
+            let row = rows.lines.get(n.saturating_sub(1))?;
+            return Some(format!("line_{row}_{name}"));
         }
         ("Attachment", field, _) => {
-            let row = attachment_rows.get(n.saturating_sub(1))?;
+            let row = rows.attachments.get(n.saturating_sub(1))?;
             let name = match field {
                 Some("Type") => "type",
                 Some("IssueDate") => "issue_date",
@@ -853,7 +883,7 @@ pub async fn post(
         )
         .await;
     }
-    let (xml, attachment_rows) = f.to_xml(&profile, state.today());
+    let (xml, rows) = f.to_xml(&profile, state.today());
     let violations: Vec<Violation> =
         match licensing::submit(&licensing_context(&state), person.party_id(), &xml).await {
             Ok(receipt) => {
@@ -881,7 +911,7 @@ pub async fn post(
     let mut unplaced = Vec::new();
     for v in &violations {
         let message = format!("{}: {}", v.code, v.message);
-        match field_of(&v.path, &attachment_rows) {
+        match field_of(&v.path, &rows) {
             Some(field) => errors.add(field, message),
             None => unplaced.push(message),
         }
@@ -905,13 +935,16 @@ mod tests {
 
     #[test]
     fn paths_name_their_fields() {
-        let rows = [0, 2];
+        let rows = Rows {
+            lines: vec![0, 2],
+            attachments: vec![0, 2],
+        };
         assert_eq!(
             field_of("/LicenceApplication/Line[2]/HSCode", &rows).as_deref(),
-            Some("line_1_hs_code")
+            Some("line_2_hs_code")
         );
         assert_eq!(
-            field_of("/LicenceApplication/Line/Quantity/@unit", &rows).as_deref(),
+            field_of("/LicenceApplication/Line[1]/Quantity/@unit", &rows).as_deref(),
             Some("line_0_unit")
         );
         assert_eq!(
@@ -924,6 +957,42 @@ mod tests {
         );
         assert_eq!(field_of("/LicenceApplication/Applicant/Name", &rows), None);
         assert_eq!(field_of("/", &rows), None);
+    }
+
+    #[test]
+    fn empty_rows_are_not_written_and_the_rows_map_back() {
+        let mut f = ApplyForm::blank(chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap());
+        f.lines.push(LineForm::default());
+        f.lines.push(LineForm {
+            hs_code: "100630".into(),
+            description: "rice & <co>".into(),
+            quantity: "1".into(),
+            unit: "TNE".into(),
+            ..LineForm::default()
+        });
+        let profile = Profile {
+            id: "0301234567".into(),
+            name: "A \"quoted\" name".into(),
+            city: Some("Hà Nội".into()),
+            country: Some("VN".into()),
+            ..Profile::default()
+        };
+        let (xml, rows) = f.to_xml(
+            &profile,
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+        );
+        let text = String::from_utf8(xml).unwrap();
+        assert_eq!(rows.lines, vec![2]);
+        assert!(rows.attachments.is_empty());
+        assert_eq!(text.matches("<Line>").count(), 1);
+        assert!(text.contains("<Number>1</Number>"));
+        assert!(text.contains("rice &amp; &lt;co&gt;"));
+        assert!(!text.contains("<Attachment>"));
+        assert!(!text.contains("<Street>"));
+        assert_eq!(
+            field_of("/LicenceApplication/Line/HSCode", &rows).as_deref(),
+            Some("line_2_hs_code")
+        );
     }
 
     #[test]
