@@ -14,7 +14,6 @@ pub mod health;
 pub mod json;
 pub mod licence_applications;
 pub mod licences;
-pub mod locate;
 pub mod stats;
 pub mod webhooks;
 
