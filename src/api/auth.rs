@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::HeaderMap;
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use crate::api::AppState;
@@ -79,6 +79,11 @@ impl FromRequest for Principal {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Settled already by the router's `authenticate_first`, before any other extractor.
+        if let Some(p) = req.extensions().get::<Principal>().cloned() {
+            tracing::Span::current().record("party", p.party_id.as_str());
+            return Box::pin(async move { Ok(p) });
+        }
         let headers = req.headers().clone();
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {

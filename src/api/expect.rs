@@ -72,7 +72,8 @@ fn matches(pattern: &str, path: &str) -> bool {
 }
 
 /// Paths whose callers are not bearer-token parties: partner windows sign their messages.
-fn public(pattern: &str) -> bool {
+/// The one list both the expect check and the router's authentication use.
+pub fn public(pattern: &str) -> bool {
     matches!(pattern, "/health" | "/exchange/v1/messages")
 }
 

@@ -20,7 +20,7 @@ pub mod webhooks;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpMessage};
 use deadpool_postgres::Pool;
 use tracing_actix_web::RequestId;
@@ -414,7 +414,36 @@ fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
                 let allow = b.clone();
                 async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow }) }
             }));
-        cfg.service(resource);
+        if expect::public(path) {
+            cfg.service(resource);
+        } else {
+            cfg.service(resource.wrap(from_fn(authenticate_first)));
+        }
+    }
+}
+
+/// Who the caller is, settled before anything else of the request is looked at: an unknown,
+/// revoked or missing bearer token is `401` whatever the path, query or body (then the role,
+/// 403, in the handler; then the input). The principal is kept for the handler's extractor.
+/// `OPTIONS` is answered without credentials, as browsers send it (it tells only the methods).
+async fn authenticate_first(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    if req.method() == Method::OPTIONS {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(req
+            .error_response(ApiError::Internal("no app state".into()))
+            .map_into_right_body());
+    };
+    match auth::authenticate(&state, req.headers()).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
     }
 }
 

@@ -114,3 +114,67 @@ async fn documents_of_other_kinds_are_refused_by_the_declaration_endpoint() {
     assert_eq!(r.status, 422);
     assert_eq!(r.error_codes()[0].0, "DOCUMENT_TYPE_MISMATCH");
 }
+
+/// Who the caller is comes first: on every registered route, whatever the path, query and body
+/// (a malformed id, a wrong media type, garbage), an unknown or missing token is 401 in
+/// problem+json. Walks the router's own table, so a route added later is walked too.
+#[tokio::test]
+async fn every_route_answers_401_to_an_unknown_token_before_looking_at_the_request() {
+    let app = TestApp::spawn().await;
+    let mut walked = 0;
+    for e in nsw::api::endpoints() {
+        if nsw::api::expect::public(e.path) {
+            continue;
+        }
+        let path = e
+            .path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "not-a-uuid" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = reqwest::Method::from_bytes(e.method.as_str().as_bytes()).unwrap();
+        for token in [None, Some("nsw_not-a-real-token")] {
+            let r = app
+                .request(
+                    method.clone(),
+                    &format!("{path}?limit=abc&after=-1"),
+                    token,
+                    &[("content-type", "text/plain")],
+                    Some(b"\x00 not a document".to_vec()),
+                )
+                .await;
+            assert_eq!(r.status, 401, "{} {} with {token:?}", e.method, e.path);
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/problem+json"),
+                "{} {}",
+                e.method,
+                e.path
+            );
+            assert_eq!(r.json()["code"], "UNAUTHORIZED");
+        }
+        walked += 1;
+    }
+    assert!(walked > 40, "walked {walked} routes");
+}
+
+/// The examples that were answered before the token was looked at.
+#[tokio::test]
+async fn a_malformed_path_or_body_does_not_come_before_the_token() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .get("nsw_not-a-real-token", "/api/v1/exchange/inbox/not-a-uuid")
+        .await;
+    assert_eq!(r.status, 401);
+    let r = app
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/admin/exchange/fault",
+            Some("nsw_not-a-real-token"),
+            &[("content-type", "text/plain")],
+            Some(b"mode=down".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+}
