@@ -241,12 +241,14 @@ impl Application {
             })
         });
         let grace = Duration::from_millis(settings.jobs.grace_ms);
+        let throttle = api::throttle::Throttle::new(&settings.throttle);
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
             validator: Validator::new(settings.limits(), settings.country.clone())
                 .with_clock(clock),
             settings,
             tokens: api::auth::TokenCache::default(),
+            throttle,
             routing,
             calendar,
             clock,

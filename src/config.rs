@@ -62,6 +62,35 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub jobs: crate::jobs::JobSettings,
     pub portal: PortalSettings,
+    pub throttle: ThrottleSettings,
+}
+
+/// Throttles of the API, per instance (each `nsw` process counts on its own; with several
+/// instances behind a balancer the allowance multiplies by their number). 0 turns one off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleSettings {
+    /// Requests with a missing, unknown or revoked token, per client address and minute;
+    /// beyond it they are answered 429 (AUTH_THROTTLED) instead of 401.
+    pub auth_failures_per_minute: u32,
+    /// How many such failures may come at once before the rate applies.
+    pub auth_failure_burst: u32,
+    /// Writes (POST, PUT, DELETE) per authenticated party and second; beyond it 429
+    /// (WRITES_THROTTLED). Reads are not throttled.
+    pub writes_per_second: u32,
+    /// How many writes a party may send at once before the rate applies.
+    pub write_burst: u32,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        ThrottleSettings {
+            auth_failures_per_minute: 60,
+            auth_failure_burst: 120,
+            writes_per_second: 200,
+            write_burst: 1000,
+        }
+    }
 }
 
 /// The web portal: people's sessions and log-in throttling.
@@ -354,6 +383,7 @@ impl Default for Settings {
             intake: IntakeSettings::default(),
             jobs: crate::jobs::JobSettings::default(),
             portal: PortalSettings::default(),
+            throttle: ThrottleSettings::default(),
         }
     }
 }

@@ -44,6 +44,13 @@ pub enum ApiError {
     Invalid { violations: Vec<Violation> },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// Over a throttle (`code`: AUTH_THROTTLED, WRITES_THROTTLED): retry after the seconds given.
+    #[error("{detail}")]
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -81,6 +88,7 @@ impl ApiError {
             ApiError::Xml(e) => e.code(),
             ApiError::Invalid { .. } => "DOCUMENT_INVALID",
             ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::TooManyRequests { code, .. } => code,
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -102,6 +110,7 @@ impl ApiError {
             ApiError::Xml(_) => "Unusable XML",
             ApiError::Invalid { .. } => "Document invalid",
             ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::TooManyRequests { .. } => "Too many requests",
             ApiError::Internal(_) => "Internal error",
         }
     }
@@ -132,6 +141,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -199,6 +209,12 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::UnsupportedEncoding { .. }) {
             resp.insert_header((header::ACCEPT_ENCODING, "gzip, deflate"));
+        }
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         if matches!(self, ApiError::Unauthorized) {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"nsw\""));

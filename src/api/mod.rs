@@ -15,6 +15,7 @@ pub mod json;
 pub mod licence_applications;
 pub mod licences;
 pub mod stats;
+pub mod throttle;
 pub mod webhooks;
 
 use actix_web::body::MessageBody;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub clock: crate::calendar::Clock,
     /// Partner-window exchange; `None` when this window has no keys.
     pub exchange: Option<std::sync::Arc<crate::exchange::Exchange>>,
+    /// Authentication-failure and write throttles.
+    pub throttle: throttle::Throttle,
 }
 
 impl AppState {
@@ -440,8 +443,20 @@ async fn authenticate_first(
     };
     match auth::authenticate(&state, req.headers()).await {
         Ok(principal) => {
+            if matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE) {
+                if let Err(e) = state.throttle.write(&principal.party_id) {
+                    return Ok(req.error_response(e).map_into_right_body());
+                }
+            }
             req.extensions_mut().insert(principal);
             Ok(next.call(req).await?.map_into_left_body())
+        }
+        Err(ApiError::Unauthorized) => {
+            let e = match req.peer_addr().map(|a| state.throttle.auth_failure(a.ip())) {
+                Some(Err(throttled)) => throttled,
+                _ => ApiError::Unauthorized,
+            };
+            Ok(req.error_response(e).map_into_right_body())
         }
         Err(e) => Ok(req.error_response(e).map_into_right_body()),
     }

@@ -387,6 +387,9 @@ impl Server {
             .env("NSW_LISTEN", "127.0.0.1:0")
             .env("NSW_LOG_FORMAT", "json")
             .env("RUST_LOG", "warn")
+            // One party sends every request of the load: the per-party write throttle would
+            // measure itself, not the window.
+            .env("NSW_THROTTLE__WRITES_PER_SECOND", "0")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stderr(Stdio::piped())
             .spawn()?;

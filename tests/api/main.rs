@@ -22,6 +22,7 @@ mod portal;
 mod portal_desk;
 mod portal_trader;
 mod restart;
+mod throttle;
 mod trust;
 
 mod ministries;
