@@ -74,6 +74,11 @@ impl Database {
 
 /// Connects to the configured database, or starts the embedded one, and applies migrations.
 pub async fn connect(settings: &Settings) -> Result<Database, StartError> {
+    connect_with(settings, true).await
+}
+
+/// As [`connect`]; without `migrate` the database is left as found (a restore needs it empty).
+pub async fn connect_with(settings: &Settings, migrate: bool) -> Result<Database, StartError> {
     let (url, cluster) = match &settings.database_url {
         Some(url) => (url.expose().clone(), None),
         None => {
@@ -88,9 +93,10 @@ pub async fn connect(settings: &Settings) -> Result<Database, StartError> {
     };
     let (pool, connections) =
         db::service_pool(&url, settings.pool_size, tokio::runtime::Handle::current())?;
-    let mut client = pool.get().await.map_err(DbError::from)?;
-    db::migrate::run(&mut client).await?;
-    drop(client);
+    if migrate {
+        let mut client = pool.get().await.map_err(DbError::from)?;
+        db::migrate::run(&mut client).await?;
+    }
     Ok(Database {
         pool,
         url,

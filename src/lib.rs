@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod app;
+pub mod backup;
 pub mod calendar;
 pub mod codelists;
 pub mod config;

@@ -376,6 +376,11 @@ impl EmbeddedCluster {
     }
 }
 
+/// The PostgreSQL binaries' directory (`pg_dump`, `pg_restore` are there too).
+pub fn bin_dir() -> Result<PathBuf> {
+    find_bin_dir()
+}
+
 /// Search order: NSW_PG_BIN, `pg_config --bindir`, PATH, highest /usr/lib/postgresql/*/bin.
 /// A candidate must hold both initdb and pg_ctl: Debian's pg_config may come with a newer libpq
 /// than the installed server.

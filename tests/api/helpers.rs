@@ -191,6 +191,17 @@ pub async fn fresh_database() -> String {
     server().conn(&name)
 }
 
+/// A new database with nothing in it (not even migrations), e.g. to restore a backup into.
+pub async fn empty_database() -> String {
+    let name = format!("e_{}", uuid::Uuid::now_v7().simple());
+    admin()
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create an empty database");
+    server().conn(&name)
+}
+
 pub struct TestApp {
     pub address: String,
     pub database_url: String,

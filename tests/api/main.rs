@@ -4,6 +4,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod backup;
 mod browser;
 mod certificates;
 mod cli;
