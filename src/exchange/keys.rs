@@ -223,7 +223,7 @@ pub fn load_tls(dir: &Path) -> Result<Option<TlsFiles>, ExchangeError> {
     }
     Ok(Some(TlsFiles {
         cert_pem: read(&cert)?,
-        key_pem: read(&key)?,
+        key_pem: read_secret(&key)?,
     }))
 }
 
@@ -308,6 +308,29 @@ fn read(path: &Path) -> Result<Vec<u8>, ExchangeError> {
     })
 }
 
+/// Reads a private key file, refusing one that anyone but its owner may read or write: a key
+/// readable by others is a key already disclosed (`chmod 600` it).
+fn read_secret(path: &Path) -> Result<Vec<u8>, ExchangeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| ExchangeError::Keys {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(ExchangeError::Keys {
+            path: path.to_path_buf(),
+            message: format!(
+                "private key file is accessible to others (mode {:o}); run chmod 600 on it",
+                mode & 0o777
+            ),
+        });
+    }
+    read(path)
+}
+
 pub fn read_cert(path: &Path) -> Result<X509, ExchangeError> {
     X509::from_pem(&read(path)?).map_err(|e| ExchangeError::Keys {
         path: path.to_path_buf(),
@@ -318,7 +341,7 @@ pub fn read_cert(path: &Path) -> Result<X509, ExchangeError> {
 /// Loads the identity `init` created in `dir`.
 pub fn load(dir: &Path, country: &str) -> Result<Identity, ExchangeError> {
     let key_path = dir.join(SIGNING_KEY);
-    let key = PKey::private_key_from_pem(&read(&key_path)?).map_err(|e| ExchangeError::Keys {
+    let key = PKey::private_key_from_pem(&read_secret(&key_path)?).map_err(|e| ExchangeError::Keys {
         path: key_path.clone(),
         message: format!("not a PEM private key: {e}"),
     })?;
@@ -370,4 +393,23 @@ pub fn subject_line(cert: &X509Ref) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_private_key_readable_by_others_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), "VN", &[]).unwrap();
+        assert!(load(dir.path(), "VN").is_ok());
+        let key = dir.path().join(SIGNING_KEY);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load(dir.path(), "VN").err().expect("refused");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load(dir.path(), "VN").is_ok());
+    }
 }
