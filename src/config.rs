@@ -62,6 +62,28 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub jobs: crate::jobs::JobSettings,
     pub portal: PortalSettings,
+    pub console: ConsoleSettings,
+}
+
+/// The operator console (`/console`): when its alerts fire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// A partner whose last delivery attempt failed, with no successful delivery for this many
+    /// minutes while a message waited, is shown as failing.
+    pub partner_failing_minutes: u32,
+    /// Certificates (ours, partners' pinned CAs, agencies') expiring within this many days
+    /// are shown.
+    pub certificate_warning_days: u32,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            partner_failing_minutes: 30,
+            certificate_warning_days: 30,
+        }
+    }
 }
 
 /// The web portal: people's sessions and log-in throttling.
@@ -354,6 +376,7 @@ impl Default for Settings {
             intake: IntakeSettings::default(),
             jobs: crate::jobs::JobSettings::default(),
             portal: PortalSettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }

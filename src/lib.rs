@@ -5,6 +5,7 @@ pub mod app;
 pub mod calendar;
 pub mod codelists;
 pub mod config;
+pub mod console;
 pub mod customs;
 pub mod db;
 pub mod demo;
