@@ -147,6 +147,46 @@ async fn an_operator_sees_alerts_and_requeues_a_dead_letter() {
     assert_eq!(again.status, 409);
 }
 
+/// `POST /console/routing/file` as a browser sends a file: multipart, the token first.
+async fn upload_table(b: &Browser, csrf: &str, file: &[u8]) -> (u16, Option<String>, String) {
+    let boundary = "----nswconsoletestboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nfrom a file\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"rules.toml\"\r\n\
+         Content-Type: text/plain\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let cookies = b
+        .cookies
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/console/routing/file", b.base))
+        .header("cookie", cookies)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
+    (status, location, r.text().await.unwrap())
+}
+
 #[tokio::test]
 async fn a_routing_table_is_uploaded_with_its_errors_shown_per_rule() {
     let app = TestApp::spawn().await;
@@ -211,6 +251,18 @@ async fn a_routing_table_is_uploaded_with_its_errors_shown_per_rule() {
     let admin = app.add_party(Role::Admin, "ADMIN-API").await;
     let current = app.get(&admin, "/api/v1/admin/routing-rules").await.json();
     assert_eq!(current["version"], 2);
+
+    // The same as a file: the shipped table again is version 3, the title back as it was.
+    let (status, _, body) = upload_table(&op, &csrf, broken.as_bytes()).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains(&format!("<th scope=\"row\">{}</th>", first_export.id)));
+    let (status, location, body) = upload_table(&op, &csrf, table.as_bytes()).await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(location.as_deref(), Some("/console/routing?saved=3"));
+    let diff = op.get("/console/routing?a=2&b=3").await;
+    assert!(diff.body.contains(&first.title), "{}", diff.body);
+    let versions = op.get("/console/routing").await;
+    assert!(row_of(&versions, "from a file").contains(">3 ("));
 }
 
 #[tokio::test]
