@@ -98,6 +98,8 @@ async fn an_operator_sees_alerts_and_requeues_a_dead_letter() {
     assert!(overdue.contains("MOIT: overdue by"), "{overdue}");
     let failing = row_of(&home, "Partner failing");
     assert!(failing.contains(">SG<"), "{failing}");
+    // Keys made today are far from expiry: no certificate alert within 30 days.
+    assert!(!home.body.contains("Certificate expiring"));
 
     // The message search finds it by status and partner; its page shows the attempts.
     let found = op
@@ -137,6 +139,24 @@ async fn an_operator_sees_alerts_and_requeues_a_dead_letter() {
     let home = op.get("/console").await;
     assert!(!home.body.contains(&id), "{}", home.body);
     assert!(!home.body.contains("Partner failing"), "{}", home.body);
+    // The receiving window's console finds it among the messages received, with its receipt.
+    let mut sg_op = operator(&sg.app, "SG-OPERATOR").await;
+    let received = sg_op
+        .get("/console/messages?direction=in&partner=VN&document_type=FORM_D")
+        .await;
+    assert_eq!(received.status, 200, "{}", received.body);
+    let row = row_of(&received, &reference);
+    let href = &row[row.find("/console/messages/in/").unwrap()..];
+    let href = &href[..href.find('"').unwrap()];
+    let message = sg_op.get(href).await;
+    assert_eq!(message.status, 200, "{}", message.body);
+    assert!(message.body.contains(&id));
+    assert!(message.body.contains("urn:nsw:receipt:1"));
+    let other_day = sg_op
+        .get("/console/messages?direction=in&from=2001-01-01&to=2001-01-31")
+        .await;
+    assert!(!other_day.body.contains(&reference));
+
     // Requeuing a delivered message is refused by the state machine.
     let again = op
         .post_form(
@@ -429,7 +449,11 @@ async fn the_audit_check_shows_the_result_and_the_head() {
 async fn ping_shows_a_round_trip_between_windows_and_the_failure_of_a_down_partner() {
     // TH is in VN's partner table but never started: nothing listens on its port.
     let plan = Plan::new(&["VN", "SG", "TH"]);
-    let vn = plan.start("VN").await;
+    let vn = plan
+        .window("VN")
+        .settings(|s| s.console.certificate_warning_days = 36_500)
+        .start()
+        .await;
     let sg = plan.start("SG").await;
     let mut op = operator(&vn.app, "VN-OPERATOR").await;
     let partners = op.get("/console/partners").await;
@@ -438,6 +462,11 @@ async fn ping_shows_a_round_trip_between_windows_and_the_failure_of_a_down_partn
         .body
         .contains(&format!("127.0.0.1:{}", plan.port("SG"))));
     assert!(partners.body.contains("C=SG"), "{}", partners.body);
+    // Within a century every certificate expires: ours and the partners' pinned CAs alert.
+    let home = op.get("/console").await;
+    assert!(row_of(&home, "SG partner CA").contains("Certificate expiring"));
+    assert!(row_of(&home, "TH partner CA").contains("Certificate expiring"));
+    assert!(row_of(&home, "VN signing").contains("Certificate expiring"));
     let csrf = op.csrf().await;
     let pong = op
         .post_form("/console/partners/SG/ping", &[("csrf", &csrf)])
