@@ -63,6 +63,7 @@ pub struct Settings {
     pub jobs: crate::jobs::JobSettings,
     pub portal: PortalSettings,
     pub throttle: ThrottleSettings,
+    pub console: ConsoleSettings,
 }
 
 /// Throttles of the API, per instance (each `nsw` process counts on its own; with several
@@ -89,6 +90,27 @@ impl Default for ThrottleSettings {
             auth_failure_burst: 120,
             writes_per_second: 200,
             write_burst: 1000,
+        }
+    }
+}
+
+/// The operator console (`/console`): when its alerts fire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// A partner whose last delivery attempt failed, with no successful delivery for this many
+    /// minutes while a message waited, is shown as failing.
+    pub partner_failing_minutes: u32,
+    /// Certificates (ours, partners' pinned CAs, agencies') expiring within this many days
+    /// are shown.
+    pub certificate_warning_days: u32,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            partner_failing_minutes: 30,
+            certificate_warning_days: 30,
         }
     }
 }
@@ -384,6 +406,7 @@ impl Default for Settings {
             jobs: crate::jobs::JobSettings::default(),
             portal: PortalSettings::default(),
             throttle: ThrottleSettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }

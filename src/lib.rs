@@ -6,6 +6,7 @@ pub mod backup;
 pub mod calendar;
 pub mod codelists;
 pub mod config;
+pub mod console;
 pub mod customs;
 pub mod db;
 pub mod demo;

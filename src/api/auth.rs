@@ -38,6 +38,14 @@ impl TokenCache {
             .map(|(p, _)| p.clone())
     }
 
+    /// Forgets every cached lookup: after a token is revoked or a party deactivated, this
+    /// instance asks the database again at once (other instances within `TTL`).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.entries.lock() {
+            map.clear();
+        }
+    }
+
     fn put(&self, digest: Vec<u8>, p: Principal) {
         if let Ok(mut map) = self.entries.lock() {
             if map.len() >= MAX_ENTRIES {

@@ -83,6 +83,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "portal",
         sql: include_str!("../../migrations/0014_portal.sql"),
     },
+    Migration {
+        version: 15,
+        name: "party_deactivation",
+        sql: include_str!("../../migrations/0015_party_deactivation.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

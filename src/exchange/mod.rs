@@ -10,6 +10,7 @@ pub mod inbound;
 pub mod keys;
 pub mod outbox;
 pub mod partners;
+pub mod ping;
 pub mod receipt;
 pub mod respond;
 pub mod signature;

@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod assets;
+pub mod console;
 pub mod customs_desk;
 pub mod error;
 pub mod forms;
@@ -37,6 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     trader::routes(cfg);
     officer::routes(cfg);
     customs_desk::routes(cfg);
+    console::routes(cfg);
 }
 
 /// Whether `path` belongs to the machine interfaces (JSON API, partner exchange, health)

@@ -72,7 +72,16 @@ fn nav_for(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/customs/declarations", "nav-customs-declarations"),
             ("/customs/partner-documents", "nav-partner-documents"),
         ],
-        Role::Admin | Role::Partner => &[("/", "nav-home")],
+        Role::Admin => &[
+            ("/", "nav-home"),
+            ("/console", "console-nav-overview"),
+            ("/console/partners", "console-nav-partners"),
+            ("/console/messages", "console-nav-messages"),
+            ("/console/routing", "console-nav-routing"),
+            ("/console/parties", "console-nav-parties"),
+            ("/console/audit", "console-nav-audit"),
+        ],
+        Role::Partner => &[("/", "nav-home")],
     }
 }
 
@@ -103,8 +112,9 @@ impl Page {
                     .map(|(href, key)| NavItem {
                         href,
                         label: lang.t(key),
-                        current: if *href == "/" {
-                            path == "/"
+                        // A section's start page is current only on itself.
+                        current: if *href == "/" || *href == "/console" {
+                            path == *href
                         } else {
                             path == *href || path.starts_with(&format!("{href}/"))
                         },

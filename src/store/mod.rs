@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod certificates;
+pub mod console;
 pub mod customs;
 pub mod declarations;
 pub mod desk;

@@ -12,7 +12,8 @@ pub fn token_digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-fn new_token() -> String {
+/// A new bearer token: 32 random bytes from the OS, base64url, prefixed `nsw_`.
+pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     format!(
@@ -88,7 +89,7 @@ pub async fn authenticate<C: GenericClient>(
     let stmt = client
         .prepare_cached(
             "SELECT p.id, p.role, p.agency FROM tokens t JOIN parties p ON p.id = t.party_id
-              WHERE t.hash = $1 AND t.revoked_at IS NULL",
+              WHERE t.hash = $1 AND t.revoked_at IS NULL AND p.deactivated_at IS NULL",
         )
         .await?;
     let row = client.query_opt(&stmt, &[&token_digest(token)]).await?;
@@ -157,7 +158,7 @@ pub async fn password_of<C: GenericClient>(
     let row = client
         .query_opt(
             "SELECT id, role, agency, password_hash FROM parties
-              WHERE id = $1 AND password_hash IS NOT NULL",
+              WHERE id = $1 AND password_hash IS NOT NULL AND deactivated_at IS NULL",
             &[&id],
         )
         .await?;

@@ -8,6 +8,7 @@ mod backup;
 mod browser;
 mod certificates;
 mod cli;
+mod console;
 mod decisions;
 mod declarations;
 mod events;
