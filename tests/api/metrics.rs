@@ -415,3 +415,118 @@ async fn liveness_needs_nothing_and_readiness_needs_the_database() {
     let live = app.get_anonymously("/health/live").await;
     assert_eq!(live.status, 200);
 }
+
+#[tokio::test]
+async fn metrics_follow_the_outbox_and_the_exchange_certificates() {
+    use crate::exchange::{form_d, Plan};
+    use serde_json::json;
+
+    let plan = Plan::new(&["VN", "SG"]);
+    let vn = plan
+        .window("VN")
+        .without_jobs()
+        .settings(|s| s.exchange.max_attempts = 1)
+        .start()
+        .await;
+    let sg = plan.start("SG").await;
+    let (_, before) = scrape(&vn.app, &vn.admin).await;
+
+    // One message delivered, one that fails its only attempt and becomes a dead letter.
+    let delivered = vn.send_form_d(form_d()).await;
+    assert_eq!(vn.app.run_outbox_once().await, 1);
+    vn.wait_status(delivered["message_id"].as_str().unwrap(), "delivered")
+        .await;
+    sg.fault(json!({ "mode": "status", "status": 503 }), Some(1))
+        .await;
+    let dead = vn.send_form_d(form_d()).await;
+    assert_eq!(vn.app.run_outbox_once().await, 1);
+    vn.wait_status(dead["message_id"].as_str().unwrap(), "dead_letter")
+        .await;
+
+    let (text, after) = scrape(&vn.app, &vn.admin).await;
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        let (b, a) = (value(&before, name, labels), value(&after, name, labels));
+        assert!(
+            a >= b + 1.0,
+            "{name}{labels:?}: {b} before, {a} after\n{text}"
+        );
+    };
+    let sg_label = ("partner", "SG");
+    grew(
+        "nsw_outbox_delivery_attempts_total",
+        &[sg_label, ("outcome", "delivered")],
+    );
+    grew(
+        "nsw_outbox_delivery_attempts_total",
+        &[sg_label, ("outcome", "failed")],
+    );
+    grew(
+        "nsw_outbox_attempt_duration_seconds_count",
+        &[sg_label, ("outcome", "failed")],
+    );
+    grew(
+        "nsw_outbox_delivery_latency_seconds_count",
+        &[sg_label, ("status", "delivered")],
+    );
+    grew("nsw_outbox_dead_letters_total", &[sg_label]);
+
+    // The outbox as the database holds it, every status shown for the partner.
+    for (status, n) in [
+        ("pending", 0.0),
+        ("sending", 0.0),
+        ("retry_wait", 0.0),
+        ("delivered", 1.0),
+        ("rejected", 0.0),
+        ("dead_letter", 1.0),
+    ] {
+        assert!(
+            has(
+                &after,
+                "nsw_outbox_messages",
+                &[sg_label, ("status", status)]
+            ),
+            "{status}\n{text}"
+        );
+        assert_eq!(
+            value(
+                &after,
+                "nsw_outbox_messages",
+                &[sg_label, ("status", status)]
+            ),
+            n,
+            "{status}"
+        );
+    }
+    assert_eq!(
+        value(
+            &after,
+            "nsw_outbox_oldest_unsettled_age_seconds",
+            &[sg_label]
+        ),
+        0.0
+    );
+
+    // The window's own certificates and the partner's pinned CA, each with time left.
+    for (kind, owner) in [
+        ("window_ca", "VN"),
+        ("window_signing", "VN"),
+        ("partner_ca", "SG"),
+    ] {
+        let labels = [("kind", kind), ("owner", owner)];
+        assert!(
+            has(&after, "nsw_certificate_expiry_seconds", &labels),
+            "{kind}\n{text}"
+        );
+        assert!(value(&after, "nsw_certificate_expiry_seconds", &labels) > 86_400.0);
+    }
+
+    let ready = vn.app.get_anonymously("/health/ready").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["checks"]["exchange"]["status"], "up");
+
+    let (ok, said) = promtool(&text);
+    assert!(
+        ok,
+        "promtool check metrics refused the output: {said}\n{text}"
+    );
+}
