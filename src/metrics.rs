@@ -87,8 +87,10 @@ pub fn install() -> &'static PrometheusHandle {
 }
 
 fn builder() -> PrometheusBuilder {
-    let b = PrometheusBuilder::new();
-    let buckets: [(&str, &[f64]); 6] = [
+    const CONSTANT: &str = "bucket lists are constants, never empty";
+    // Every histogram gets buckets (a true Prometheus histogram, which aggregates across
+    // instances, rather than a summary); these have buckets of their own.
+    let own: [(&str, &[f64]); 6] = [
         (HTTP_DURATION, &LATENCY_BUCKETS),
         (VALIDATION_DURATION, &VALIDATION_BUCKETS),
         (GROUP_COMMIT_SIZE, &GROUP_BUCKETS),
@@ -96,16 +98,13 @@ fn builder() -> PrometheusBuilder {
         (OUTBOX_ATTEMPT_DURATION, &LATENCY_BUCKETS),
         (OUTBOX_LATENCY, &DELIVERY_BUCKETS),
     ];
-    // Every histogram has buckets (a true Prometheus histogram, not a summary); the lists are
-    // constants and never empty, so these cannot fail.
-    let mut b = b
+    let mut b = PrometheusBuilder::new()
         .set_buckets(&LATENCY_BUCKETS)
-        .unwrap_or_else(|_| PrometheusBuilder::new());
-    for (name, values) in buckets {
-        b = match b.set_buckets_for_metric(Matcher::Full(name.to_owned()), values) {
-            Ok(b) => b,
-            Err(_) => unreachable!("bucket lists are not empty"),
-        };
+        .expect(CONSTANT);
+    for (name, values) in own {
+        b = b
+            .set_buckets_for_metric(Matcher::Full(name.to_owned()), values)
+            .expect(CONSTANT);
     }
     b
 }
