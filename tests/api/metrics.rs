@@ -530,3 +530,53 @@ async fn metrics_follow_the_outbox_and_the_exchange_certificates() {
         "promtool check metrics refused the output: {said}\n{text}"
     );
 }
+
+#[tokio::test]
+async fn metrics_show_the_webhook_backlog_and_failed_deliveries() {
+    use serde_json::json;
+
+    let app = TestApp::builder().without_jobs().spawn().await;
+    let admin = app.add_party(Role::Admin, "OPS-ADMIN").await;
+    let trader = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    // A receiver that is not there: every delivery fails (connection refused).
+    let port = crate::exchange::free_port();
+    let r = app
+        .post_json(
+            &trader,
+            "/api/v1/webhooks",
+            json!({ "url": format!("http://127.0.0.1:{port}/hook") }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let (_, before) = scrape(&app, &admin).await;
+    assert_eq!(value(&before, "nsw_webhook_subscriptions", &[]), 1.0);
+    assert_eq!(value(&before, "nsw_webhook_backlog_events", &[]), 0.0);
+
+    assert_eq!(app.submit(&trader, fixture(LAPTOPS)).await.status, 201);
+    assert_eq!(app.run_events_once().await, 1);
+    let (_, waiting) = scrape(&app, &admin).await;
+    assert_eq!(value(&waiting, "nsw_webhook_backlog_events", &[]), 1.0);
+    assert_eq!(
+        value(&waiting, "nsw_webhook_failing_subscriptions", &[]),
+        0.0
+    );
+    // The jobs are off: the entries of the submission wait for the sealer.
+    assert!(value(&waiting, "nsw_audit_unsealed_entries", &[]) >= 1.0);
+
+    assert_eq!(app.run_webhooks_once().await, 1);
+    assert!(app.run_audit_once().await >= 1);
+    let (text, after) = scrape(&app, &admin).await;
+    assert_eq!(value(&after, "nsw_webhook_backlog_events", &[]), 1.0);
+    assert_eq!(value(&after, "nsw_webhook_failing_subscriptions", &[]), 1.0);
+    let failed = [("outcome", "failed")];
+    assert!(
+        value(&after, "nsw_webhook_deliveries_total", &failed)
+            >= value(&before, "nsw_webhook_deliveries_total", &failed) + 1.0,
+        "{text}"
+    );
+    assert_eq!(value(&after, "nsw_audit_unsealed_entries", &[]), 0.0);
+    assert_eq!(
+        value(&after, "nsw_audit_oldest_unsealed_age_seconds", &[]),
+        0.0
+    );
+}
