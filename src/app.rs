@@ -177,6 +177,7 @@ fn partner_listener(
             .app_data(state.clone())
             .wrap(from_fn(api::request_id_header))
             .wrap(TracingLogger::default())
+            .wrap(from_fn(crate::metrics::track_requests))
             .configure(api::partner_routes)
             .default_service(web::to(api::not_found))
     })
@@ -199,6 +200,9 @@ impl Application {
         database: Database,
     ) -> Result<Application, StartError> {
         xml::schema::preload()?;
+        crate::metrics::parse_allow_list(&settings.metrics.allow_from)
+            .map_err(|m| StartError::Other(format!("metrics.allow_from: {m}")))?;
+        crate::metrics::install();
         let listener = TcpListener::bind(&settings.listen).map_err(|source| StartError::Bind {
             addr: settings.listen.clone(),
             source,
@@ -296,6 +300,7 @@ impl Application {
                     .wrap(from_fn(crate::portal::security_headers))
                     .wrap(from_fn(api::request_id_header))
                     .wrap(TracingLogger::default())
+                    .wrap(from_fn(crate::metrics::track_requests))
                     .configure(api::routes)
                     .configure(crate::portal::routes)
                     .default_service(web::to(crate::portal::not_found));

@@ -64,6 +64,7 @@ pub struct Settings {
     pub portal: PortalSettings,
     pub throttle: ThrottleSettings,
     pub console: ConsoleSettings,
+    pub metrics: MetricsSettings,
 }
 
 /// Throttles of the API, per instance (each `nsw` process counts on its own; with several
@@ -113,6 +114,17 @@ impl Default for ConsoleSettings {
             certificate_warning_days: 30,
         }
     }
+}
+
+/// `GET /metrics`: who may read it without a token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Client addresses (`10.0.0.5`) or CIDR blocks (`10.0.0.0/24`, `::1/128`) that may read
+    /// `/metrics` without credentials; everyone else needs an admin bearer token. Empty by
+    /// default: behind a reverse proxy on the same host every client would look local, so even
+    /// loopback is not trusted unless listed.
+    pub allow_from: Vec<String>,
 }
 
 /// The web portal: people's sessions and log-in throttling.
@@ -407,6 +419,7 @@ impl Default for Settings {
             portal: PortalSettings::default(),
             throttle: ThrottleSettings::default(),
             console: ConsoleSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -469,6 +482,8 @@ impl Settings {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
         }
+        crate::metrics::parse_allow_list(&self.metrics.allow_from)
+            .map_err(|m| ConfigError::Invalid(format!("metrics.allow_from: {m}")))?;
         if let Some(l) = &self.portal.default_language {
             if !matches!(l.as_str(), "vi" | "en") {
                 return Err(ConfigError::Invalid(format!(
@@ -1640,6 +1655,22 @@ mod tests {
         assert!(printed.contains("database_url: Some(\"***\")"), "{printed}");
         s.database_url = Some("host=db password=hunter2".into());
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_metrics_allow_list_must_be_addresses_or_blocks() {
+        let s = env(&[("NSW_METRICS__ALLOW_FROM", "10.0.0.0/8, ::1,127.0.0.1")]).unwrap();
+        assert_eq!(s.metrics.allow_from, ["10.0.0.0/8", "::1", "127.0.0.1"]);
+        s.validate().unwrap();
+        let err = env(&[("NSW_METRICS__ALLOW_FROM", "10.0.0.0/8,prometheus.local")])
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("metrics.allow_from") && err.contains("prometheus.local"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -103,8 +103,34 @@ pub fn locate(mut violations: Vec<Violation>, src: &[u8], limits: &Limits) -> Ve
 
 /// Submits the declaration in `bytes` for `principal` (an enterprise: the caller checks the
 /// role and the body's size). `idempotency_key`, when given, makes a retry with the same body
-/// answer as the first request did.
+/// answer as the first request did. Every outcome is counted (`nsw_intake_submissions_total`).
 pub async fn submit_declaration(
+    state: &AppState,
+    intake: &Intake,
+    principal: &Principal,
+    bytes: bytes::Bytes,
+    idempotency_key: Option<String>,
+) -> Result<Submitted, SubmitError> {
+    let result = submit(state, intake, principal, bytes, idempotency_key).await;
+    count_outcome("declaration", &result);
+    result
+}
+
+/// Counts one submission's outcome: accepted, replayed, or the code it was refused with (and
+/// for an invalid document, each violation's code).
+fn count_outcome(document: &'static str, result: &Result<Submitted, SubmitError>) {
+    use crate::metrics::intake_outcome;
+    match result {
+        Ok(s) if s.replayed => intake_outcome(document, "replayed", []),
+        Ok(_) => intake_outcome(document, "accepted", []),
+        Err(e @ SubmitError::Invalid(violations)) => {
+            intake_outcome(document, e.code(), violations.iter().map(|v| v.code))
+        }
+        Err(e) => intake_outcome(document, e.code(), []),
+    }
+}
+
+async fn submit(
     state: &AppState,
     intake: &Intake,
     principal: &Principal,

@@ -18,6 +18,7 @@ pub mod intake;
 pub mod jobs;
 pub mod licensing;
 pub mod loadtest;
+pub mod metrics;
 pub mod passwords;
 pub mod portal;
 pub mod routing;

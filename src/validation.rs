@@ -67,7 +67,24 @@ impl Validator {
         self
     }
 
+    /// The verdict on `src`; its time goes to `nsw_validation_duration_seconds`.
     pub fn validate(&self, src: &[u8], expect: Option<DocKind>) -> Verdict {
+        let started = std::time::Instant::now();
+        let verdict = self.judge(src, expect);
+        let (kind, outcome) = match &verdict {
+            Verdict::Unusable(_) => (expect, "unusable"),
+            Verdict::Invalid { kind, .. } => (kind.or(expect), "invalid"),
+            Verdict::Valid(v) => (Some(v.kind()), "valid"),
+        };
+        crate::metrics::validation_time(
+            kind.map_or("unknown", DocKind::name),
+            outcome,
+            started.elapsed(),
+        );
+        verdict
+    }
+
+    fn judge(&self, src: &[u8], expect: Option<DocKind>) -> Verdict {
         let valid = match xml::check(src, &self.limits, expect) {
             Err(e) => return Verdict::Unusable(e),
             Ok(Err(refused)) => {

@@ -197,6 +197,11 @@ async fn deliver(
             }
         };
         let outcome = post(http, &c, &event).await;
+        crate::metrics::webhook_delivery(if outcome.is_ok() {
+            "delivered"
+        } else {
+            "failed"
+        });
         let mut client = match pool.get().await {
             Ok(client) => client,
             Err(e) => {

@@ -71,10 +71,14 @@ fn matches(pattern: &str, path: &str) -> bool {
     }
 }
 
-/// Paths whose callers are not bearer-token parties: partner windows sign their messages.
+/// Paths whose callers are not bearer-token parties: partner windows sign their messages,
+/// probes carry no credentials, and `/metrics` judges its caller's address itself.
 /// The one list both the expect check and the router's authentication use.
 pub fn public(pattern: &str) -> bool {
-    matches!(pattern, "/health" | "/exchange/v1/messages")
+    matches!(
+        pattern,
+        "/health" | "/health/live" | "/health/ready" | "/metrics" | "/exchange/v1/messages"
+    )
 }
 
 /// The answer the headers alone decide, if any.

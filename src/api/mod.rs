@@ -99,6 +99,9 @@ pub fn endpoints() -> Vec<Endpoint> {
     use Method as M;
     vec![
         ep(M::GET, "/health", Body::None, web::to(health::health)),
+        ep(M::GET, "/health/live", Body::None, web::to(health::live)),
+        ep(M::GET, "/health/ready", Body::None, web::to(health::ready)),
+        ep(M::GET, "/metrics", Body::None, web::to(health::metrics)),
         ep(
             M::POST,
             "/exchange/v1/messages",
@@ -357,6 +360,18 @@ pub fn endpoints() -> Vec<Endpoint> {
 pub fn partner_endpoints() -> Vec<Endpoint> {
     vec![
         ep(Method::GET, "/health", Body::None, web::to(health::health)),
+        ep(
+            Method::GET,
+            "/health/live",
+            Body::None,
+            web::to(health::live),
+        ),
+        ep(
+            Method::GET,
+            "/health/ready",
+            Body::None,
+            web::to(health::ready),
+        ),
         ep(
             Method::POST,
             "/exchange/v1/messages",

@@ -134,7 +134,16 @@ async fn claim_and_deliver(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> 
 }
 
 async fn deliver(pool: &Pool, ex: &Exchange, limits: &Limits, c: Claimed, lease_ends: Instant) {
+    let started = Instant::now();
     let outcome = attempt(pool, ex, limits, &c, lease_ends).await;
+    let took = started.elapsed();
+    let (counted, settled) = match &outcome {
+        Ok((true, ..)) => ("delivered", Some("delivered")),
+        Ok((false, ..)) => ("rejected", Some("rejected")),
+        Err(_) if c.attempts < c.max_attempts && !c.expired => ("failed", None),
+        Err(_) => ("failed", Some("dead_letter")),
+    };
+    crate::metrics::outbox_attempt(&c.receiver, counted, took);
     let mut client = match pool.get().await {
         Ok(cl) => cl,
         Err(e) => {
@@ -175,7 +184,12 @@ async fn deliver(pool: &Pool, ex: &Exchange, limits: &Limits, c: Claimed, lease_
         }
     };
     match result {
-        Ok(true) => {}
+        Ok(true) => {
+            if let Some(status) = settled {
+                let latency = c.queued_secs + started.elapsed().as_secs_f64();
+                crate::metrics::outbox_settled(&c.receiver, status, latency);
+            }
+        }
         Ok(false) => tracing::warn!("outbox: lease lost before the outcome was recorded"),
         Err(e) => tracing::warn!(error = %e, "outbox: recording the outcome failed"),
     }

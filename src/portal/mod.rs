@@ -41,13 +41,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     console::routes(cfg);
 }
 
-/// Whether `path` belongs to the machine interfaces (JSON API, partner exchange, health)
-/// rather than to the portal.
+/// Whether `path` belongs to the machine interfaces (JSON API, partner exchange, health,
+/// metrics) rather than to the portal.
 pub fn is_api_path(path: &str) -> bool {
     path.starts_with("/api/")
         || path == "/api"
         || path.starts_with("/exchange/")
         || path == "/health"
+        || path.starts_with("/health/")
+        || path == "/metrics"
 }
 
 /// The Content-Security-Policy of every answer: nothing but our own stylesheet and images,

@@ -126,8 +126,11 @@ async fn committer(n: usize, rx: Arc<Mutex<mpsc::Receiver<Job>>>, ctx: Arc<Conte
                 }
             }
         }
-        let span = tracing::info_span!("job.group_commit", committer = n, size = jobs.len());
+        let size = jobs.len();
+        let span = tracing::info_span!("job.group_commit", committer = n, size);
+        let started = std::time::Instant::now();
         commit_group(&ctx, jobs).instrument(span).await;
+        crate::metrics::group_commit(size, started.elapsed());
     }
 }
 

@@ -13,6 +13,7 @@ pub mod inbound;
 pub mod keys;
 pub mod ledger;
 pub mod licensing;
+pub mod metrics;
 pub mod origin;
 pub mod outbox;
 pub mod parties;

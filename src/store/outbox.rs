@@ -109,6 +109,8 @@ pub struct Claimed {
     pub attempts: i32,
     pub max_attempts: i32,
     pub expired: bool,
+    /// Seconds since the message was enqueued, at the claim.
+    pub queued_secs: f64,
 }
 
 /// Claims up to `limit` due messages for `worker`, leasing them for `lease_secs`.
@@ -131,7 +133,8 @@ pub async fn claim<C: GenericClient>(
                                ORDER BY available_at, id
                                FOR UPDATE SKIP LOCKED LIMIT $3)
                  RETURNING id, message_id, receiver, envelope, sha256, signature, attempts,
-                           max_attempts, expires_at <= now() AS expired),
+                           max_attempts, expires_at <= now() AS expired,
+                           extract(epoch FROM now() - created_at)::float8 AS queued_secs),
              audited AS (
                 INSERT INTO audit_log (actor, action, subject, details)
                 SELECT 'exchange-worker', 'exchange.sending', message_id::text,
@@ -153,6 +156,7 @@ pub async fn claim<C: GenericClient>(
             attempts: r.get(6),
             max_attempts: r.get(7),
             expired: r.get(8),
+            queued_secs: r.get::<_, f64>(9).max(0.0),
         })
         .collect())
 }

@@ -20,6 +20,7 @@ mod group_commit;
 mod intake_rules;
 mod jobs;
 mod loadtest_exchange;
+mod metrics;
 mod portal;
 mod portal_desk;
 mod portal_trader;

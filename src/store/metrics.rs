@@ -1,0 +1,106 @@
+//! What `/metrics` reads from the database at scrape time: outbox messages by status and
+//! partner, the webhook backlog, the audit sealing lag and the agency certificates. Each is
+//! one read-only query; none takes a lock a writer waits for.
+
+use deadpool_postgres::GenericClient;
+
+use super::StoreError;
+
+/// Outbox messages of one (partner, status).
+#[derive(Debug, Clone)]
+pub struct OutboxCount {
+    pub partner: String,
+    pub status: String,
+    pub messages: i64,
+    /// Seconds since the oldest of them was enqueued.
+    pub oldest_age_secs: f64,
+}
+
+pub async fn outbox<C: GenericClient>(client: &C) -> Result<Vec<OutboxCount>, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT receiver::text, status, count(*),
+                    extract(epoch FROM now() - min(created_at))::float8
+               FROM outbox GROUP BY receiver, status ORDER BY receiver, status",
+        )
+        .await?;
+    Ok(client
+        .query(&stmt, &[])
+        .await?
+        .iter()
+        .map(|r| OutboxCount {
+            partner: r.get(0),
+            status: r.get(1),
+            messages: r.get(2),
+            oldest_age_secs: r.get::<_, Option<f64>>(3).unwrap_or(0.0).max(0.0),
+        })
+        .collect())
+}
+
+/// Webhook subscriptions and the events waiting for them.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookBacklog {
+    /// Subscriptions not deleted.
+    pub subscriptions: i64,
+    /// Of these, those whose last attempt failed (waiting for a retry).
+    pub failing: i64,
+    /// Events in the feed past each subscription's cursor for its party, summed.
+    pub events: i64,
+}
+
+pub async fn webhook_backlog<C: GenericClient>(client: &C) -> Result<WebhookBacklog, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT count(*), count(*) FILTER (WHERE failures > 0), coalesce(sum(backlog), 0)::bigint
+               FROM (SELECT w.failures,
+                            (SELECT count(*) FROM event_feed f
+                              WHERE f.pos > w.cursor_pos AND f.dossier_id IN
+                                    (SELECT p.dossier_id FROM dossier_parties p
+                                      WHERE p.party_id = w.party_id)) AS backlog
+                       FROM webhooks w WHERE w.deleted_at IS NULL) s",
+        )
+        .await?;
+    let r = client.query_one(&stmt, &[]).await?;
+    Ok(WebhookBacklog {
+        subscriptions: r.get(0),
+        failing: r.get(1),
+        events: r.get(2),
+    })
+}
+
+/// Audit entries committed but not yet linked into the hash chain.
+#[derive(Debug, Clone, Default)]
+pub struct AuditLag {
+    pub unsealed: i64,
+    /// Seconds since the oldest unsealed entry was written; 0 when all are sealed.
+    pub oldest_age_secs: f64,
+}
+
+pub async fn audit_lag<C: GenericClient>(client: &C) -> Result<AuditLag, StoreError> {
+    let stmt = client
+        .prepare_cached(
+            "SELECT count(*), extract(epoch FROM clock_timestamp() - min(at))::float8
+               FROM audit_log WHERE hash IS NULL",
+        )
+        .await?;
+    let r = client.query_one(&stmt, &[]).await?;
+    Ok(AuditLag {
+        unsealed: r.get(0),
+        oldest_age_secs: r.get::<_, Option<f64>>(1).unwrap_or(0.0).max(0.0),
+    })
+}
+
+/// Every registered agency certificate: (agency, PEM).
+pub async fn agency_certificates<C: GenericClient>(
+    client: &C,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let stmt = client
+        .prepare_cached("SELECT agency, certificate_pem FROM agency_certificates ORDER BY id")
+        .await?;
+    Ok(client
+        .query(&stmt, &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
