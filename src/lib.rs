@@ -3,6 +3,7 @@
 pub mod api;
 pub mod app;
 pub mod calendar;
+pub mod charts;
 pub mod codelists;
 pub mod config;
 pub mod customs;

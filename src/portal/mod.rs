@@ -9,6 +9,7 @@
 pub mod account;
 pub mod assets;
 pub mod customs_desk;
+pub mod dashboard;
 pub mod error;
 pub mod forms;
 pub mod i18n;
@@ -37,6 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     trader::routes(cfg);
     officer::routes(cfg);
     customs_desk::routes(cfg);
+    dashboard::routes(cfg);
 }
 
 /// Whether `path` belongs to the machine interfaces (JSON API, partner exchange, health)

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod certificates;
 pub mod customs;
+pub mod dashboard;
 pub mod declarations;
 pub mod desk;
 pub mod dossiers;
