@@ -50,7 +50,10 @@ fn escape(s: &str) -> String {
 
 /// Puts `role`, `aria-labelledby`, `<title>` and `<desc>` at the top of plotters' SVG.
 fn accessible(svg: String, labels: &Labels) -> String {
-    let Some(open_end) = svg.find("<svg").and_then(|i| svg[i..].find('>').map(|j| i + j)) else {
+    let Some(open_end) = svg
+        .find("<svg")
+        .and_then(|i| svg[i..].find('>').map(|j| i + j))
+    else {
         return svg;
     };
     let (head, rest) = svg.split_at(open_end);
@@ -198,7 +201,9 @@ pub fn lines(
                 ))
                 .map_err(err)?
                 .label(s.name.as_str())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -237,9 +242,11 @@ mod tests {
             &|v| format!("{v:.0}"),
         )
         .unwrap();
-        assert!(svg.contains("<title id=\"chart-title\">Tỷ lệ đúng hạn &lt;theo cơ quan&gt;</title>"));
+        assert!(
+            svg.contains("<title id=\"chart-title\">Tỷ lệ đúng hạn &lt;theo cơ quan&gt;</title>")
+        );
         assert!(svg.contains("role=\"img\""));
-        assert!(svg.contains(">MOIT<"), "{svg}");
+        assert!(svg.contains("\nMOIT\n</text>"), "{svg}");
         assert!(!svg.contains("style="), "{svg}");
         assert!(!svg.contains("<style"), "{svg}");
     }

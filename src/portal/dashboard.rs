@@ -603,10 +603,7 @@ pub fn render_chart(
                     },
                     Series {
                         name: lang.t("dashboard-p90"),
-                        values: decided
-                            .iter()
-                            .map(|s| s.p90_hours.unwrap_or(0.0))
-                            .collect(),
+                        values: decided.iter().map(|s| s.p90_hours.unwrap_or(0.0)).collect(),
                     },
                 ],
                 1.0,
@@ -750,7 +747,7 @@ mod tests {
             vec![("to", "dashboard-error-order")]
         );
         assert_eq!(
-            parse_period(Some("2025-01-01"), Some("2026-01-01"), today, off()).unwrap_err(),
+            parse_period(Some("2025-01-01"), Some("2026-01-02"), today, off()).unwrap_err(),
             vec![("to", "dashboard-error-too-long")]
         );
         // a leap year is the longest period

@@ -80,7 +80,12 @@ async fn per_day<C: GenericClient>(client: &C, p: &Period) -> Result<Vec<Day>, S
         .await?;
     let mut counted = rows
         .iter()
-        .map(|r| (r.get::<_, NaiveDate>(0), (r.get::<_, i64>(1), r.get::<_, i64>(2))))
+        .map(|r| {
+            (
+                r.get::<_, NaiveDate>(0),
+                (r.get::<_, i64>(1), r.get::<_, i64>(2)),
+            )
+        })
         .collect::<std::collections::BTreeMap<_, _>>();
     Ok(p.from
         .iter_days()

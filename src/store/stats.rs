@@ -106,7 +106,8 @@ impl Period {
 }
 
 fn local_midnight(d: NaiveDate, offset: FixedOffset) -> DateTime<Utc> {
-    let naive = d.and_time(chrono::NaiveTime::MIN) - chrono::Duration::seconds(offset.local_minus_utc().into());
+    let naive = d.and_time(chrono::NaiveTime::MIN)
+        - chrono::Duration::seconds(offset.local_minus_utc().into());
     DateTime::from_naive_utc_and_offset(naive, Utc)
 }
 

@@ -7,6 +7,7 @@ mod auth;
 mod browser;
 mod certificates;
 mod cli;
+mod dashboard;
 mod decisions;
 mod declarations;
 mod events;
