@@ -70,7 +70,9 @@ fn y_top(series: &[Series], at_least: f64) -> f64 {
         .iter()
         .flat_map(|s| s.values.iter().copied())
         .fold(0.0_f64, f64::max);
-    (max * 1.1).max(at_least)
+    // room above the highest bar for the legend when there is one
+    let headroom = if series.len() > 1 { 1.35 } else { 1.1 };
+    (max * headroom).max(at_least)
 }
 
 fn draw<F>(labels: &Labels, paint: F) -> Result<String, ChartError>
