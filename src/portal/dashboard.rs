@@ -102,7 +102,7 @@ pub fn percent(lang: Lang, rate: f64) -> String {
 fn decimal(lang: Lang, v: f64, places: u32) -> String {
     let d = rust_decimal::Decimal::from_f64_retain(v)
         .unwrap_or_default()
-        .round_dp(places);
+        .round_dp_with_strategy(places, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     lang.number(&d)
 }
 

@@ -217,6 +217,8 @@ async fn the_public_page_shows_each_agency_in_both_languages_without_naming_anyo
     let moh = row_cells(&vi.body, "agency-figures", "MOH");
     assert_eq!(&moh[..2], ["1", "1"]);
     assert_eq!(moh[6], "100,0\u{a0}%");
+    // two working hours are a quarter of a day, rounded half away from zero
+    assert_eq!(moh[7], "2 giờ (0,3 ngày làm việc)");
     // per procedure
     let chem = row_cells(&vi.body, "procedure-figures", "P-CHEM");
     assert_eq!(&chem[..2], ["1", "1"]);
