@@ -4,6 +4,7 @@ pub mod api;
 pub mod app;
 pub mod backup;
 pub mod calendar;
+pub mod charts;
 pub mod codelists;
 pub mod config;
 pub mod console;

@@ -10,6 +10,7 @@ pub mod account;
 pub mod assets;
 pub mod console;
 pub mod customs_desk;
+pub mod dashboard;
 pub mod error;
 pub mod forms;
 pub mod i18n;
@@ -39,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     officer::routes(cfg);
     customs_desk::routes(cfg);
     console::routes(cfg);
+    dashboard::routes(cfg);
 }
 
 /// Whether `path` belongs to the machine interfaces (JSON API, partner exchange, health,

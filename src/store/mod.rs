@@ -4,6 +4,7 @@ pub mod audit;
 pub mod certificates;
 pub mod console;
 pub mod customs;
+pub mod dashboard;
 pub mod declarations;
 pub mod desk;
 pub mod dossiers;

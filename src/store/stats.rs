@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 
@@ -79,36 +79,91 @@ pub fn on_schedule(processing_secs: i64, sla_minutes: i32) -> bool {
     processing_secs <= i64::from(sla_minutes) * 60
 }
 
+/// A span of local calendar days, both ends included, in the window's time zone. Received
+/// figures count the applications received in it; decided figures (decisions, processing time,
+/// on-schedule rate) count the decisions taken in it, whenever the application came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub offset: FixedOffset,
+}
+
+impl Period {
+    /// The first instant of `from`, local midnight.
+    pub fn start(&self) -> DateTime<Utc> {
+        local_midnight(self.from, self.offset)
+    }
+
+    /// The first instant after `to` (the next local midnight): the period is `[start, end)`.
+    pub fn end(&self) -> DateTime<Utc> {
+        local_midnight(self.to + chrono::Days::new(1), self.offset)
+    }
+
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        t >= self.start() && t < self.end()
+    }
+}
+
+fn local_midnight(d: NaiveDate, offset: FixedOffset) -> DateTime<Utc> {
+    let naive = d.and_time(chrono::NaiveTime::MIN)
+        - chrono::Duration::seconds(offset.local_minus_utc().into());
+    DateTime::from_naive_utc_and_offset(naive, Utc)
+}
+
+/// Licences of an agency: issued through the window, or issued elsewhere and deposited.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct AgencyLicences {
+    pub agency: String,
+    pub issued_online: i64,
+    pub deposited: i64,
+}
+
+impl AgencyLicences {
+    pub fn full_online_rate(&self) -> Option<f64> {
+        let all = self.issued_online + self.deposited;
+        (all > 0).then(|| self.issued_online as f64 / all as f64)
+    }
+}
+
+/// The figures per procedure, the same per agency (all its procedures together, with
+/// `procedure_code` empty), and the agencies' licences.
+#[derive(Debug)]
+pub struct Figures {
+    pub procedures: Vec<ProcedureStats>,
+    pub agencies: Vec<ProcedureStats>,
+    pub licences: Vec<AgencyLicences>,
+}
+
 pub async fn compute<C: GenericClient>(
     client: &C,
     cal: &Calendar,
     agency: Option<&str>,
 ) -> Result<Stats, StoreError> {
-    let rows = client
-        .query(
-            "SELECT a.agency, a.procedure_code, a.status, a.sla_minutes, a.received_at,
-                    a.decided_at,
-                    coalesce(array_agg(e.status ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}'),
-                    coalesce(array_agg(e.at ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}')
-               FROM licence_applications a
-               LEFT JOIN dossier_events e ON e.dossier_id = a.id
-              WHERE ($1::text IS NULL OR a.agency = $1)
-              GROUP BY a.id ORDER BY a.agency, a.procedure_code",
-            &[&agency],
-        )
-        .await?;
-    struct Acc {
-        s: ProcedureStats,
-        hours: Vec<f64>,
-        on_time: i64,
-    }
-    let mut by: BTreeMap<(String, String), Acc> = BTreeMap::new();
-    for r in &rows {
-        let key: (String, String) = (r.get(0), r.get(1));
-        let acc = by.entry(key.clone()).or_insert_with(|| Acc {
+    let f = figures(client, cal, agency, None).await?;
+    let online: i64 = f.licences.iter().map(|l| l.issued_online).sum();
+    let deposited: i64 = f.licences.iter().map(|l| l.deposited).sum();
+    Ok(Stats {
+        procedures: f.procedures,
+        full_online_rate: (online + deposited > 0)
+            .then(|| online as f64 / (online + deposited) as f64),
+        licences_issued_online: online,
+        licences_deposited: deposited,
+    })
+}
+
+struct Acc {
+    s: ProcedureStats,
+    hours: Vec<f64>,
+    on_time: i64,
+}
+
+impl Acc {
+    fn new(agency: &str, procedure_code: &str) -> Acc {
+        Acc {
             s: ProcedureStats {
-                agency: key.0.clone(),
-                procedure_code: key.1.clone(),
+                agency: agency.to_owned(),
+                procedure_code: procedure_code.to_owned(),
                 received: 0,
                 decided: 0,
                 issued: 0,
@@ -121,55 +176,108 @@ pub async fn compute<C: GenericClient>(
             },
             hours: Vec::new(),
             on_time: 0,
-        });
+        }
+    }
+
+    fn finish(mut self) -> ProcedureStats {
+        self.hours.sort_by(f64::total_cmp);
+        self.s.median_hours = percentile(&self.hours, 50.0);
+        self.s.p90_hours = percentile(&self.hours, 90.0);
+        self.s.on_schedule_rate =
+            (self.s.decided > 0).then(|| self.on_time as f64 / self.s.decided as f64);
+        self.s
+    }
+}
+
+/// The figures of `agency` (or all agencies), over `period` (or all time: what
+/// `/api/v1/stats` shows).
+pub async fn figures<C: GenericClient>(
+    client: &C,
+    cal: &Calendar,
+    agency: Option<&str>,
+    period: Option<&Period>,
+) -> Result<Figures, StoreError> {
+    let (start, end) = (period.map(Period::start), period.map(Period::end));
+    let rows = client
+        .query(
+            "SELECT a.agency, a.procedure_code, a.status, a.sla_minutes, a.received_at,
+                    a.decided_at,
+                    coalesce(array_agg(e.status ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}'),
+                    coalesce(array_agg(e.at ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}')
+               FROM licence_applications a
+               LEFT JOIN dossier_events e ON e.dossier_id = a.id
+              WHERE ($1::text IS NULL OR a.agency = $1)
+                AND ($2::timestamptz IS NULL
+                     OR (a.received_at >= $2 AND a.received_at < $3)
+                     OR (a.decided_at >= $2 AND a.decided_at < $3))
+              GROUP BY a.id ORDER BY a.agency, a.procedure_code",
+            &[&agency, &start, &end],
+        )
+        .await?;
+    let in_period = |t: DateTime<Utc>| period.is_none_or(|p| p.contains(t));
+    let mut by: BTreeMap<(String, String), Acc> = BTreeMap::new();
+    let mut agencies: BTreeMap<String, Acc> = BTreeMap::new();
+    for r in &rows {
+        let (ag, code): (String, String) = (r.get(0), r.get(1));
         let status: String = r.get(2);
         let sla_minutes: i32 = r.get(3);
         let received: DateTime<Utc> = r.get(4);
         let decided: Option<DateTime<Utc>> = r.get(5);
         let statuses: Vec<String> = r.get(6);
         let ats: Vec<DateTime<Utc>> = r.get(7);
-        acc.s.received += 1;
-        match status.as_str() {
-            "issued" => acc.s.issued += 1,
-            "refused" => acc.s.refused += 1,
-            "withdrawn" => acc.s.withdrawn += 1,
-            _ => acc.s.pending += 1,
-        }
-        if let Some(decided) = decided {
-            acc.s.decided += 1;
+        let received_in = in_period(received);
+        let decision = decided.filter(|d| in_period(*d)).map(|decided| {
             let events: Vec<(String, DateTime<Utc>)> = statuses.into_iter().zip(ats).collect();
-            let secs = processing_seconds(cal, received, decided, &events);
-            acc.hours.push(secs as f64 / 3600.0);
-            if on_schedule(secs, sla_minutes) {
-                acc.on_time += 1;
+            processing_seconds(cal, received, decided, &events)
+        });
+        let procedure = by
+            .entry((ag.clone(), code.clone()))
+            .or_insert_with(|| Acc::new(&ag, &code));
+        let whole = agencies
+            .entry(ag.clone())
+            .or_insert_with(|| Acc::new(&ag, ""));
+        for acc in [procedure, whole] {
+            if received_in {
+                acc.s.received += 1;
+                match status.as_str() {
+                    "issued" => acc.s.issued += 1,
+                    "refused" => acc.s.refused += 1,
+                    "withdrawn" => acc.s.withdrawn += 1,
+                    _ => acc.s.pending += 1,
+                }
+            }
+            if let Some(secs) = decision {
+                acc.s.decided += 1;
+                acc.hours.push(secs as f64 / 3600.0);
+                if on_schedule(secs, sla_minutes) {
+                    acc.on_time += 1;
+                }
             }
         }
     }
-    let procedures = by
-        .into_values()
-        .map(|mut a| {
-            a.hours.sort_by(f64::total_cmp);
-            a.s.median_hours = percentile(&a.hours, 50.0);
-            a.s.p90_hours = percentile(&a.hours, 90.0);
-            a.s.on_schedule_rate = (a.s.decided > 0).then(|| a.on_time as f64 / a.s.decided as f64);
-            a.s
+    let (from, to) = (period.map(|p| p.from), period.map(|p| p.to));
+    let licences = client
+        .query(
+            "SELECT agency, count(*) FILTER (WHERE origin = 'issued'),
+                    count(*) FILTER (WHERE origin = 'deposited')
+               FROM licences
+              WHERE ($1::text IS NULL OR agency = $1)
+                AND ($2::date IS NULL OR issue_date BETWEEN $2 AND $3)
+              GROUP BY agency ORDER BY agency",
+            &[&agency, &from, &to],
+        )
+        .await?
+        .iter()
+        .map(|r| AgencyLicences {
+            agency: r.get(0),
+            issued_online: r.get(1),
+            deposited: r.get(2),
         })
         .collect();
-    let row = client
-        .query_one(
-            "SELECT count(*) FILTER (WHERE origin = 'issued'),
-                    count(*) FILTER (WHERE origin = 'deposited')
-               FROM licences WHERE ($1::text IS NULL OR agency = $1)",
-            &[&agency],
-        )
-        .await?;
-    let (online, deposited): (i64, i64) = (row.get(0), row.get(1));
-    Ok(Stats {
-        procedures,
-        full_online_rate: (online + deposited > 0)
-            .then(|| online as f64 / (online + deposited) as f64),
-        licences_issued_online: online,
-        licences_deposited: deposited,
+    Ok(Figures {
+        procedures: by.into_values().map(Acc::finish).collect(),
+        agencies: agencies.into_values().map(Acc::finish).collect(),
+        licences,
     })
 }
 

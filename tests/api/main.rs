@@ -9,6 +9,7 @@ mod browser;
 mod certificates;
 mod cli;
 mod console;
+mod dashboard;
 mod decisions;
 mod declarations;
 mod events;
