@@ -71,9 +71,13 @@ fn matches(pattern: &str, path: &str) -> bool {
     }
 }
 
-/// Paths whose callers are not bearer-token parties: partner windows sign their messages.
+/// Paths whose callers are not bearer-token parties: partner windows sign their messages;
+/// the probe and the OpenAPI document are for anyone.
 fn public(pattern: &str) -> bool {
-    matches!(pattern, "/health" | "/exchange/v1/messages")
+    matches!(
+        pattern,
+        "/health" | "/exchange/v1/messages" | "/api/v1/openapi.json"
+    )
 }
 
 /// The answer the headers alone decide, if any.
