@@ -218,7 +218,8 @@ pub struct CertificateRegistered {
     tag = "licences",
     description = "An administrator registers a certificate the agency signs licences with outside the window. Role: admin.",
     params(("code" = String, Path, description = "The agency's code, e.g. `MOIT`")),
-    request_body(content = String, content_type = "application/x-pem-file", description = "One PEM X.509 certificate (any text type)"),
+    request_body(content = String, content_type = "text/plain", description = "One PEM X.509 certificate (`application/x-pem-file` or any other text type is taken as well)",
+        example = json!("-----BEGIN CERTIFICATE-----\nMIIB…\n-----END CERTIFICATE-----\n")),
     responses(
         (status = 201, description = "Registered", body = CertificateRegistered),
         (status = 200, description = "Already registered", body = CertificateRegistered),

@@ -299,8 +299,10 @@ fn asset_names() -> &'static Vec<String> {
 
 /// The reference page's routes (not API endpoints: a page for people and its assets).
 pub fn page_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/docs/api", web::get().to(reference))
-        .route("/docs/api/{name}", web::get().to(asset));
+    use actix_web::guard;
+    let get_or_head = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
+    cfg.route("/docs/api", get_or_head().to(reference))
+        .route("/docs/api/{name}", get_or_head().to(asset));
 }
 
 /// `GET /docs/api`: the API reference, rendered in the browser from `/api/v1/openapi.json`.
@@ -309,7 +311,7 @@ pub async fn reference() -> HttpResponse {
     let html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>nsw API reference</title>\n\
+         <title>nsw API reference</title>\n<link rel=\"icon\" href=\"data:,\">\n\
          <link rel=\"stylesheet\" href=\"/docs/api/{css}\">\n</head>\n<body>\n\
          <main id=\"swagger-ui\"><noscript><p>The reference needs JavaScript. The API's \
          description itself is <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a> \

@@ -18,6 +18,7 @@ mod group_commit;
 mod intake_rules;
 mod jobs;
 mod loadtest_exchange;
+mod openapi;
 mod portal;
 mod portal_desk;
 mod portal_trader;
