@@ -102,6 +102,7 @@ pub async fn replace(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&principal, &[Role::Admin])?;
+    let note = json::query_text("note", query.note.as_deref())?;
     let spec: TableSpec = json::read(&req, payload).await?;
     if let Err(e) = spec.validate() {
         return Err(match e {
@@ -124,13 +125,7 @@ pub async fn replace(
         });
     }
     let mut client = state.pool.get().await?;
-    let version = store::replace(
-        &mut client,
-        &spec,
-        &principal.party_id,
-        query.note.as_deref(),
-    )
-    .await?;
+    let version = store::replace(&mut client, &spec, &principal.party_id, note).await?;
     tracing::Span::current().record("version", version);
     Ok(HttpResponse::Ok().json(RoutingReplaced {
         version,

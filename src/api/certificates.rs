@@ -71,6 +71,7 @@ async fn load(
     reference: &str,
 ) -> Result<(store::Certificate, Vec<u8>, Vec<u8>), ApiError> {
     let scope = scope(principal).ok_or(ApiError::NotFound)?;
+    let reference = super::json::path_name(reference)?;
     let client = state.pool.get().await?;
     store::get(&client, &scope, reference)
         .await?

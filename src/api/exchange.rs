@@ -529,10 +529,11 @@ pub async fn inbox(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     require(&p, &[Role::Customs, Role::Admin])?;
+    let document_type = crate::api::json::query_text("document_type", q.document_type.as_deref())?;
     let client = state.pool.get().await?;
     let rows = inbound_store::list(
         &client,
-        q.document_type.as_deref(),
+        document_type,
         q.limit.unwrap_or(100).clamp(1, 1000),
     )
     .await?;

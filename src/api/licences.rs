@@ -98,7 +98,7 @@ pub async fn get(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let number = json::licence_number(&path);
+    let number = json::licence_number(json::path_name(&path)?);
     let client = state.pool.get().await?;
     let view = store::get_licence(&client, &number)
         .await?
@@ -139,7 +139,12 @@ pub async fn document(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (bytes, _) = visible_document(&json::licence_number(&path), &principal, &state).await?;
+    let (bytes, _) = visible_document(
+        &json::licence_number(json::path_name(&path)?),
+        &principal,
+        &state,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/xml"))
         .body(bytes))
@@ -162,7 +167,12 @@ pub async fn signature(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, sig) = visible_document(&json::licence_number(&path), &principal, &state).await?;
+    let (_, sig) = visible_document(
+        &json::licence_number(json::path_name(&path)?),
+        &principal,
+        &state,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/pkcs7-signature"))
         .body(sig))
@@ -188,7 +198,7 @@ pub async fn certificates(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let _ = &principal;
-    let agency = path.into_inner();
+    let agency = json::path_name(&path)?.to_owned();
     let client = state.pool.get().await?;
     let mut certs = keys::trusted(&client, &agency).await?;
     if certs.is_empty() {
@@ -225,6 +235,7 @@ pub struct CertificateRegistered {
         (status = 200, description = "Already registered", body = CertificateRegistered),
         (status = 400, description = "`CERTIFICATE_INVALID`"),
         (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`: a code no agency can have"),
     )
 )]
 #[tracing::instrument(name = "agency.register_certificate", skip_all, fields(party = %principal.party_id))]
@@ -236,7 +247,7 @@ pub async fn register_certificate(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&principal, &[Role::Admin])?;
-    let agency = path.into_inner();
+    let agency = json::path_name(&path)?.to_owned();
     let pem = body::read_limited(&req, payload, PEM_LIMIT).await?;
     let cert = openssl::x509::X509::from_pem(&pem).map_err(|_| {
         ApiError::bad_request(

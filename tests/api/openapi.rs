@@ -102,3 +102,56 @@ async fn the_reference_page_allows_its_own_script_and_nothing_else_does() {
         );
     }
 }
+
+/// A JSON string may carry U+0000 (`\u0000`), which PostgreSQL's text and jsonb refuse: such a
+/// body is the client's mistake (400), never a server error.
+#[tokio::test]
+async fn a_nul_character_in_a_json_body_is_a_bad_request() {
+    let app = TestApp::spawn().await;
+    let admin = app.add_party(Role::Admin, "admin-nul").await;
+    let table = app.get(&admin, "/api/v1/admin/routing-rules").await.json();
+    let mut spec = serde_json::json!({"agencies": table["agencies"], "rules": table["rules"]});
+    spec["agencies"][0]["name"] = serde_json::json!("Ministry\u{0}of Nothing");
+    let resp = app
+        .send_json(
+            reqwest::Method::PUT,
+            &admin,
+            "/api/v1/admin/routing-rules",
+            spec,
+        )
+        .await;
+    assert_eq!(resp.status, 400, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(resp.json()["code"], "BODY_INVALID");
+}
+
+/// Nor in a query or path parameter.
+#[tokio::test]
+async fn a_nul_character_in_a_parameter_is_no_server_error() {
+    let app = TestApp::spawn().await;
+    let admin = app.add_party(Role::Admin, "admin-nul").await;
+    for path in [
+        "/api/v1/exchange/inbox?document_type=%00",
+        "/api/v1/certificates-of-origin/%00",
+        "/api/v1/certificates-of-origin/%00/document",
+        "/api/v1/licences/%00",
+        "/api/v1/licences/%00/document",
+        "/api/v1/agencies/%00/certificates",
+        "/api/v1/declarations?cursor=%00",
+        "/api/v1/declarations?status=%00",
+    ] {
+        let resp = app.get(&admin, path).await;
+        assert!(
+            (400..500).contains(&resp.status),
+            "{path}: {} {}",
+            resp.status,
+            String::from_utf8_lossy(&resp.body)
+        );
+    }
+    let table = app.get(&admin, "/api/v1/admin/routing-rules").await.json();
+    let spec = serde_json::json!({"agencies": table["agencies"], "rules": table["rules"]});
+    let resp = app
+        .put_json(&admin, "/api/v1/admin/routing-rules?note=a%00b", spec)
+        .await;
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.json()["code"], "QUERY_INVALID");
+}
