@@ -91,6 +91,7 @@ for who in admin enterprise; do
         --exclude-path /api/v1/admin/exchange/fault \
         --max-examples "$max_examples" \
         --phases examples,coverage,fuzzing \
+        --workers 2 \
         --request-timeout 40 \
         --seed 20261130 \
         --no-color) \

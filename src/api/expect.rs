@@ -73,7 +73,7 @@ fn matches(pattern: &str, path: &str) -> bool {
 
 /// Paths whose callers are not bearer-token parties: partner windows sign their messages;
 /// the probe and the OpenAPI document are for anyone.
-fn public(pattern: &str) -> bool {
+pub(crate) fn public(pattern: &str) -> bool {
     matches!(
         pattern,
         "/health" | "/exchange/v1/messages" | "/api/v1/openapi.json"
