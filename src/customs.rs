@@ -18,7 +18,8 @@ use crate::workflow::WorkflowError;
 pub use crate::domain::declaration_state::{Action, Status};
 
 /// A decision as taken: the declaration after it, and the ACDD it sent, if any.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DeclarationDecision)]
 pub struct Decision {
     #[serde(flatten)]
     pub declaration: Decided,

@@ -55,21 +55,36 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document (`application/problem+json`): every error the API answers.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "urn:nsw:problem:document-invalid", "title": "Document invalid", "status": 422,
+    "code": "DOCUMENT_INVALID", "detail": "the document has 1 problem(s)",
+    "errors": [{"line": 65, "column": 5, "path": "/Declaration/Item[1]/HSCode",
+                "code": "HS_UNKNOWN", "message": "'999999' is not an HS 2022 subheading"}]}))]
+pub(crate) struct Problem<'a> {
+    /// `urn:nsw:problem:<code in kebab case>`.
     #[serde(rename = "type")]
     kind: String,
     title: &'a str,
+    /// The HTTP status, repeated.
     status: u16,
+    /// Stable, for programs: what went wrong (see each operation's `x-problem-codes`).
     code: &'a str,
+    /// For people.
     detail: String,
+    /// Position of the first error in an XML body that is not well-formed.
     #[serde(skip_serializing_if = "Option::is_none")]
     line: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     column: Option<u32>,
+    /// Every schema or business-rule violation (422 `DOCUMENT_INVALID`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Violation>>)]
     errors: Option<&'a [Violation]>,
+    /// Members some problems add (e.g. `declaration` of `DECLARATION_REFERENCE_REUSED`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
     extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 

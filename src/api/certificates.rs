@@ -15,6 +15,26 @@ use crate::store::certificates::{self as store, CertScope};
 
 /// POST /api/v1/certificates-of-origin: the exporter's Form D (reference and issue date are
 /// the exporter's draft values; the window replaces them on issuance).
+#[utoipa::path(
+    post,
+    path = "/api/v1/certificates-of-origin",
+    tag = "certificates",
+    description = "An exporter applies for an ATIGA Form D with the Form D itself (`urn:nsw:certificate-of-origin:1`); the application is routed to Industry and Trade. Role: enterprise (the Form D's exporter).",
+    request_body(
+        content = String,
+        content_type = "application/xml",
+        description = "The Form D (also `text/xml`, `application/*+xml`)",
+        example = json!(include_str!("../../fixtures/valid/certificate-of-origin/vn-sg-form-d.xml")),
+    ),
+    responses(
+        (status = 201, description = "The application's receipt; `Location` names the licence application", body = crate::store::licensing::ApplicationReceipt,
+            headers(("Location" = String, description = "`/api/v1/licence-applications/{id}`"))),
+        (status = 400, description = "`XML_EMPTY`, `XML_ENCODING`, `XML_DOCTYPE`, `XML_TOO_DEEP`, `XML_TOO_MANY_ELEMENTS`, `XML_TOO_MANY_ATTRIBUTES`, `XML_TOO_MANY_NAMESPACES`, `XML_TOO_MANY_NAMES`, `XML_NAME_TOO_LONG`, `XML_TOO_COSTLY`, `XML_MALFORMED`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`, `PARTY_MISMATCH`"),
+        (status = 409, description = "`CONFLICT`"),
+        (status = 422, description = "`DOCUMENT_INVALID`: schema errors, `ORIGIN_EXPORT_COUNTRY`, `ORIGIN_SAME_COUNTRY`, `COUNTRY_UNKNOWN`, `HS_UNKNOWN`, `LINE_NUMBER_SEQUENCE`, `ROUTING_NO_RULE` in `errors`"),
+    )
+)]
 #[tracing::instrument(name = "certificate_of_origin.apply", skip_all, fields(party = %principal.party_id, reference))]
 pub async fn apply(
     req: HttpRequest,
@@ -51,6 +71,7 @@ async fn load(
     reference: &str,
 ) -> Result<(store::Certificate, Vec<u8>, Vec<u8>), ApiError> {
     let scope = scope(principal).ok_or(ApiError::NotFound)?;
+    let reference = super::json::path_name(reference)?;
     let client = state.pool.get().await?;
     store::get(&client, &scope, reference)
         .await?
@@ -59,6 +80,17 @@ async fn load(
 
 /// GET /api/v1/certificates-of-origin/{reference}: the exporter, officers of the issuing
 /// agency, customs and administrators; anyone else gets 404.
+#[utoipa::path(
+    get,
+    path = "/api/v1/certificates-of-origin/{reference}",
+    tag = "certificates",
+    description = "An issued certificate of origin. The exporter, officers of the issuing agency, customs and administrators; anyone else gets 404.",
+    params(("reference" = String, Path, description = "The certificate's reference")),
+    responses(
+        (status = 200, description = "The certificate", body = crate::store::certificates::Certificate),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "certificate_of_origin.get", skip_all, fields(party = %principal.party_id))]
 pub async fn get(
     path: web::Path<String>,
@@ -71,6 +103,23 @@ pub async fn get(
 
 /// GET /api/v1/certificates-of-origin/{reference}/{document|signature}: the bytes as issued
 /// and the agency's detached DER CMS signature over them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/certificates-of-origin/{reference}/{part}",
+    tag = "certificates",
+    description = "The certificate's XML as issued, byte for byte (`document`), or the agency's detached DER CMS signature over it (`signature`).",
+    params(
+        ("reference" = String, Path, description = "The certificate's reference"),
+        ("part" = String, Path, description = "`document` or `signature`", pattern = "^(document|signature)$"),
+    ),
+    responses(
+        (status = 200, description = "The bytes", content(
+            (String = "application/xml"),
+            (String = "application/pkcs7-signature"),
+        )),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "certificate_of_origin.raw", skip_all, fields(party = %principal.party_id))]
 pub async fn raw(
     path: web::Path<(String, String)>,

@@ -2,7 +2,7 @@
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use base64::Engine;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{auth, body, AppState};
@@ -24,6 +24,32 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/declarations",
+    tag = "declarations",
+    description = "Submit a customs declaration (`urn:nsw:declaration:1`). Role: enterprise \
+        (declarant, or importer/exporter). With an `Idempotency-Key`, the same key and body \
+        return the first answer again (`Idempotent-Replayed: true`).",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; scoped to the caller"),
+    ),
+    request_body(
+        content = String,
+        content_type = "application/xml",
+        description = "The declaration document (also `text/xml`, `application/*+xml`; UTF-8; gzip or deflate `Content-Encoding` accepted)",
+        example = json!(include_str!("../../fixtures/valid/declaration/09-import-gold-sbv-1-item-air.xml")),
+    ),
+    responses(
+        (status = 201, description = "Accepted; `Location` names the declaration", body = crate::store::declarations::Receipt,
+            headers(("Location" = String, description = "`/api/v1/declarations/{id}`"),
+                    ("Idempotent-Replayed" = String, description = "`true` when this repeats an earlier answer"))),
+        (status = 400, description = "`XML_EMPTY`, `XML_ENCODING`, `XML_DOCTYPE`, `XML_TOO_DEEP`, `XML_TOO_MANY_ELEMENTS`, `XML_TOO_MANY_ATTRIBUTES`, `XML_TOO_MANY_NAMESPACES`, `XML_TOO_MANY_NAMES`, `XML_NAME_TOO_LONG`, `XML_TOO_COSTLY`, `XML_MALFORMED`, `IDEMPOTENCY_KEY_INVALID`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`, `PARTY_MISMATCH`"),
+        (status = 409, description = "`IDEMPOTENCY_KEY_REUSED`, `DECLARATION_REFERENCE_REUSED` (the problem names the first declaration in `declaration: {id, reference, lrn}`)"),
+        (status = 422, description = "`DOCUMENT_INVALID`: schema, business-rule and licence violations in `errors`"),
+    )
+)]
 #[tracing::instrument(name = "declaration.submit", skip_all, fields(party = %principal.party_id, size, reference))]
 pub async fn submit(
     req: HttpRequest,
@@ -60,6 +86,17 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/declarations/{id}",
+    tag = "declarations",
+    description = "Status and history of a declaration the caller submitted or is named in (customs and admin: any).",
+    params(("id" = String, Path, description = "The declaration's id (UUIDv7)")),
+    responses(
+        (status = 200, description = "The declaration", body = crate::store::declarations::Detail),
+        (status = 404, description = "`NOT_FOUND`: no such declaration, not visible to the caller, or a malformed id"),
+    )
+)]
 #[tracing::instrument(name = "declaration.get", skip_all, fields(party = %principal.party_id))]
 pub async fn get(
     path: web::Path<String>,
@@ -74,6 +111,19 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(detail))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/declarations/{id}/document",
+    tag = "declarations",
+    description = "The exact bytes received.",
+    params(("id" = String, Path, description = "The declaration's id (UUIDv7)")),
+    responses(
+        (status = 200, description = "The document as received", body = String, content_type = "application/xml",
+            headers(("Repr-Digest" = String, description = "`sha-256=:<base64>:` (RFC 9530)"),
+                    ("ETag" = String, description = "`\"<sha256 hex>\"`"))),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "declaration.document", skip_all, fields(party = %principal.party_id))]
 pub async fn document(
     path: web::Path<String>,
@@ -98,13 +148,39 @@ pub async fn document(
         .body(bytes))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only declarations in this status.
+    #[param(value_type = Option<crate::domain::declaration_state::Status>)]
     status: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
+/// One page of the caller's declarations, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DeclarationPage)]
+pub struct Page {
+    items: Vec<store::Summary>,
+    /// Pass back as `cursor` for the next page; null on the last page.
+    next_cursor: Option<Uuid>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/declarations",
+    tag = "declarations",
+    description = "The caller's declarations, newest first (customs and admin: all). Pages never skip or repeat a declaration.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = Page),
+        (status = 400, description = "`STATUS_INVALID`, `CURSOR_INVALID`, `LIMIT_INVALID`, `QUERY_INVALID`"),
+    )
+)]
 #[tracing::instrument(name = "declaration.list", skip_all, fields(party = %principal.party_id))]
 pub async fn list(
     query: web::Query<ListQuery>,
@@ -146,8 +222,8 @@ pub async fn list(
         limit,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "items": page.items,
-        "next_cursor": page.next,
-    })))
+    Ok(HttpResponse::Ok().json(Page {
+        items: page.items,
+        next_cursor: page.next,
+    }))
 }

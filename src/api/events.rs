@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::AppState;
@@ -12,13 +12,41 @@ use crate::error::ApiError;
 use crate::events::Hub;
 use crate::store::events::{self as store, Scope};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
+    /// Id of the last event received (`next_after` of the previous page); 0 or absent: from
+    /// the beginning.
+    #[param(minimum = 0)]
     after: Option<i64>,
+    /// At most this many, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// Seconds (0 to `events.max_wait_secs`, 30 by default) to hold the request when there is
+    /// nothing after `after`.
+    #[param(minimum = 0, maximum = 30)]
     wait: Option<u64>,
 }
 
+/// Events after the cursor, oldest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    events: Vec<store::Event>,
+    /// The id of the last event returned, or `after` again when there were none.
+    next_after: i64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    description = "The caller's dossier events after a cursor, oldest first, with long polling. Enterprises see their own dossiers', ministries those routed to their agency, customs and admin all.",
+    params(FeedQuery),
+    responses(
+        (status = 200, description = "A page of events", body = EventPage),
+        (status = 400, description = "`LIMIT_INVALID`, `WAIT_INVALID`, `AFTER_INVALID`, `QUERY_INVALID`"),
+    )
+)]
 #[tracing::instrument(name = "events.feed", skip_all, fields(party = %principal.party_id, after, wait, returned))]
 pub async fn feed(
     query: web::Query<FeedQuery>,
@@ -85,10 +113,7 @@ pub async fn feed(
         if !events.is_empty() || now >= deadline {
             span.record("returned", events.len());
             let next_after = events.last().map_or(after.max(0), |e| e.id);
-            return Ok(HttpResponse::Ok().json(serde_json::json!({
-                "events": events,
-                "next_after": next_after,
-            })));
+            return Ok(HttpResponse::Ok().json(EventPage { events, next_after }));
         }
         // No connection is held while waiting.
         let _ = tokio::time::timeout((deadline - now).min(poll), wake.changed()).await;

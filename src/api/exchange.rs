@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::api::auth::require;
@@ -39,6 +39,29 @@ fn dropped_connection() -> HttpResponse {
 }
 
 /// POST /exchange/v1/messages: a partner window delivers a signed envelope.
+#[utoipa::path(
+    post,
+    path = "/exchange/v1/messages",
+    tag = "exchange",
+    description = "A partner window delivers a signed envelope (over mutual TLS; plain HTTP only on loopback). No bearer token: the CMS signature in `X-NSW-Signature` authenticates the sender, whose certificate must chain to its pinned CA. The answer is a signed receipt, also for a refused payload. The message id is the idempotency key. See docs/exchange.md.",
+    security(()),
+    params(("X-NSW-Signature" = String, Header, description = "Base64 of a detached DER CMS signature over the body")),
+    request_body(
+        content = String,
+        content_type = "application/xml",
+        description = "The envelope (`urn:nsw:envelope:1`)",
+        example = json!(include_str!("../../fixtures/valid/envelope/acdd-envelope.xml")),
+    ),
+    responses(
+        (status = 200, description = "A signed receipt (`X-NSW-Signature`; `X-NSW-Duplicate: true` when the message was received before)", body = String, content_type = "application/xml",
+            headers(("X-NSW-Signature" = String, description = "Base64 DER CMS signature over the receipt"),
+                    ("X-NSW-Duplicate" = String, description = "`true` or `false`"))),
+        (status = 400, description = "`XML_EMPTY`, `XML_ENCODING`, `XML_DOCTYPE`, `XML_TOO_DEEP`, `XML_TOO_MANY_ELEMENTS`, `XML_TOO_MANY_ATTRIBUTES`, `XML_TOO_MANY_NAMESPACES`, `XML_TOO_MANY_NAMES`, `XML_NAME_TOO_LONG`, `XML_TOO_COSTLY`, `XML_MALFORMED`, `SIGNATURE_MISSING`, `SIGNATURE_MALFORMED`"),
+        (status = 403, description = "`TLS_REQUIRED`, `TLS_CLIENT_MISMATCH`, `PARTNER_UNKNOWN`, `SIGNATURE_ALGORITHM`, `CERTIFICATE_UNTRUSTED`, `CERTIFICATE_EXPIRED`, `CERTIFICATE_NOT_YET_VALID`, `CERTIFICATE_PURPOSE`, `SENDER_CERTIFICATE_MISMATCH`, `SIGNATURE_INVALID`"),
+        (status = 409, description = "`EXCHANGE_NOT_CONFIGURED`: this window has no exchange keys; `MESSAGE_ID_REUSED`"),
+        (status = 422, description = "`DOCUMENT_INVALID`: the envelope itself is not valid"),
+    )
+)]
 #[tracing::instrument(name = "exchange.receive", skip_all)]
 pub async fn receive(
     req: HttpRequest,
@@ -113,13 +136,42 @@ pub async fn receive(
         .body(answer.receipt))
 }
 
-#[derive(Deserialize)]
+/// Which declaration's ACDD to send.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"declaration_id": "0195a3c2-7d1e-7b2a-9c44-1f0e2d3c4b5a"}))]
 pub struct SendDeclaration {
     declaration_id: Uuid,
 }
 
+/// A message written to the outbox.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Enqueued {
+    message_id: Uuid,
+    conversation_id: Uuid,
+    /// The partner's country.
+    receiver: String,
+    document_type: String,
+    reference: String,
+    /// For an ACDD: the declaration's reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    declaration_reference: Option<String>,
+}
+
 /// POST /api/v1/admin/exchange/send: the ACDD of an export declaration, built and enqueued in
 /// one transaction (the path customs clearance takes).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/exchange/send",
+    tag = "exchange",
+    description = "Builds the ACDD of a cleared export declaration and enqueues it for the destination's window (as clearance does). Role: admin.",
+    request_body(content = SendDeclaration, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Enqueued", body = Enqueued),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+        (status = 409, description = "`EXCHANGE_NOT_CONFIGURED`: this window has no exchange keys; `NO_PARTNER`, `NOT_AN_EXPORT`, `NOT_TO_ASEAN`, `DECLARATION_STATE`, `DECLARATION_UNREADABLE`, `CONFLICT`"),
+    )
+)]
 #[tracing::instrument(name = "exchange.send_acdd", skip_all, fields(party = %p.party_id))]
 pub async fn send_acdd(
     p: Principal,
@@ -142,18 +194,37 @@ pub async fn send_acdd(
                         .into(),
             })?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "message_id": queued.message_id,
-        "conversation_id": queued.conversation_id,
-        "receiver": queued.receiver,
-        "document_type": "ACDD",
-        "reference": queued.reference,
-        "declaration_reference": queued.declaration_reference,
-    })))
+    Ok(HttpResponse::Created().json(Enqueued {
+        message_id: queued.message_id,
+        conversation_id: queued.conversation_id,
+        receiver: queued.receiver,
+        document_type: "ACDD".into(),
+        reference: queued.reference,
+        declaration_reference: Some(queued.declaration_reference),
+    }))
 }
 
 /// POST /api/v1/admin/exchange/form-d: an issued Form D (XML body) for the partner of its
 /// import country, in that partner's format profile.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/exchange/form-d",
+    tag = "exchange",
+    description = "Sends an issued Form D to the window of its import country, in that partner's format. Role: admin.",
+    request_body(
+        content = String,
+        content_type = "application/xml",
+        description = "The Form D (`urn:nsw:certificate-of-origin:1`)",
+        example = json!(include_str!("../../fixtures/valid/certificate-of-origin/vn-sg-form-d.xml")),
+    ),
+    responses(
+        (status = 201, description = "Enqueued", body = Enqueued),
+        (status = 400, description = "`XML_EMPTY`, `XML_ENCODING`, `XML_DOCTYPE`, `XML_TOO_DEEP`, `XML_TOO_MANY_ELEMENTS`, `XML_TOO_MANY_ATTRIBUTES`, `XML_TOO_MANY_NAMESPACES`, `XML_TOO_MANY_NAMES`, `XML_NAME_TOO_LONG`, `XML_TOO_COSTLY`, `XML_MALFORMED`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 409, description = "`EXCHANGE_NOT_CONFIGURED`: this window has no exchange keys; `NO_PARTNER`, `CONFLICT`"),
+        (status = 422, description = "`DOCUMENT_INVALID`"),
+    )
+)]
 #[tracing::instrument(name = "exchange.send_form_d", skip_all, fields(party = %p.party_id))]
 pub async fn send_form_d(
     p: Principal,
@@ -185,23 +256,62 @@ pub async fn send_form_d(
     let cause = Cause::Operator(Uuid::now_v7());
     let queued = form_d::enqueue(&tx, &state.settings, prepared, cause, &p.party_id).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({
-        "message_id": queued.message_id,
-        "conversation_id": queued.conversation_id,
-        "receiver": receiver,
-        "document_type": document_type,
-        "reference": reference,
-    })))
+    Ok(HttpResponse::Created().json(Enqueued {
+        message_id: queued.message_id,
+        conversation_id: queued.conversation_id,
+        receiver,
+        document_type: document_type.to_string(),
+        reference,
+        declaration_reference: None,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Outbox: only messages in this status (`pending`, `sending`, `delivered`,
+    /// `dead_letter`, …).
     status: Option<String>,
+    /// Inbox: only documents of this type (e.g. `ACDD`, `FORM_D`).
     document_type: Option<String>,
+    /// At most this many (clamped to 1 to 1000; default 100).
     limit: Option<i64>,
 }
 
+/// Outbox messages, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OutboxList {
+    items: Vec<outbox_store::OutboxRow>,
+}
+
+/// An outbox message and the partner's answers to it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OutboxDetail {
+    #[serde(flatten)]
+    message: outbox_store::OutboxRow,
+    /// Business responses received for it.
+    answers: Vec<inbound_store::InboundRow>,
+}
+
+/// Messages received from partner windows.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InboundList {
+    items: Vec<inbound_store::InboundRow>,
+}
+
 /// GET /api/v1/admin/exchange/outbox?status=dead_letter
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/exchange/outbox",
+    tag = "exchange",
+    description = "Messages to partner windows and their delivery state. Role: admin.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The messages", body = OutboxList),
+        (status = 400, description = "`STATUS_UNKNOWN`, `QUERY_INVALID`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+    )
+)]
 #[tracing::instrument(name = "exchange.outbox_list", skip_all)]
 pub async fn outbox_list(
     p: Principal,
@@ -226,10 +336,22 @@ pub async fn outbox_list(
         q.limit.unwrap_or(100).clamp(1, 1000),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": rows })))
+    Ok(HttpResponse::Ok().json(OutboxList { items: rows }))
 }
 
 /// GET /api/v1/admin/exchange/outbox/{message_id}
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/exchange/outbox/{id}",
+    tag = "exchange",
+    description = "One outbox message with the business responses received for it. Role: admin.",
+    params(("id" = String, Path, description = "The message id")),
+    responses(
+        (status = 200, description = "The message", body = OutboxDetail),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "exchange.outbox_get", skip_all)]
 pub async fn outbox_get(
     p: Principal,
@@ -242,13 +364,31 @@ pub async fn outbox_get(
         .await?
         .ok_or(ApiError::NotFound)?;
     let answers = inbound_store::answers_to(&client, &row.receiver, &row.reference).await?;
-    let mut body = serde_json::to_value(&row).map_err(|e| ApiError::Internal(e.to_string()))?;
-    body["answers"] =
-        serde_json::to_value(answers).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(OutboxDetail {
+        message: row,
+        answers,
+    }))
 }
 
 /// GET /api/v1/admin/exchange/outbox/{message_id}/{envelope|signature}: the stored bytes.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/exchange/outbox/{id}/{part}",
+    tag = "exchange",
+    description = "The stored envelope or its signature. Role: admin.",
+    params(
+        ("id" = String, Path, description = "The message id"),
+        ("part" = String, Path, description = "`envelope` or `signature`", pattern = "^(envelope|signature)$"),
+    ),
+    responses(
+        (status = 200, description = "The bytes", content(
+            (String = "application/xml"),
+            (String = "application/pkcs7-signature"),
+        )),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "exchange.outbox_raw", skip_all)]
 pub async fn outbox_raw(
     p: Principal,
@@ -271,6 +411,19 @@ pub async fn outbox_raw(
 }
 
 /// POST /api/v1/admin/exchange/outbox/{message_id}/requeue: retry a dead letter, same id.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/exchange/outbox/{id}/requeue",
+    tag = "exchange",
+    description = "Retries a dead letter under the same message id. Role: admin.",
+    params(("id" = String, Path, description = "The message id")),
+    responses(
+        (status = 200, description = "Pending again", body = crate::store::outbox::OutboxRow),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+        (status = 409, description = "`TRANSITION_FORBIDDEN`: not a dead letter, `CONFLICT`"),
+    )
+)]
 #[tracing::instrument(name = "exchange.requeue", skip_all, fields(party = %p.party_id))]
 pub async fn requeue(
     p: Principal,
@@ -293,15 +446,38 @@ pub async fn requeue(
     Ok(HttpResponse::Ok().json(row))
 }
 
-#[derive(Deserialize)]
+/// The fault this window is to show.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"fault": {"mode": "status", "status": 503}, "times": 2}))]
 pub struct SetFault {
     fault: Fault,
     /// Apply to the next `times` uses only.
     times: Option<u32>,
 }
 
+/// The fault now shown.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FaultShown {
+    fault: Fault,
+    /// Uses left, when limited.
+    times: Option<u32>,
+}
+
 /// PUT /api/v1/admin/exchange/fault: the fault this window shows (testing, demonstrations).
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/exchange/fault",
+    tag = "exchange",
+    description = "Sets the fault this window shows to partners (testing and demonstrations: slow answers, 500/503, dropped connections, bad receipt signatures). Role: admin.",
+    request_body(content = SetFault, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The fault now shown", body = FaultShown),
+        (status = 400, description = "`FAULT_STATUS`, `FAULT_RATIO`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 409, description = "`EXCHANGE_NOT_CONFIGURED`: this window has no exchange keys"),
+    )
+)]
 #[tracing::instrument(name = "exchange.fault", skip_all, fields(party = %p.party_id))]
 pub async fn set_fault(
     p: Principal,
@@ -330,10 +506,22 @@ pub async fn set_fault(
     )
     .await?;
     let (fault, times) = ex.fault.current();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "fault": fault, "times": times })))
+    Ok(HttpResponse::Ok().json(FaultShown { fault, times }))
 }
 
 /// GET /api/v1/exchange/inbox: documents and responses received from partner windows.
+#[utoipa::path(
+    get,
+    path = "/api/v1/exchange/inbox",
+    tag = "exchange",
+    description = "Documents and responses received from partner windows, newest first. Roles: customs, admin.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The messages", body = InboundList),
+        (status = 400, description = "`QUERY_INVALID`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+    )
+)]
 #[tracing::instrument(name = "exchange.inbox", skip_all)]
 pub async fn inbox(
     p: Principal,
@@ -341,17 +529,30 @@ pub async fn inbox(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     require(&p, &[Role::Customs, Role::Admin])?;
+    let document_type = crate::api::json::query_text("document_type", q.document_type.as_deref())?;
     let client = state.pool.get().await?;
     let rows = inbound_store::list(
         &client,
-        q.document_type.as_deref(),
+        document_type,
         q.limit.unwrap_or(100).clamp(1, 1000),
     )
     .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": rows })))
+    Ok(HttpResponse::Ok().json(InboundList { items: rows }))
 }
 
 /// GET /api/v1/exchange/inbox/{id}
+#[utoipa::path(
+    get,
+    path = "/api/v1/exchange/inbox/{id}",
+    tag = "exchange",
+    description = "One received message. Roles: customs, admin.",
+    params(("id" = String, Path, description = "The received message's id")),
+    responses(
+        (status = 200, description = "The message", body = crate::store::inbound::InboundRow),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "exchange.inbox_get", skip_all)]
 pub async fn inbox_get(
     p: Principal,
@@ -367,6 +568,26 @@ pub async fn inbox_get(
 }
 
 /// GET /api/v1/exchange/inbox/{id}/{envelope|signature|receipt|receipt-signature}: as stored.
+#[utoipa::path(
+    get,
+    path = "/api/v1/exchange/inbox/{id}/{part}",
+    tag = "exchange",
+    description = "A received message's envelope, signature, our receipt and its signature as stored, or the carried document in our own format (`document`, mapped from a partner's format). Roles: customs, admin.",
+    params(
+        ("id" = String, Path, description = "The received message's id"),
+        ("part" = String, Path, description = "`envelope`, `signature`, `receipt`, `receipt-signature` or `document`",
+            pattern = "^(envelope|signature|receipt|receipt-signature|document)$"),
+    ),
+    responses(
+        (status = 200, description = "The bytes", content(
+            (String = "application/xml"),
+            (String = "application/pkcs7-signature"),
+        )),
+        (status = 400, description = "`XML_EMPTY`, `XML_ENCODING`, `XML_DOCTYPE`, `XML_TOO_DEEP`, `XML_TOO_MANY_ELEMENTS`, `XML_TOO_MANY_ATTRIBUTES`, `XML_TOO_MANY_NAMESPACES`, `XML_TOO_MANY_NAMES`, `XML_NAME_TOO_LONG`, `XML_TOO_COSTLY`, `XML_MALFORMED`: a stored payload that cannot be read as XML"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "exchange.inbox_raw", skip_all)]
 pub async fn inbox_raw(
     p: Principal,
@@ -392,9 +613,13 @@ pub async fn inbox_raw(
     Ok(HttpResponse::Ok().content_type(ct).body(body))
 }
 
-#[derive(Deserialize)]
+/// Customs' decision on a received document.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"decision": "rejected", "reasons": [{"code": "HS_MISMATCH", "text": "Item 2: HS code does not match", "path": "/Declaration/Item[2]/HSCode"}]}))]
 pub struct BusinessDecision {
+    /// `accepted`, `rejected`, and for certificates of origin `preference-granted` or
+    /// `preference-not-granted`.
     decision: String,
     #[serde(default)]
     reasons: Vec<respond::Reason>,
@@ -402,6 +627,21 @@ pub struct BusinessDecision {
 
 /// POST /api/v1/exchange/messages/{id}/response: customs' decision on a received document,
 /// sent back to its sender as a business response in the same conversation.
+#[utoipa::path(
+    post,
+    path = "/api/v1/exchange/messages/{id}/response",
+    tag = "exchange",
+    description = "Customs' decision on a received document, sent back to its sender as a business response in the same conversation. Takes effect once. Role: customs.",
+    params(("id" = String, Path, description = "The received message's id")),
+    request_body(content = BusinessDecision, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The response, enqueued", body = crate::exchange::respond::Responded),
+        (status = 400, description = "`DECISION_UNKNOWN`, `REASON_REQUIRED`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+        (status = 409, description = "`EXCHANGE_NOT_CONFIGURED`: this window has no exchange keys; `NO_PARTNER`, `NOT_ANSWERABLE`, `TRANSITION_FORBIDDEN`, `CONFLICT`"),
+    )
+)]
 #[tracing::instrument(name = "exchange.respond", skip_all, fields(party = %p.party_id))]
 pub async fn respond(
     p: Principal,

@@ -72,12 +72,18 @@ fn matches(pattern: &str, path: &str) -> bool {
 }
 
 /// Paths whose callers are not bearer-token parties: partner windows sign their messages,
-/// probes carry no credentials, and `/metrics` judges its caller's address itself.
-/// The one list both the expect check and the router's authentication use.
+/// probes carry no credentials, `/metrics` judges its caller's address itself, and the OpenAPI
+/// document is for anyone. The one list both the expect check and the router's
+/// authentication use.
 pub fn public(pattern: &str) -> bool {
     matches!(
         pattern,
-        "/health" | "/health/live" | "/health/ready" | "/metrics" | "/exchange/v1/messages"
+        "/health"
+            | "/health/live"
+            | "/health/ready"
+            | "/metrics"
+            | "/exchange/v1/messages"
+            | "/api/v1/openapi.json"
     )
 }
 

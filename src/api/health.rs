@@ -29,6 +29,15 @@ use crate::error::ApiError;
 const DB_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `GET /health/live`.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    description = "Liveness: answers whenever the process serves HTTP; consults no dependency.",
+    security(()),
+    responses((status = 200, description = "The process is up", body = Object,
+               example = json!({"status": "ok"})))
+)]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -36,11 +45,37 @@ pub async fn live() -> HttpResponse {
 }
 
 /// `GET /health`: readiness, as `/health/ready`.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    description = "Readiness, as `/health/ready` (kept for existing monitors). Problem codes: \
+        `NOT_READY`.",
+    security(()),
+    responses(
+        (status = 200, description = "Ready: each check with its status", body = Object),
+        (status = 503, description = "Not ready: `not_ready` lists what failed",
+         content_type = "application/problem+json", body = crate::error::Problem),
+    )
+)]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     ready(state).await
 }
 
 /// `GET /health/ready`.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    description = "Readiness: the database answers (within 3 s), the schemas are compiled, the \
+        exchange keys are loaded when the exchange is configured. Problem codes: `NOT_READY`.",
+    security(()),
+    responses(
+        (status = 200, description = "Ready: each check with its status", body = Object),
+        (status = 503, description = "Not ready: `not_ready` lists what failed",
+         content_type = "application/problem+json", body = crate::error::Problem),
+    )
+)]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let mut checks = Map::new();
     let mut not_ready = Vec::new();
@@ -136,6 +171,22 @@ async fn database(state: &AppState) -> Result<(), String> {
 
 /// `GET /metrics`: an address in `metrics.allow_from` reads without credentials; anyone else
 /// needs an admin bearer token (401 without or with an unknown token, 403 for another role).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    description = "Prometheus text format. Readable without credentials from an address in \
+        `metrics.allow_from`, else with an admin bearer token. Problem codes: `UNAUTHORIZED`, \
+        `ROLE_FORBIDDEN`.",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain", body = String),
+        (status = 401, description = "No or an unknown token, from an address not allowed",
+         content_type = "application/problem+json", body = crate::error::Problem),
+        (status = 403, description = "A token of another role than admin",
+         content_type = "application/problem+json", body = crate::error::Problem),
+    )
+)]
 pub async fn metrics(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -14,12 +14,55 @@ pub async fn read<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     body::require_json(req)?;
     let bytes = body::read_limited(req, payload, LIMIT).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let invalid = |e: serde_json::Error| {
         ApiError::bad_request(
             "BODY_INVALID",
             format!("request body: {}", plain(&e.to_string())),
         )
-    })
+    };
+    // U+0000 can only come as the escape `\u0000`; PostgreSQL stores no such character.
+    if bytes.windows(6).any(|w| w == b"\\u0000") {
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+        if has_nul(&value) {
+            return Err(ApiError::bad_request(
+                "BODY_INVALID",
+                "request body: a string may not contain U+0000",
+            ));
+        }
+    }
+    serde_json::from_slice(&bytes).map_err(invalid)
+}
+
+/// Whether a string (or key) anywhere in `v` holds U+0000.
+fn has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// A name in a path (a licence number, a certificate reference, an agency code): one with
+/// U+0000 names nothing that exists (and PostgreSQL could not even compare it).
+pub fn path_name(raw: &str) -> Result<&str, ApiError> {
+    if raw.contains('\0') {
+        Err(ApiError::NotFound)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// A free-text query parameter: PostgreSQL stores no U+0000, so a value with one is refused.
+pub fn query_text<'a>(name: &str, value: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+    match value {
+        Some(v) if v.contains('\0') => Err(ApiError::bad_request(
+            "QUERY_INVALID",
+            format!("{name}: may not contain U+0000"),
+        )),
+        other => Ok(other),
+    }
 }
 
 /// A malformed id names nothing that exists: same answer as an unknown one.

@@ -2,7 +2,7 @@
 //! withdraw; officers of the agency the application was routed to review and decide.
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{auth, body, json, AppState};
 use crate::domain::party::{Principal, Role};
@@ -27,6 +27,26 @@ fn scope(p: &Principal) -> Option<AppScope<'_>> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/licence-applications",
+    tag = "licensing",
+    description = "An enterprise applies for a licence (`urn:nsw:licence-application:1`); the routing table names the agency and procedure, its fee and time limit. Role: enterprise (the applicant).",
+    request_body(
+        content = String,
+        content_type = "application/xml",
+        description = "The licence application (also `text/xml`, `application/*+xml`)",
+        example = json!(include_str!("../../fixtures/valid/licence-application/mard-plant-quarantine-maize.xml")),
+    ),
+    responses(
+        (status = 201, description = "Received; `Location` names the application", body = crate::store::licensing::ApplicationReceipt,
+            headers(("Location" = String, description = "`/api/v1/licence-applications/{id}`"))),
+        (status = 400, description = "`XML_EMPTY`, `XML_ENCODING`, `XML_DOCTYPE`, `XML_TOO_DEEP`, `XML_TOO_MANY_ELEMENTS`, `XML_TOO_MANY_ATTRIBUTES`, `XML_TOO_MANY_NAMESPACES`, `XML_TOO_MANY_NAMES`, `XML_NAME_TOO_LONG`, `XML_TOO_COSTLY`, `XML_MALFORMED`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`, `PARTY_MISMATCH`"),
+        (status = 409, description = "`CONFLICT`"),
+        (status = 422, description = "`DOCUMENT_INVALID`: schema and rule errors, `ROUTING_NO_RULE`, `ROUTING_SPLIT` in `errors`"),
+    )
+)]
 #[tracing::instrument(name = "licence_application.submit", skip_all, fields(party = %principal.party_id, reference))]
 pub async fn submit(
     req: HttpRequest,
@@ -48,6 +68,17 @@ pub async fn submit(
         .json(receipt))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/licence-applications/{id}",
+    tag = "licensing",
+    description = "An application with its document as read, supplements and history. The applicant, officers of its agency, admin; others get 404.",
+    params(("id" = String, Path, description = "The application's id")),
+    responses(
+        (status = 200, description = "The application", body = crate::store::licensing::ApplicationDetail),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "licence_application.get", skip_all, fields(party = %principal.party_id))]
 pub async fn get(
     path: web::Path<String>,
@@ -63,10 +94,22 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(detail))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InboxQuery {
+    /// Only applications in this status (default: those awaiting a decision).
+    #[param(value_type = Option<crate::domain::application_state::Status>)]
     status: Option<String>,
+    /// At most this many, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+}
+
+/// An agency's inbox, oldest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AgencyInbox {
+    agency: String,
+    items: Vec<store::ApplicationSummary>,
 }
 
 const STATUSES: [&str; 8] = [
@@ -80,6 +123,18 @@ const STATUSES: [&str; 8] = [
     "withdrawn",
 ];
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/inbox",
+    tag = "licensing",
+    description = "The officer's agency's applications awaiting a decision (received, supplement_requested, supplemented, under_review), oldest first, or those in `status`. Role: ministry.",
+    params(InboxQuery),
+    responses(
+        (status = 200, description = "The inbox", body = AgencyInbox),
+        (status = 400, description = "`STATUS_INVALID`, `LIMIT_INVALID`, `QUERY_INVALID`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`, `AGENCY_UNSET`"),
+    )
+)]
 #[tracing::instrument(name = "inbox.list", skip_all, fields(party = %principal.party_id))]
 pub async fn inbox(
     query: web::Query<InboxQuery>,
@@ -102,13 +157,21 @@ pub async fn inbox(
     }
     let client = state.pool.get().await?;
     let items = store::inbox(&client, agency, query.status.as_deref(), limit).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "agency": agency, "items": items })))
+    Ok(HttpResponse::Ok().json(AgencyInbox {
+        agency: agency.to_owned(),
+        items,
+    }))
 }
 
-#[derive(Deserialize)]
+/// An officer's decision on an application.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApplicationDecisionBody, example = json!({"action": "issue", "conditions": "Fumigate before loading"}))]
 pub struct DecisionBody {
+    /// `review`, `request_supplement`, `issue` or `refuse`.
+    #[schema(pattern = "^(review|request_supplement|issue|refuse)$")]
     action: String,
+    /// Required for `request_supplement` and `refuse`; at most 2000 characters.
     reason: Option<String>,
     /// Conditions written into an issued licence.
     conditions: Option<String>,
@@ -130,6 +193,23 @@ pub fn licensing_context(state: &AppState) -> licensing::Context<'_> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/licence-applications/{id}/decision",
+    tag = "licensing",
+    description = "An officer of the application's agency reviews, requests a supplement, issues (a licence, or a certificate of origin and its e-Form D) or refuses. Every decision takes effect once. Role: ministry.",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body(content = DecisionBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The application after the decision; for `issue`, the licence number or certificate reference too, and `Location` of it", body = crate::licensing::Decided,
+            headers(("Location" = String, description = "The issued licence or certificate (on `issue`)"))),
+        (status = 400, description = "`ACTION_INVALID`, `REASON_REQUIRED`, `REASON_TOO_LONG`, `CONDITIONS_TOO_LONG`, `VALIDITY_INVALID`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`, `AGENCY_UNSET`, `AGENCY_MISMATCH`"),
+        (status = 404, description = "`NOT_FOUND`"),
+        (status = 409, description = "`TRANSITION_FORBIDDEN` (also the same decision again), `CONFLICT`, `LICENCE_VALIDITY_ENDED`, `NO_PARTNER`, `EXCHANGE_NOT_CONFIGURED`"),
+        (status = 422, description = "`DOCUMENT_INVALID`"),
+    )
+)]
 #[tracing::instrument(name = "licence_application.decide", skip_all, fields(party = %principal.party_id, action))]
 pub async fn decide(
     req: HttpRequest,
@@ -185,12 +265,30 @@ pub async fn decide(
     Ok(resp.json(decided))
 }
 
-#[derive(Deserialize)]
+/// The applicant's answer to a supplement request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"note": "Phytosanitary certificate no. 2026/1187 attached to the dossier"}))]
 pub struct SupplementBody {
+    /// 1 to 4000 characters.
     note: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/licence-applications/{id}/supplement",
+    tag = "licensing",
+    description = "The applicant supplements an application after the agency requested it. Role: enterprise (the applicant).",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body(content = SupplementBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The application, `supplemented`", body = crate::store::licensing::ApplicationSummary),
+        (status = 400, description = "`NOTE_INVALID`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+        (status = 409, description = "`TRANSITION_FORBIDDEN` (no supplement requested, or already supplemented), `CONFLICT`"),
+    )
+)]
 #[tracing::instrument(name = "licence_application.supplement", skip_all, fields(party = %principal.party_id))]
 pub async fn supplement(
     req: HttpRequest,
@@ -206,6 +304,19 @@ pub async fn supplement(
     Ok(HttpResponse::Ok().json(s))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/licence-applications/{id}/withdrawal",
+    tag = "licensing",
+    description = "The applicant withdraws an application not yet decided. Role: enterprise (the applicant).",
+    params(("id" = String, Path, description = "The application's id")),
+    responses(
+        (status = 200, description = "The application, `withdrawn`", body = crate::store::licensing::ApplicationSummary),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+        (status = 409, description = "`TRANSITION_FORBIDDEN`, `CONFLICT`"),
+    )
+)]
 #[tracing::instrument(name = "licence_application.withdraw", skip_all, fields(party = %principal.party_id))]
 pub async fn withdraw(
     path: web::Path<String>,

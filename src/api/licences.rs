@@ -12,6 +12,27 @@ use crate::licensing;
 use crate::store::keys;
 use crate::store::licensing as store;
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/licences",
+    tag = "licences",
+    description = "An officer deposits a licence issued outside the window, signed by the agency (detached CMS in `X-Signature`). Role: ministry (of the licence's agency).",
+    params(("X-Signature" = String, Header, description = "Base64 of a detached DER CMS signature over the body (SHA-256)")),
+    request_body(
+        content = String,
+        content_type = "application/xml",
+        description = "The licence (`urn:nsw:licence:1`; also `text/xml`, `application/*+xml`)",
+        example = json!(include_str!("../../fixtures/valid/licence/sbv-gold-215.xml")),
+    ),
+    responses(
+        (status = 201, description = "Deposited; `Location` names the licence", body = crate::store::licensing::LicenceView,
+            headers(("Location" = String, description = "`/api/v1/licences/{number}` (`/` as `%2F`)"))),
+        (status = 400, description = "`XML_EMPTY`, `XML_ENCODING`, `XML_DOCTYPE`, `XML_TOO_DEEP`, `XML_TOO_MANY_ELEMENTS`, `XML_TOO_MANY_ATTRIBUTES`, `XML_TOO_MANY_NAMESPACES`, `XML_TOO_MANY_NAMES`, `XML_NAME_TOO_LONG`, `XML_TOO_COSTLY`, `XML_MALFORMED`, `SIGNATURE_MISSING`, `SIGNATURE_MALFORMED`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`, `AGENCY_UNSET`, `AGENCY_MISMATCH`, `SIGNATURE_ALGORITHM`, `CERTIFICATE_UNTRUSTED`, `CERTIFICATE_EXPIRED`, `CERTIFICATE_NOT_YET_VALID`, `CERTIFICATE_PURPOSE`"),
+        (status = 409, description = "`CONFLICT`: the number is already known"),
+        (status = 422, description = "`DOCUMENT_INVALID`: schema and rule errors, `SIGNATURE_INVALID`, `LICENCE_VALIDITY_ENDED` in `errors`"),
+    )
+)]
 #[tracing::instrument(name = "licence.deposit", skip_all, fields(party = %principal.party_id, number))]
 pub async fn deposit(
     req: HttpRequest,
@@ -60,13 +81,24 @@ fn may_see(p: &Principal, agency: &str, holder: &str) -> bool {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/licences/{number}",
+    tag = "licences",
+    description = "A licence with the balance of each line. Holder, issuing agency, customs, admin; others get 404.",
+    params(("number" = String, Path, description = "The licence number; `/` sent as `%2F`")),
+    responses(
+        (status = 200, description = "The licence", body = crate::store::licensing::LicenceView),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "licence.get", skip_all, fields(party = %principal.party_id))]
 pub async fn get(
     path: web::Path<String>,
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let number = json::licence_number(&path);
+    let number = json::licence_number(json::path_name(&path)?);
     let client = state.pool.get().await?;
     let view = store::get_licence(&client, &number)
         .await?
@@ -90,25 +122,57 @@ async fn visible_document(
         .ok_or(ApiError::NotFound)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/licences/{number}/document",
+    tag = "licences",
+    description = "The licence XML, byte for byte.",
+    params(("number" = String, Path, description = "The licence number; `/` sent as `%2F`")),
+    responses(
+        (status = 200, description = "The document", body = String, content_type = "application/xml"),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "licence.document", skip_all, fields(party = %principal.party_id))]
 pub async fn document(
     path: web::Path<String>,
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (bytes, _) = visible_document(&json::licence_number(&path), &principal, &state).await?;
+    let (bytes, _) = visible_document(
+        &json::licence_number(json::path_name(&path)?),
+        &principal,
+        &state,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/xml"))
         .body(bytes))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/licences/{number}/signature",
+    tag = "licences",
+    description = "The agency's detached DER CMS signature over the licence document.",
+    params(("number" = String, Path, description = "The licence number; `/` sent as `%2F`")),
+    responses(
+        (status = 200, description = "The signature", body = String, content_type = "application/pkcs7-signature"),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "licence.signature", skip_all, fields(party = %principal.party_id))]
 pub async fn signature(
     path: web::Path<String>,
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, sig) = visible_document(&json::licence_number(&path), &principal, &state).await?;
+    let (_, sig) = visible_document(
+        &json::licence_number(json::path_name(&path)?),
+        &principal,
+        &state,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/pkcs7-signature"))
         .body(sig))
@@ -116,6 +180,17 @@ pub async fn signature(
 
 /// Every certificate licences of the agency may carry signatures of (PEM, concatenated): the
 /// window-held key first, then registered ones. Public information to any authenticated caller.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agencies/{code}/certificates",
+    tag = "licences",
+    description = "PEM certificates licences of the agency may be signed with (the window's key first). Any authenticated caller.",
+    params(("code" = String, Path, description = "The agency's code, e.g. `MOIT`")),
+    responses(
+        (status = 200, description = "Concatenated PEM certificates", body = String, content_type = "application/x-pem-file"),
+        (status = 404, description = "`NOT_FOUND`: no certificate for this agency"),
+    )
+)]
 #[tracing::instrument(name = "agency.certificates", skip_all, fields(party = %principal.party_id))]
 pub async fn certificates(
     path: web::Path<String>,
@@ -123,7 +198,7 @@ pub async fn certificates(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let _ = &principal;
-    let agency = path.into_inner();
+    let agency = json::path_name(&path)?.to_owned();
     let client = state.pool.get().await?;
     let mut certs = keys::trusted(&client, &agency).await?;
     if certs.is_empty() {
@@ -139,7 +214,30 @@ pub async fn certificates(
 /// Largest PEM certificate body accepted, in bytes.
 pub const PEM_LIMIT: usize = 64 * 1024;
 
+/// Answer to a certificate registration.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CertificateRegistered {
+    agency: String,
+    registered: bool,
+}
+
 /// An administrator registers a certificate an agency signs licences with outside the window.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agencies/{code}/certificates",
+    tag = "licences",
+    description = "An administrator registers a certificate the agency signs licences with outside the window. Role: admin.",
+    params(("code" = String, Path, description = "The agency's code, e.g. `MOIT`")),
+    request_body(content = String, content_type = "text/plain", description = "One PEM X.509 certificate (`application/x-pem-file` or any other text type is taken as well)",
+        example = json!("-----BEGIN CERTIFICATE-----\nMIIB…\n-----END CERTIFICATE-----\n")),
+    responses(
+        (status = 201, description = "Registered", body = CertificateRegistered),
+        (status = 200, description = "Already registered", body = CertificateRegistered),
+        (status = 400, description = "`CERTIFICATE_INVALID`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`: a code no agency can have"),
+    )
+)]
 #[tracing::instrument(name = "agency.register_certificate", skip_all, fields(party = %principal.party_id))]
 pub async fn register_certificate(
     req: HttpRequest,
@@ -149,7 +247,7 @@ pub async fn register_certificate(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&principal, &[Role::Admin])?;
-    let agency = path.into_inner();
+    let agency = json::path_name(&path)?.to_owned();
     let pem = body::read_limited(&req, payload, PEM_LIMIT).await?;
     let cert = openssl::x509::X509::from_pem(&pem).map_err(|_| {
         ApiError::bad_request(
@@ -170,5 +268,8 @@ pub async fn register_certificate(
     } else {
         HttpResponse::Ok()
     }
-    .json(serde_json::json!({"agency": agency, "registered": true})))
+    .json(CertificateRegistered {
+        agency,
+        registered: true,
+    }))
 }

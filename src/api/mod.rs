@@ -14,6 +14,7 @@ pub mod health;
 pub mod json;
 pub mod licence_applications;
 pub mod licences;
+pub mod openapi;
 pub mod stats;
 pub mod throttle;
 pub mod webhooks;
@@ -102,6 +103,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         ep(M::GET, "/health/live", Body::None, web::to(health::live)),
         ep(M::GET, "/health/ready", Body::None, web::to(health::ready)),
         ep(M::GET, "/metrics", Body::None, web::to(health::metrics)),
+        // This API's OpenAPI document (public). Every endpoint here has its operation there:
+        // see api/openapi.rs.
+        ep(
+            M::GET,
+            "/api/v1/openapi.json",
+            Body::None,
+            web::to(openapi::spec),
+        ),
         ep(
             M::POST,
             "/exchange/v1/messages",
@@ -383,6 +392,7 @@ pub fn partner_endpoints() -> Vec<Endpoint> {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     register(cfg, endpoints());
+    openapi::page_routes(cfg);
 }
 
 pub fn partner_routes(cfg: &mut web::ServiceConfig) {

@@ -7,6 +7,16 @@ use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
 use crate::store::stats;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    tag = "stats",
+    description = "Volumes, processing times (working hours) and on-schedule rates per agency and procedure. Roles: admin, customs, ministry (own agency).",
+    responses(
+        (status = 200, description = "The figures", body = crate::store::stats::Stats),
+        (status = 403, description = "`ROLE_FORBIDDEN`, `AGENCY_UNSET`"),
+    )
+)]
 #[tracing::instrument(name = "stats.get", skip_all, fields(party = %principal.party_id))]
 pub async fn get(
     principal: Principal,

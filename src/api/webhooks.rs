@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{auth, body, AppState};
@@ -14,10 +14,38 @@ use crate::store::webhooks::{self as store, Owner};
 /// A registration body is a small JSON object.
 const MAX_BODY: usize = 8 * 1024;
 
-#[derive(Deserialize)]
+/// A webhook registration.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://hooks.example.vn/nsw"}))]
 struct NewWebhook {
+    /// `https://` (or `http://` to a loopback address), at most 2000 characters, no
+    /// credentials, no fragment.
     url: String,
+}
+
+/// A new subscription with its signing secret, shown only in this answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookCreated)]
+struct Created {
+    #[serde(flatten)]
+    subscription: store::Subscription,
+    /// `whsec_…`: verifies `X-NSW-Signature`. Keep it.
+    secret: String,
+}
+
+/// Subscriptions.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WebhookList {
+    items: Vec<store::Subscription>,
+}
+
+/// Delivery attempts, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryPage {
+    items: Vec<store::Delivery>,
+    /// Set when the page is full: pass as `before`.
+    next_before: Option<i64>,
 }
 
 fn owner(p: &Principal) -> Owner<'_> {
@@ -64,6 +92,20 @@ fn check_url(raw: &str, allow_http: bool) -> Result<String, ApiError> {
     Ok(url.to_string())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks",
+    tag = "events",
+    description = "Registers a URL that receives the caller's events by signed POST. Role: enterprise. Body at most 8 KiB.",
+    request_body(content = NewWebhook, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered; the secret appears only here", body = Created,
+            headers(("Location" = String, description = "`/api/v1/webhooks/{id}`"))),
+        (status = 400, description = "`WEBHOOK_URL_INVALID`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 409, description = "`WEBHOOK_LIMIT_REACHED`"),
+    )
+)]
 #[tracing::instrument(name = "webhook.create", skip_all, fields(party = %principal.party_id, webhook))]
 pub async fn create(
     req: HttpRequest,
@@ -97,13 +139,24 @@ pub async fn create(
         other => other.into(),
     })?;
     tracing::Span::current().record("webhook", sub.id.to_string());
-    let mut body = serde_json::to_value(&sub).map_err(|e| ApiError::Internal(e.to_string()))?;
-    body["secret"] = serde_json::Value::String(secret);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/webhooks/{}", sub.id)))
-        .json(body))
+        .json(Created {
+            subscription: sub,
+            secret,
+        }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks",
+    tag = "events",
+    description = "The caller's active subscriptions (administrators: everyone's), without secrets. Roles: enterprise, admin.",
+    responses(
+        (status = 200, description = "The subscriptions", body = WebhookList),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+    )
+)]
 #[tracing::instrument(name = "webhook.list", skip_all, fields(party = %principal.party_id))]
 pub async fn list(
     principal: Principal,
@@ -112,13 +165,25 @@ pub async fn list(
     auth::require(&principal, &[Role::Enterprise, Role::Admin])?;
     let client = state.pool.get().await?;
     let items = store::list(&client, &owner(&principal)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(WebhookList { items }))
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/webhooks/{id}",
+    tag = "events",
+    description = "Ends a subscription; its delivery log stays. Roles: the owning enterprise, admin.",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`: unknown, already deleted or someone else's"),
+    )
+)]
 #[tracing::instrument(name = "webhook.delete", skip_all, fields(party = %principal.party_id))]
 pub async fn delete(
     path: web::Path<String>,
@@ -132,6 +197,18 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/{id}/retry",
+    tag = "events",
+    description = "Makes a subscription waiting out its retry backoff due now. Roles: the owning enterprise, admin.",
+    params(("id" = String, Path, description = "The subscription's id")),
+    responses(
+        (status = 202, description = "Due now", body = crate::store::webhooks::Subscription),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "webhook.retry_now", skip_all, fields(party = %principal.party_id))]
 pub async fn retry_now(
     path: web::Path<String>,
@@ -145,12 +222,29 @@ pub async fn retry_now(
     Ok(HttpResponse::Accepted().json(sub))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
+    /// A delivery id: the page before it (`next_before` of the previous page).
     before: Option<i64>,
+    /// At most this many, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/{id}/deliveries",
+    tag = "events",
+    description = "The delivery attempts of a subscription (deleted ones included), newest first. Roles: the owning enterprise, admin.",
+    params(("id" = String, Path, description = "The subscription's id"), DeliveriesQuery),
+    responses(
+        (status = 200, description = "A page of attempts", body = DeliveryPage),
+        (status = 400, description = "`LIMIT_INVALID`, `QUERY_INVALID`"),
+        (status = 403, description = "`ROLE_FORBIDDEN`"),
+        (status = 404, description = "`NOT_FOUND`"),
+    )
+)]
 #[tracing::instrument(name = "webhook.deliveries", skip_all, fields(party = %principal.party_id))]
 pub async fn deliveries(
     path: web::Path<String>,
@@ -176,7 +270,10 @@ pub async fn deliveries(
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items, "next_before": next })))
+    Ok(HttpResponse::Ok().json(DeliveryPage {
+        items,
+        next_before: next,
+    }))
 }
 
 #[cfg(test)]

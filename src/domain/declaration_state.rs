@@ -5,7 +5,8 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = DeclarationStatus)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Accepted,

@@ -208,7 +208,8 @@ pub fn build(
 }
 
 /// An ACDD written to the outbox.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = AcddQueued)]
 pub struct Queued {
     pub message_id: Uuid,
     pub conversation_id: Uuid,

@@ -18,7 +18,8 @@ use crate::store::{inbound as store, StoreError};
 use crate::workflow::WorkflowError;
 
 /// One reason of a decision.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = BusinessReason)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     pub code: String,
@@ -98,7 +99,8 @@ pub fn decisions_for(document_type: &str) -> Option<&'static [&'static str]> {
 }
 
 /// The response as enqueued.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = BusinessResponse)]
 pub struct Responded {
     pub message_id: Uuid,
     pub conversation_id: Uuid,

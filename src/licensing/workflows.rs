@@ -51,7 +51,7 @@ pub struct Terms<'a> {
 }
 
 /// The e-Form D that left with a certificate of origin.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EFormD {
     pub message_id: Uuid,
     pub conversation_id: Uuid,
@@ -60,7 +60,8 @@ pub struct EFormD {
 }
 
 /// An application after an officer's decision.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ApplicationDecided)]
 #[serde(untagged)]
 pub enum Decided {
     /// Reviewed, supplement requested or refused.

@@ -59,15 +59,23 @@ pub fn is_api_path(path: &str) -> bool {
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Security headers on every answer of the listener (pages, assets, API alike).
+/// Security headers on every answer of the listener (pages, assets, API alike). A
+/// Content-Security-Policy the handler set is kept: the API reference page
+/// (`api::openapi::REFERENCE_CSP`) allows its own script; every other answer gets
+/// [`CONTENT_SECURITY_POLICY`].
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let mut res = next.call(req).await?;
     let h = res.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
     for (name, value) in [
-        ("content-security-policy", CONTENT_SECURITY_POLICY),
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "same-origin"),

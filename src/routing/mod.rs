@@ -12,7 +12,7 @@ pub const DEFAULT_TABLE: &str = include_str!("../../fixtures/routing/rules.toml"
 /// Supporting document kinds a rule may require (SupportingDocumentTypeCode).
 pub const DOCUMENT_TYPES: [&str; 8] = ["LIC", "COO", "PQC", "VHC", "FSN", "QIC", "CAT", "OTH"];
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Agency {
     pub code: String,
@@ -20,7 +20,8 @@ pub struct Agency {
     pub ministry: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = RoutingRule)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub id: String,
@@ -44,7 +45,8 @@ pub struct Rule {
 }
 
 /// The routing table as written in fixtures/routing/rules.toml and exchanged by the admin API.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = RoutingTable)]
 #[serde(deny_unknown_fields)]
 pub struct TableSpec {
     pub agencies: Vec<Agency>,

@@ -107,7 +107,8 @@ pub async fn insert(tx: &Transaction<'_>, n: &NewCertificate<'_>) -> Result<Uuid
     Ok(id)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CertificateOfOrigin)]
 pub struct Certificate {
     pub reference: String,
     pub application_id: Uuid,

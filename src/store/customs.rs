@@ -20,7 +20,8 @@ fn settlement(action: Action) -> Option<&'static str> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DeclarationDecided)]
 pub struct Decided {
     pub id: Uuid,
     pub reference: String,
@@ -110,7 +111,8 @@ pub async fn decide(
     Ok(d)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CustomsInboxEntry)]
 pub struct InboxEntry {
     pub id: Uuid,
     pub reference: String,

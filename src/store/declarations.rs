@@ -13,7 +13,8 @@ use crate::domain::declaration::Declaration;
 use crate::domain::party::{Principal, Role};
 
 /// What a client gets back for an accepted document (and again for a replayed request).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = DeclarationReceipt)]
 pub struct Receipt {
     pub id: Uuid,
     pub reference: String,
@@ -379,7 +380,8 @@ pub(crate) async fn insert(
     Ok(Inserted::Done(Submitted::Created(receipt)))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DeclarationSummary)]
 pub struct Summary {
     pub id: Uuid,
     pub reference: String,
@@ -420,7 +422,8 @@ fn summary(r: &tokio_postgres::Row) -> Summary {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DeclarationHistoryEntry)]
 pub struct Event {
     pub status: String,
     pub at: DateTime<Utc>,
@@ -428,7 +431,8 @@ pub struct Event {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = DeclarationDetail)]
 pub struct Detail {
     #[serde(flatten)]
     pub summary: Summary,

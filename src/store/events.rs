@@ -10,7 +10,7 @@ use super::StoreError;
 use crate::domain::party::{Principal, Role};
 
 /// One status change of a dossier, as clients and webhook receivers see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: i64,
     pub dossier_id: Uuid,

@@ -115,7 +115,8 @@ pub async fn insert(
     Ok(Stored::New(id))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = InboundMessage)]
 pub struct InboundRow {
     pub id: Uuid,
     pub sender: String,

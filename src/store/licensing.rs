@@ -13,7 +13,7 @@ pub use crate::domain::application_state::Status;
 use crate::domain::licence::{Application, Licence};
 use crate::routing::Rule;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApplicationReceipt {
     pub id: Uuid,
     pub reference: String,
@@ -193,7 +193,7 @@ impl AppScope<'_> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApplicationSummary {
     pub id: Uuid,
     pub reference: String,
@@ -240,7 +240,8 @@ fn summary(r: &tokio_postgres::Row) -> ApplicationSummary {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ApplicationHistoryEntry)]
 pub struct HistoryEntry {
     pub status: String,
     pub at: DateTime<Utc>,
@@ -268,7 +269,7 @@ pub async fn history<C: GenericClient>(
         .collect())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApplicationDetail {
     #[serde(flatten)]
     pub summary: ApplicationSummary,
@@ -566,7 +567,8 @@ pub async fn deposit_licence(
     Ok(id)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = LicenceLineBalance)]
 pub struct LineBalance {
     pub line: i32,
     pub hs_code: String,
@@ -581,7 +583,8 @@ pub struct LineBalance {
     pub committed: Decimal,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Licence)]
 pub struct LicenceView {
     pub number: String,
     pub licence_type: String,

@@ -320,7 +320,8 @@ pub async fn reap(client: &mut deadpool_postgres::Object) -> Result<u64, StoreEr
     Ok(rows.len() as u64)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OutboxMessage)]
 pub struct OutboxRow {
     pub message_id: Uuid,
     pub conversation_id: Uuid,

@@ -63,7 +63,8 @@ pub async fn load<C: GenericClient>(
     Ok(Some(RoutingTable { version, spec }))
 }
 
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = RoutingVersion)]
 pub struct VersionInfo {
     pub version: i32,
     pub rule_count: i32,

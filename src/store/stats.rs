@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::StoreError;
 use crate::calendar::Calendar;
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ProcedureStats {
     pub agency: String,
     pub procedure_code: String,
@@ -27,7 +27,7 @@ pub struct ProcedureStats {
     pub on_schedule_rate: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub procedures: Vec<ProcedureStats>,
     /// Licences issued through the window among all licences of the agencies in scope

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use super::events::{event, Event, EVENT_COLUMNS, EVENT_JOINS};
 use super::{audit, StoreError};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Webhook)]
 pub struct Subscription {
     pub id: Uuid,
     pub party_id: String,
@@ -185,7 +186,8 @@ pub async fn retry_now(
     Ok(subscription(&row))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookDelivery)]
 pub struct Delivery {
     pub id: i64,
     pub event_id: i64,

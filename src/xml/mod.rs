@@ -38,7 +38,7 @@ impl Position {
 }
 
 /// One problem found in a document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Violation {
     pub line: u32,
     pub column: u32,

@@ -149,6 +149,18 @@ async fn the_portal_story_in_chromium() {
         ],
     );
 
+    add_person(
+        &db,
+        &[
+            "--role",
+            "admin",
+            "--id",
+            "OPERATOR-1",
+            "--name",
+            "Lê Văn Vận Hành",
+        ],
+    );
+
     let (mut server, address) = serve(&db);
     let out_dir: PathBuf = root.join("target/browser");
     let downloads = out_dir.join("downloads");

@@ -22,6 +22,7 @@ mod intake_rules;
 mod jobs;
 mod loadtest_exchange;
 mod metrics;
+mod openapi;
 mod portal;
 mod portal_desk;
 mod portal_trader;

@@ -27,6 +27,7 @@ const TRADER = '1401234568';
 const OTHER_TRADER = '0301234567';
 const OFFICER = 'MOIT-OFFICER-1';
 const CUSTOMS = 'CUSTOMS-DTP-1';
+const ADMIN = 'OPERATOR-1';
 
 // The window's date (Viet Nam, UTC+7), and a year from it.
 const vnNow = new Date(Date.now() + 7 * 3600 * 1000);
@@ -146,14 +147,15 @@ try {
   await set('line_1_unit', 'TNE');
   await set('line_1_value', '1830000.00');
   await set('line_1_currency', 'USD');
-  await page.locator('button[name="action"][value="submit"]').click();
+  // Enter in a field submits the application (not "add a line").
+  await page.press('[name="line_1_value"]', 'Enter');
   await page.waitForLoadState('domcontentloaded');
   const hsError = page.locator('#line_0_hs_code-error');
   assert.ok(await hsError.count() === 1, 'the HS code error is beside its field');
   assert.equal(await page.getAttribute('#line_0_hs_code', 'aria-invalid'), 'true');
   await check(page, 'application-form-refused');
   await set('line_0_hs_code', '10063099');
-  await page.locator('button[name="action"][value="submit"]').click();
+  await page.locator('button[name="action"][value="submit"]:not([aria-hidden])').click();
   await page.waitForURL(/\/applications\/[0-9a-f-]{36}$/);
   const applicationUrl = page.url();
   const applicationId = applicationUrl.split('/').pop();
@@ -282,6 +284,26 @@ try {
   assert.equal(forged.status(), 403, 'a forged form is refused');
 
   await logOut(page);
+
+  // The public dashboard, without logging in, in both languages.
+  const publicCtx = await viContext();
+  const visitor = await publicCtx.newPage();
+  await visitor.goto(`${BASE}/dashboard`);
+  assert.ok((await visitor.content()).includes('MOIT'), 'the dashboard names the agency');
+  await check(visitor, 'dashboard');
+  await visitor.locator('nav.lang a').click();
+  await visitor.waitForLoadState('domcontentloaded');
+  await check(visitor, 'dashboard-en');
+
+  // The operator console's pages.
+  const adminCtx = await viContext();
+  const admin = await adminCtx.newPage();
+  await logIn(admin, ADMIN);
+  for (const p of ['', '/partners', '/messages', '/routing', '/parties', '/audit']) {
+    const r = await admin.goto(`${BASE}/console${p}`);
+    assert.equal(r.status(), 200, `console${p}`);
+    await check(admin, `console${p.replace('/', '-') || '-overview'}`);
+  }
   console.log('story: done');
 } catch (e) {
   failed = true;
