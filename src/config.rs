@@ -65,6 +65,16 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub console: ConsoleSettings,
     pub metrics: MetricsSettings,
+    pub tokens: TokenSettings,
+}
+
+/// Bearer tokens' life time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Days after its creation a bearer token stops working; absent: tokens of systems do not
+    /// expire (they are revoked with `nsw party token revoke` or the console).
+    pub max_age_days: Option<u32>,
 }
 
 /// Throttles of the API, per instance (each `nsw` process counts on its own; with several
@@ -420,6 +430,7 @@ impl Default for Settings {
             throttle: ThrottleSettings::default(),
             console: ConsoleSettings::default(),
             metrics: MetricsSettings::default(),
+            tokens: TokenSettings::default(),
         }
     }
 }

@@ -175,12 +175,44 @@ enum PartyCommand {
         id: String,
     },
     /// Issue another token for an existing party.
+    /// Issue another token (`token --id ID`), list a party's tokens (`token list --id ID`,
+    /// by id and creation time, never the secret) or revoke one (`token revoke --id ID
+    /// --token TOKEN_ID`).
+    #[command(args_conflicts_with_subcommands = true)]
     Token {
+        #[command(subcommand)]
+        action: Option<TokenCommand>,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Deactivate a party: its tokens and portal sessions stop at once, its dossiers stay.
+    Deactivate {
         #[arg(long)]
         id: String,
     },
     /// List parties.
     List,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue another token (shown once).
+    Issue {
+        #[arg(long)]
+        id: String,
+    },
+    /// A party's tokens: id (the first 12 hex digits of the token's SHA-256), created, revoked.
+    List {
+        #[arg(long)]
+        id: String,
+    },
+    /// Revoke one token of a party by its id.
+    Revoke {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        token: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -498,9 +530,44 @@ async fn party(
                 })?;
             eprintln!("password of {id} set");
         }
-        PartyCommand::Token { id } => {
-            let token = parties::issue_token(&mut client, &id).await?;
-            println!("{token}");
+        PartyCommand::Token { action, id } => match (action, id) {
+            (Some(TokenCommand::Issue { id }), _) | (None, Some(id)) => {
+                let token = parties::issue_token(&mut client, &id).await?;
+                println!("{token}");
+            }
+            (Some(TokenCommand::List { id }), _) => {
+                if nsw::store::console::party(&client, &id).await?.is_none() {
+                    return Err(format!("no party '{id}'").into());
+                }
+                for t in nsw::store::console::tokens(&client, &id).await? {
+                    println!(
+                        "{}\t{}\t{}",
+                        t.id,
+                        t.created_at.to_rfc3339(),
+                        t.revoked_at
+                            .map_or("live".to_owned(), |r| format!("revoked {}", r.to_rfc3339()))
+                    );
+                }
+            }
+            (Some(TokenCommand::Revoke { id, token }), _) => {
+                nsw::store::console::revoke_token(&mut client, &id, &token, "cli")
+                    .await
+                    .map_err(|e| match e {
+                        nsw::store::StoreError::NotFound => {
+                            format!("party '{id}' has no live token '{token}'").into()
+                        }
+                        other => Box::<dyn std::error::Error>::from(other),
+                    })?;
+                eprintln!(
+                    "token {token} of {id} revoked (an instance that looked it up in the last \
+                     30 s may accept it until then)"
+                );
+            }
+            (None, None) => return Err("party token: give --id ID, or list / revoke".into()),
+        },
+        PartyCommand::Deactivate { id } => {
+            let ended = nsw::store::console::deactivate(&mut client, &id, "cli").await?;
+            eprintln!("party {id} deactivated; {ended} portal session(s) ended");
         }
         PartyCommand::List => {
             for p in parties::list(&client).await? {

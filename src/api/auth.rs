@@ -75,7 +75,12 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         return Ok(p);
     }
     let client = state.pool.get().await?;
-    let principal = parties::authenticate(&client, &token)
+    let max_age = state
+        .settings
+        .tokens
+        .max_age_days
+        .map(|d| f64::from(d) * 86_400.0);
+    let principal = parties::authenticate(&client, &token, max_age)
         .await?
         .ok_or(ApiError::Unauthorized)?;
     state.tokens.put(digest, principal.clone());

@@ -233,7 +233,7 @@ pub struct CertificateRegistered {
     responses(
         (status = 201, description = "Registered", body = CertificateRegistered),
         (status = 200, description = "Already registered", body = CertificateRegistered),
-        (status = 400, description = "`CERTIFICATE_INVALID`"),
+        (status = 400, description = "`CERTIFICATE_INVALID`, or `AGENCY_UNKNOWN`: the routing table knows no such agency"),
         (status = 403, description = "`ROLE_FORBIDDEN`"),
         (status = 404, description = "`NOT_FOUND`: a code no agency can have"),
     )
@@ -262,6 +262,20 @@ pub async fn register_certificate(
     )
     .into_owned();
     let mut client = state.pool.get().await?;
+    // Only for an agency the routing table knows: a certificate registered under a mistyped
+    // code would let deposits through under a name no rule routes to.
+    if state
+        .routing
+        .current(&client)
+        .await?
+        .agency(&agency)
+        .is_none()
+    {
+        return Err(ApiError::bad_request(
+            "AGENCY_UNKNOWN",
+            format!("the routing table knows no agency '{agency}'"),
+        ));
+    }
     let new = keys::register(&mut client, &agency, &pem, &principal.party_id).await?;
     Ok(if new {
         HttpResponse::Created()

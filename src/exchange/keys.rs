@@ -341,10 +341,11 @@ pub fn read_cert(path: &Path) -> Result<X509, ExchangeError> {
 /// Loads the identity `init` created in `dir`.
 pub fn load(dir: &Path, country: &str) -> Result<Identity, ExchangeError> {
     let key_path = dir.join(SIGNING_KEY);
-    let key = PKey::private_key_from_pem(&read_secret(&key_path)?).map_err(|e| ExchangeError::Keys {
-        path: key_path.clone(),
-        message: format!("not a PEM private key: {e}"),
-    })?;
+    let key =
+        PKey::private_key_from_pem(&read_secret(&key_path)?).map_err(|e| ExchangeError::Keys {
+            path: key_path.clone(),
+            message: format!("not a PEM private key: {e}"),
+        })?;
     let cert_path = dir.join(SIGNING_CERT);
     let mut certs = X509::stack_from_pem(&read(&cert_path)?)
         .map_err(|e| ExchangeError::Keys {

@@ -82,17 +82,23 @@ pub async fn issue_token(
     Ok(token)
 }
 
+/// The party a bearer token names: `None` for an unknown or revoked token, a deactivated
+/// party, or a token older than `max_age_secs` when tokens expire (`tokens.max_age_days`).
 pub async fn authenticate<C: GenericClient>(
     client: &C,
     token: &str,
+    max_age_secs: Option<f64>,
 ) -> Result<Option<Principal>, StoreError> {
     let stmt = client
         .prepare_cached(
             "SELECT p.id, p.role, p.agency FROM tokens t JOIN parties p ON p.id = t.party_id
-              WHERE t.hash = $1 AND t.revoked_at IS NULL AND p.deactivated_at IS NULL",
+              WHERE t.hash = $1 AND t.revoked_at IS NULL AND p.deactivated_at IS NULL
+                AND ($2::float8 IS NULL OR t.created_at > now() - make_interval(secs => $2))",
         )
         .await?;
-    let row = client.query_opt(&stmt, &[&token_digest(token)]).await?;
+    let row = client
+        .query_opt(&stmt, &[&token_digest(token), &max_age_secs])
+        .await?;
     Ok(row.and_then(|r| {
         Some(Principal {
             party_id: r.get(0),

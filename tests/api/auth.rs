@@ -178,3 +178,64 @@ async fn a_malformed_path_or_body_does_not_come_before_the_token() {
     assert_eq!(r.status, 401);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
 }
+
+/// An agency certificate only for an agency the routing table knows.
+#[tokio::test]
+async fn an_agency_certificate_needs_an_agency_the_routing_table_knows() {
+    let app = TestApp::spawn().await;
+    let admin = app.add_party(Role::Admin, "ADMIN-1").await;
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=MOTI",
+            "-keyout",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let pem = out.stdout;
+    let r = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/agencies/MOTI/certificates",
+            Some(&admin),
+            &[("content-type", "application/x-pem-file")],
+            Some(pem),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["code"], "AGENCY_UNKNOWN");
+}
+
+/// With `tokens.max_age_days`, a token older than that is refused.
+#[tokio::test]
+async fn tokens_expire_when_configured() {
+    let app = TestApp::builder()
+        .settings(|s| s.tokens.max_age_days = Some(90))
+        .spawn()
+        .await;
+    let old = app.add_party(Role::Customs, "CUS-OLD").await;
+    let young = app.add_party(Role::Customs, "CUS-NEW").await;
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute(
+            "UPDATE tokens SET created_at = now() - interval '91 days' WHERE party_id = 'CUS-OLD'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(app.get(&old, "/api/v1/declarations").await.status, 401);
+    assert_eq!(app.get(&young, "/api/v1/declarations").await.status, 200);
+}

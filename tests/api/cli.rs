@@ -359,3 +359,75 @@ async fn party_passwords_come_from_standard_input_and_are_stored_hashed() {
         .get(0);
     assert_eq!(audit, 2);
 }
+
+/// A token's life cycle from the command line: issued, listed by id (never the secret),
+/// revoked (the API then answers 401), and a deactivated party's tokens all stop.
+#[tokio::test]
+async fn tokens_are_listed_revoked_and_stop_with_their_party() {
+    let db = crate::helpers::fresh_database().await;
+    let app = crate::helpers::TestApp::builder()
+        .database(&db)
+        .spawn()
+        .await;
+    let run = |args: &[&str]| {
+        let out = nsw()
+            .args(args)
+            .env_remove("NSW_CONFIG")
+            .env("NSW_DATABASE_URL", &db)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, first, err) = run(&[
+        "party",
+        "add",
+        "--role",
+        "customs",
+        "--id",
+        "CUS-1",
+        "--name",
+        "Customs one",
+    ]);
+    assert!(ok, "{err}");
+    let first = first.trim().to_owned();
+    let (ok, second, _) = run(&["party", "token", "--id", "CUS-1"]);
+    assert!(ok);
+    let second = second.trim().to_owned();
+    let (ok, listed, _) = run(&["party", "token", "list", "--id", "CUS-1"]);
+    assert!(ok);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2, "{listed}");
+    assert!(
+        !listed.contains(&first) && !listed.contains(&second),
+        "no secret listed"
+    );
+    assert!(lines.iter().all(|l| l.ends_with("live")));
+    // The id of the first token: the first 12 hex digits of its SHA-256.
+    let first_id = hex::encode(&nsw::store::parties::token_digest(&first)[..6]);
+    assert!(listed.contains(&first_id));
+    let (ok, _, err) = run(&[
+        "party", "token", "revoke", "--id", "CUS-1", "--token", &first_id,
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(app.get(&first, "/api/v1/declarations").await.status, 401);
+    assert_eq!(app.get(&second, "/api/v1/declarations").await.status, 200);
+    let (ok, _, err) = run(&[
+        "party", "token", "revoke", "--id", "CUS-1", "--token", &first_id,
+    ]);
+    assert!(!ok && err.contains("no live token"), "{err}");
+    let (_, listed, _) = run(&["party", "token", "list", "--id", "CUS-1"]);
+    assert!(listed.contains("revoked"));
+
+    // Deactivated: the party's other token stops at once (a fresh instance, no cache).
+    let (ok, _, err) = run(&["party", "deactivate", "--id", "CUS-1"]);
+    assert!(ok, "{err}");
+    let fresh = crate::helpers::TestApp::builder()
+        .database(&db)
+        .spawn()
+        .await;
+    assert_eq!(fresh.get(&second, "/api/v1/declarations").await.status, 401);
+}

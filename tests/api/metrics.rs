@@ -164,7 +164,7 @@ async fn metrics_count_requests_and_intake_outcomes_and_promtool_accepts_them() 
     let r = app
         .request(
             reqwest::Method::POST,
-            "/api/v1/agencies/PPD/certificates",
+            "/api/v1/agencies/MARD-PPD/certificates",
             Some(&admin),
             &[("content-type", "application/x-pem-file")],
             Some(agency_certificate(20).into_bytes()),
@@ -246,7 +246,7 @@ async fn metrics_count_requests_and_intake_outcomes_and_promtool_accepts_them() 
     let expiry = value(
         &after,
         "nsw_certificate_expiry_seconds",
-        &[("kind", "agency"), ("owner", "PPD")],
+        &[("kind", "agency"), ("owner", "MARD-PPD")],
     );
     assert!(
         expiry > 19.0 * 86_400.0 && expiry <= 20.0 * 86_400.0,
