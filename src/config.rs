@@ -66,6 +66,17 @@ pub struct Settings {
     pub console: ConsoleSettings,
     pub metrics: MetricsSettings,
     pub tokens: TokenSettings,
+    pub secrets: SecretSettings,
+}
+
+/// Secrets at rest (`secrets.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretSettings {
+    /// The key-encryption key sealing the agencies' signing keys in the database (64 hex
+    /// digits, mode 0600, made on first use); absent: `agency-keys.kek` in the exchange keys
+    /// directory.
+    pub kek_file: Option<PathBuf>,
 }
 
 /// Bearer tokens' life time.
@@ -431,6 +442,7 @@ impl Default for Settings {
             console: ConsoleSettings::default(),
             metrics: MetricsSettings::default(),
             tokens: TokenSettings::default(),
+            secrets: SecretSettings::default(),
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod passwords;
 pub mod portal;
 pub mod routing;
 pub mod rules;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod validation;

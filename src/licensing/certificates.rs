@@ -375,7 +375,7 @@ pub async fn issue(
             )))
         }
     }
-    let key = super::signing::agency_key(&tx, agency, &ctx.settings.country).await?;
+    let key = super::signing::agency_key(&tx, agency, ctx.settings).await?;
     let signature =
         super::signing::sign_detached(&key.private_key_pem, &key.certificate_pem, &bytes)
             .map_err(|e| WorkflowError::Internal(e.to_string()))?;

@@ -29,31 +29,46 @@ pub struct KeyPair {
 }
 
 /// The agency's key, made (and stored, inside the caller's transaction) on its first use. A
-/// concurrent first use may win: then its key is the agency's key.
+/// concurrent first use may win: then its key is the agency's key. The private key is stored
+/// sealed with the key-encryption key (`secrets.rs`), never in clear.
 pub async fn agency_key<C: deadpool_postgres::GenericClient>(
     tx: &C,
     agency: &str,
-    country: &str,
+    settings: &crate::config::Settings,
 ) -> Result<KeyPair, crate::workflow::WorkflowError> {
     use crate::store::keys;
-    let stored = |(private_key_pem, certificate_pem)| KeyPair {
-        private_key_pem,
-        certificate_pem,
+    use crate::workflow::WorkflowError;
+    let path = crate::secrets::kek_path(settings);
+    let kek = tokio::task::spawn_blocking(move || crate::secrets::Kek::load_or_create(&path))
+        .await
+        .map_err(|e| WorkflowError::Internal(e.to_string()))?
+        .map_err(|e| WorkflowError::Internal(e.to_string()))?;
+    let opened = |(sealed, certificate_pem): (Vec<u8>, String)| {
+        kek.open(agency, &sealed)
+            .map(|private_key_pem| KeyPair {
+                private_key_pem,
+                certificate_pem,
+            })
+            .map_err(|e| WorkflowError::Internal(format!("the key of {agency}: {e}")))
     };
     if let Some(k) = keys::agency_key(tx, agency).await? {
-        return Ok(stored(k));
+        return opened(k);
     }
-    let fresh = generate(agency, country).map_err(|e| {
-        crate::workflow::WorkflowError::Internal(format!("cannot create the key of {agency}: {e}"))
-    })?;
-    if keys::insert_agency_key(tx, agency, &fresh.private_key_pem, &fresh.certificate_pem).await? {
+    let fresh = generate(agency, &settings.country)
+        .map_err(|e| WorkflowError::Internal(format!("cannot create the key of {agency}: {e}")))?;
+    let sealed = kek
+        .seal(agency, &fresh.private_key_pem)
+        .map_err(|e| WorkflowError::Internal(e.to_string()))?;
+    if keys::insert_agency_key(tx, agency, &sealed, &fresh.certificate_pem).await? {
         return Ok(fresh);
     }
     keys::agency_key(tx, agency)
         .await?
-        .map(stored)
-        .ok_or_else(|| {
-            crate::workflow::WorkflowError::Internal(format!("the key of {agency} vanished"))
+        .map(opened)
+        .unwrap_or_else(|| {
+            Err(WorkflowError::Internal(format!(
+                "the key of {agency} vanished"
+            )))
         })
 }
 

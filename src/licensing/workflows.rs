@@ -199,7 +199,7 @@ pub async fn issue(
     let licence = documents::read_licence(&tree).map_err(|v| {
         WorkflowError::Internal(format!("generated licence {number} breaks a rule: {v:?}"))
     })?;
-    let key = signing::agency_key(&tx, agency, &ctx.settings.country).await?;
+    let key = signing::agency_key(&tx, agency, ctx.settings).await?;
     let signature = signing::sign_detached(&key.private_key_pem, &key.certificate_pem, &xml_bytes)
         .map_err(|e| WorkflowError::Internal(e.to_string()))?;
     let application = store::issue_licence(

@@ -203,3 +203,39 @@ async fn a_backup_taken_under_load_restores_whole_and_verified() {
     });
     assert!(!ok && log.contains("not empty"), "{log}");
 }
+
+/// Agency signing keys are stored sealed with the key-encryption key, never in clear.
+#[tokio::test]
+async fn agency_keys_are_stored_sealed() {
+    let app = TestApp::spawn().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut settings = crate::helpers::test_settings(&app.database_url);
+    settings.secrets.kek_file = Some(tmp.path().join("agency-keys.kek"));
+    let client = app.pool.get().await.unwrap();
+    let key = nsw::licensing::signing::agency_key(&client, "MOIT", &settings)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&key.private_key_pem).contains("PRIVATE KEY"));
+    let stored: Vec<u8> = client
+        .query_one(
+            "SELECT private_key_pem FROM agency_keys WHERE agency = 'MOIT'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored.starts_with(b"nswkek1:"));
+    assert!(!String::from_utf8_lossy(&stored).contains("PRIVATE KEY"));
+    // The same key comes back from the database, and signs.
+    let again = nsw::licensing::signing::agency_key(&client, "MOIT", &settings)
+        .await
+        .unwrap();
+    assert_eq!(again.private_key_pem, key.private_key_pem);
+    // Without its key-encryption key the stored key opens to nothing.
+    settings.secrets.kek_file = Some(tmp.path().join("another.kek"));
+    assert!(
+        nsw::licensing::signing::agency_key(&client, "MOIT", &settings)
+            .await
+            .is_err()
+    );
+}
