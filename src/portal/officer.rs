@@ -4,7 +4,7 @@
 //! to its own agency: anything else is "not found". Decisions go through
 //! `licensing::decide`, exactly as the API's decision endpoint calls it.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -938,14 +938,11 @@ async fn download(
     } else {
         (body, "application/xml", "xml")
     };
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, ct))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{}\"", file_name(&v.number, ext)),
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(bytes))
+    Ok(super::page::attachment(
+        bytes,
+        ct,
+        &file_name(&v.number, ext),
+    ))
 }
 
 #[tracing::instrument(name = "portal.agency_licence_document", skip_all, fields(party))]

@@ -208,3 +208,26 @@ pub fn see_other(to: &str) -> HttpResponse {
         .insert_header((header::LOCATION, to))
         .finish()
 }
+
+/// A document to download: its exact bytes, as an attachment named `filename`.
+pub fn attachment(bytes: Vec<u8>, content_type: &'static str, filename: &str) -> HttpResponse {
+    // references and numbers are [A-Za-z0-9/._-]: keep only what is safe in a quoted name
+    let safe: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{safe}\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(bytes)
+}

@@ -10,9 +10,10 @@ mod declarations;
 mod holdings;
 mod source;
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::web;
 use serde::Deserialize;
 
+use super::page::attachment;
 use super::{Person, PortalError};
 use crate::domain::party::Role;
 
@@ -171,29 +172,6 @@ impl Pager {
             next: (page < pages).then(|| link(page + 1)),
         }
     }
-}
-
-/// A document to download: its exact bytes, as an attachment named `filename`.
-fn attachment(bytes: Vec<u8>, content_type: &'static str, filename: &str) -> HttpResponse {
-    // references and numbers are [A-Za-z0-9/._-]: keep only what is safe in a quoted name
-    let safe: String = filename
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, content_type))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{safe}\""),
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(bytes)
 }
 
 /// A working-time limit in the page's words: working days and hours of the window's calendar.
