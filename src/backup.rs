@@ -5,7 +5,10 @@
 //! stolen backup is useless). `nsw restore` decrypts it into an EMPTY database and an empty keys
 //! directory, then proves it: every stored document's and envelope's SHA-256 recomputes and the
 //! audit chain verifies up to the manifest's head. The agencies' signing keys are rows of the
-//! database and travel with it. See docs/operations.md, "Backups and restore".
+//! database and travel with it; they and the window's key files are sealed under the
+//! key-encryption key (`secrets.rs`), which the backup carries too (entry `kek`, wherever
+//! `secrets.kek_file` puts it) so that the restored window opens them. See docs/operations.md,
+//! "Backups and restore".
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -66,9 +69,14 @@ pub struct Manifest {
     pub audit_head: Option<(i64, String)>,
     pub documents: i64,
     pub key_files: Vec<String>,
+    /// Whether the archive holds the key-encryption key (entry `kek`). Format 1 carried it
+    /// only among the key files, when it was in the keys directory.
+    #[serde(default)]
+    pub kek: bool,
 }
 
-const FORMAT: u32 = 1;
+/// The format written; restore also reads format 1 (no `kek` entry).
+const FORMAT: u32 = 2;
 
 /// What a restore found.
 #[derive(Debug)]
@@ -109,13 +117,18 @@ fn run_tool(mut cmd: Command, what: &str) -> Result<(), BackupError> {
     Ok(())
 }
 
-fn key_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
+/// The files of the keys directory (the window's key files, sealed as they are stored), but
+/// `except` (the key-encryption key, which travels as an entry of its own).
+fn key_files(dir: &Path, except: Option<&Path>) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
     let mut files = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(files);
     };
     for e in entries {
         let e = e?;
+        if except.is_some_and(|x| x == e.path()) {
+            continue;
+        }
         if e.file_type()?.is_file() {
             let name = e.file_name().to_string_lossy().into_owned();
             files.push((name, std::fs::read(e.path())?));
@@ -178,7 +191,14 @@ async fn backup_with(
         .await
         .map_err(|e| BackupError::Refused(e.to_string()))??;
 
-    let keys = key_files(&settings.exchange_keys_dir())?;
+    let kek_path = crate::secrets::kek_path(settings);
+    let keys = key_files(&settings.exchange_keys_dir(), Some(&kek_path))?;
+    // Without it the restored window could open neither its key files nor the agencies' keys.
+    let kek = match std::fs::read(&kek_path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
     let manifest = Manifest {
         format: FORMAT,
         created_at: chrono::Utc::now(),
@@ -186,6 +206,7 @@ async fn backup_with(
         audit_head: head,
         documents,
         key_files: keys.iter().map(|(n, _)| n.clone()).collect(),
+        kek: kek.is_some(),
     };
     let mut archive = tar::Builder::new(Vec::new());
     let mut add = |name: &str, bytes: &[u8]| -> std::io::Result<()> {
@@ -203,6 +224,9 @@ async fn backup_with(
     add("database.dump", &std::fs::read(&dump)?)?;
     for (name, bytes) in &keys {
         add(&format!("keys/{name}"), bytes)?;
+    }
+    if let Some(kek) = &kek {
+        add("kek", kek)?;
     }
     let plain = archive.into_inner()?;
 
@@ -234,8 +258,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
 }
 
 /// Restores the backup at `from` (decrypted with the recipient's key and certificate) into the
-/// configured database, which must be empty, and the keys directory, which must hold no file;
-/// then checks every document's and envelope's SHA-256 and the audit chain up to the
+/// configured database, which must be empty, the keys directory, which must hold no file, and
+/// the key-encryption key's place (`secrets.kek_file`), which must be free; then checks every document's and envelope's SHA-256 and the audit chain up to the
 /// manifest's head.
 pub async fn restore(
     settings: &Settings,
@@ -259,6 +283,7 @@ pub async fn restore(
     let work = tempfile::tempdir()?;
     let dump = work.path().join("database.dump");
     let mut keys = Vec::new();
+    let mut kek = None;
     let mut archive = tar::Archive::new(plain.as_slice());
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -272,6 +297,7 @@ pub async fn restore(
                 })?)
             }
             "database.dump" => std::fs::write(&dump, &bytes)?,
+            "kek" => kek = Some(bytes),
             other => match other.strip_prefix("keys/") {
                 Some(k) if !k.is_empty() && !k.contains('/') && !k.starts_with('.') => {
                     keys.push((k.to_owned(), bytes))
@@ -286,18 +312,31 @@ pub async fn restore(
     }
     let manifest =
         manifest.ok_or_else(|| BackupError::Refused("the backup has no manifest".into()))?;
-    if manifest.format != FORMAT || !dump.exists() {
+    if !(1..=FORMAT).contains(&manifest.format) || !dump.exists() {
         return Err(BackupError::Refused(format!(
-            "backup format {} is not one this version restores ({FORMAT})",
+            "backup format {} is not one this version restores (1 to {FORMAT})",
             manifest.format
         )));
     }
+    if manifest.kek != kek.is_some() {
+        return Err(BackupError::Refused(
+            "the backup's manifest and its key-encryption key disagree: damaged".into(),
+        ));
+    }
 
     let keys_dir = settings.exchange_keys_dir();
-    if !key_files(&keys_dir)?.is_empty() {
+    if !key_files(&keys_dir, None)?.is_empty() {
         return Err(BackupError::Refused(format!(
             "the keys directory {} is not empty: restore into an empty data directory",
             keys_dir.display()
+        )));
+    }
+    let kek_path = crate::secrets::kek_path(settings);
+    if kek.is_some() && kek_path.exists() {
+        return Err(BackupError::Refused(format!(
+            "a key-encryption key is already at {}: restore into an empty data directory (or \
+             point secrets.kek_file at a free place)",
+            kek_path.display()
         )));
     }
     let db = app::connect_with(settings, false).await?;
@@ -310,6 +349,12 @@ pub async fn restore(
         for (name, bytes) in &keys {
             write_private(&keys_dir.join(name), bytes)?;
         }
+    }
+    if let Some(kek) = &kek {
+        if let Some(dir) = kek_path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_private(&kek_path, kek)?;
     }
     Ok(Restored {
         manifest,

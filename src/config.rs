@@ -73,9 +73,9 @@ pub struct Settings {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecretSettings {
-    /// The key-encryption key sealing the agencies' signing keys in the database (64 hex
-    /// digits, mode 0600, made on first use); absent: `agency-keys.kek` in the exchange keys
-    /// directory.
+    /// The key-encryption key sealing the agencies' signing keys in the database and the
+    /// window's private key files (64 hex digits, mode 0600, made on first use); absent:
+    /// `agency-keys.kek` in the exchange keys directory.
     pub kek_file: Option<PathBuf>,
 }
 

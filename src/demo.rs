@@ -254,7 +254,7 @@ async fn scenario(cluster: &EmbeddedCluster, dir: &Path) -> DemoResult<()> {
     for (c, _) in ports {
         let keys_dir = dir.join("keys").join(c);
         if !keys_dir.join(keys::SIGNING_KEY).exists() {
-            keys::init(&keys_dir, c, &[])?;
+            keys::init(&keys::KeyDir::at(&keys_dir), c, &[])?;
         }
     }
     let mut windows = Vec::new();

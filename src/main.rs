@@ -323,10 +323,15 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                 .map_err(|e| format!("--recipient {}: {e}", recipient.display()))?;
             let m = nsw::backup::backup(&settings, &out, &pem).await?;
             eprintln!(
-                "backup written to {}: {} documents, {} key file(s), audit head {}",
+                "backup written to {}: {} documents, {} key file(s){}, audit head {}",
                 out.display(),
                 m.documents,
                 m.key_files.len(),
+                if m.kek {
+                    " and the key-encryption key"
+                } else {
+                    ""
+                },
                 m.audit_head
                     .as_ref()
                     .map_or("(empty)".to_owned(), |(p, h)| format!("{p}:{h}"))
@@ -451,8 +456,9 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             command: KeysCommand::Init { country, hosts },
         } => {
             let country = country.unwrap_or_else(|| settings.country.clone());
-            let dir = settings.exchange_keys_dir();
-            for path in nsw::exchange::keys::init(&dir, &country, &hosts)? {
+            let keys = nsw::exchange::keys::KeyDir::of(&settings);
+            let dir = keys.dir.clone();
+            for path in nsw::exchange::keys::init(&keys, &country, &hosts)? {
                 println!("{}", path.display());
             }
             eprintln!(

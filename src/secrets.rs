@@ -1,11 +1,14 @@
-//! Secrets at rest: the agencies' signing keys are stored in the database encrypted with a
-//! key-encryption key (KEK) that lives outside it, in a file readable by its owner only
-//! (`secrets.kek_file`, default `<keys directory>/agency-keys.kek`, made on first use). A copy of
-//! the database alone (a dump, a stolen disk, a replica) discloses no agency key.
+//! Secrets at rest: the agencies' signing keys (rows of the database) and the window's own
+//! private key files (`exchange::keys::KeyDir`) are stored encrypted with a key-encryption key
+//! (KEK) kept in a file readable by its owner only (`secrets.kek_file`, default
+//! `<keys directory>/agency-keys.kek`, made on first use). A copy of the database alone (a
+//! dump, a stolen disk, a replica) discloses no agency key; with the KEK kept apart from the
+//! keys directory (`secrets.kek_file`), a copy of that directory discloses no window key.
 //!
 //! Sealed form: `nswkek1:` followed by base64 of nonce (12 bytes) ‖ ciphertext ‖ GCM tag
-//! (16 bytes), AES-256-GCM with the agency's code as associated data, so a sealed key moved to
-//! another agency's row does not open.
+//! (16 bytes), AES-256-GCM with a context as associated data — the agency's code for an agency
+//! key, `nsw window key <file name>` for a window key file — so a sealed key moved to another
+//! agency's row, or copied over another key file, does not open.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -19,11 +22,19 @@ use crate::config::Settings;
 
 const PREFIX: &[u8] = b"nswkek1:";
 
+/// The KEK's file name in the keys directory when `secrets.kek_file` is not set.
+pub const KEK_FILE: &str = "agency-keys.kek";
+
+/// Whether `stored` is in the sealed form (else it is a plaintext key from before sealing).
+pub fn is_sealed(stored: &[u8]) -> bool {
+    stored.starts_with(PREFIX)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("key-encryption key {path}: {message}")]
     Kek { path: PathBuf, message: String },
-    #[error("a sealed agency key does not open with this key-encryption key ({0})")]
+    #[error("a sealed key does not open with this key-encryption key ({0})")]
     Open(String),
     #[error("openssl: {0}")]
     Openssl(#[from] openssl::error::ErrorStack),
@@ -39,34 +50,46 @@ pub fn kek_path(settings: &Settings) -> PathBuf {
         .secrets
         .kek_file
         .clone()
-        .unwrap_or_else(|| settings.exchange_keys_dir().join("agency-keys.kek"))
+        .unwrap_or_else(|| settings.exchange_keys_dir().join(KEK_FILE))
 }
 
 impl Kek {
-    /// Reads the KEK (64 hex digits), refusing a file others may read or write; makes one
-    /// (mode 0600) when there is none yet.
+    /// Reads the KEK (64 hex digits), refusing a file others may read or write; `None` when
+    /// there is none (nothing was sealed with one here yet, or it was lost).
+    pub fn load(path: &Path) -> Result<Option<Kek>, SecretError> {
+        let err = |message: String| SecretError::Kek {
+            path: path.to_path_buf(),
+            message,
+        };
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(err(e.to_string())),
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(err(format!(
+                "accessible to others (mode {:o}); run chmod 600 on it",
+                mode & 0o777
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let bytes = hex::decode(text.trim()).map_err(|e| err(e.to_string()))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| err("not 32 bytes in hex".into()))?;
+        Ok(Some(Kek(key)))
+    }
+
+    /// Reads the KEK as [`Kek::load`]; makes one (mode 0600) when there is none yet.
     pub fn load_or_create(path: &Path) -> Result<Kek, SecretError> {
         let err = |message: String| SecretError::Kek {
             path: path.to_path_buf(),
             message,
         };
-        match std::fs::metadata(path) {
-            Ok(meta) => {
-                let mode = meta.permissions().mode();
-                if mode & 0o077 != 0 {
-                    return Err(err(format!(
-                        "accessible to others (mode {:o}); run chmod 600 on it",
-                        mode & 0o777
-                    )));
-                }
-                let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-                let bytes = hex::decode(text.trim()).map_err(|e| err(e.to_string()))?;
-                let key: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|_| err("not 32 bytes in hex".into()))?;
-                Ok(Kek(key))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match Kek::load(path)? {
+            Some(kek) => Ok(kek),
+            None => {
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
                 }
@@ -94,12 +117,12 @@ impl Kek {
                     Err(e) => Err(err(e.to_string())),
                 }
             }
-            Err(e) => Err(err(e.to_string())),
         }
     }
 
-    /// Seals `plain` (a private key PEM) for `agency`.
-    pub fn seal(&self, agency: &str, plain: &[u8]) -> Result<Vec<u8>, SecretError> {
+    /// Seals `plain` (a private key PEM) for `context` (an agency's code, or a window key's
+    /// context): it opens only with this KEK and the same context.
+    pub fn seal(&self, context: &str, plain: &[u8]) -> Result<Vec<u8>, SecretError> {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut tag = [0u8; 16];
@@ -107,7 +130,7 @@ impl Kek {
             Cipher::aes_256_gcm(),
             &self.0,
             Some(&nonce),
-            agency.as_bytes(),
+            context.as_bytes(),
             plain,
             &mut tag,
         )?;
@@ -124,14 +147,15 @@ impl Kek {
         Ok(out)
     }
 
-    /// Opens what `seal` made for `agency`. A key stored before keys were sealed (a PEM) is
+    /// Opens what `seal` made for `context`. A key stored before keys were sealed (a PEM) is
     /// returned as it is.
-    pub fn open(&self, agency: &str, stored: &[u8]) -> Result<Vec<u8>, SecretError> {
+    pub fn open(&self, context: &str, stored: &[u8]) -> Result<Vec<u8>, SecretError> {
         let Some(b64) = stored.strip_prefix(PREFIX) else {
             return Ok(stored.to_vec());
         };
+        // A file may end with a newline (ours do, editors add one).
         let raw = base64::engine::general_purpose::STANDARD
-            .decode(b64)
+            .decode(b64.trim_ascii())
             .map_err(|e| SecretError::Open(e.to_string()))?;
         if raw.len() < 28 {
             return Err(SecretError::Open("too short".into()));
@@ -142,7 +166,7 @@ impl Kek {
             Cipher::aes_256_gcm(),
             &self.0,
             Some(nonce),
-            agency.as_bytes(),
+            context.as_bytes(),
             ct,
             tag,
         )

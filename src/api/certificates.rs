@@ -7,7 +7,7 @@
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
-use super::{auth, body, AppState};
+use super::{body, AppState};
 use crate::domain::party::{Principal, Role};
 use crate::error::ApiError;
 use crate::licensing::certificates;
@@ -42,7 +42,6 @@ pub async fn apply(
     principal: Principal,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    auth::require(&principal, &[Role::Enterprise])?;
     body::require_xml(&req)?;
     let bytes = body::read_limited(&req, payload, state.validator.limits.max_bytes).await?;
     let ctx = super::licence_applications::licensing_context(&state);

@@ -6,10 +6,9 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::auth::require;
 use crate::api::body::{read_limited, require_xml};
 use crate::api::AppState;
-use crate::domain::party::{Principal, Role};
+use crate::domain::party::Principal;
 use crate::error::ApiError;
 use crate::exchange::fault::Fault;
 use crate::exchange::outbox::Cause;
@@ -179,7 +178,6 @@ pub async fn send_acdd(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Admin])?;
     let body: SendDeclaration = crate::api::json::read(&req, payload).await?;
     let ex = exchange(&state)?;
     let mut client = state.pool.get().await?;
@@ -232,7 +230,6 @@ pub async fn send_form_d(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Admin])?;
     let ex = exchange(&state)?;
     require_xml(&req)?;
     let body = read_limited(&req, payload, state.validator.limits.max_bytes).await?;
@@ -312,13 +309,12 @@ pub struct InboundList {
         (status = 403, description = "`ROLE_FORBIDDEN`"),
     )
 )]
-#[tracing::instrument(name = "exchange.outbox_list", skip_all)]
+#[tracing::instrument(name = "exchange.outbox_list", skip_all, fields(party = %p.party_id))]
 pub async fn outbox_list(
     p: Principal,
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Admin])?;
     if let Some(s) = q
         .status
         .as_deref()
@@ -352,13 +348,12 @@ pub async fn outbox_list(
         (status = 404, description = "`NOT_FOUND`"),
     )
 )]
-#[tracing::instrument(name = "exchange.outbox_get", skip_all)]
+#[tracing::instrument(name = "exchange.outbox_get", skip_all, fields(party = %p.party_id))]
 pub async fn outbox_get(
     p: Principal,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Admin])?;
     let client = state.pool.get().await?;
     let row = outbox_store::get(&client, path.into_inner())
         .await?
@@ -389,13 +384,12 @@ pub async fn outbox_get(
         (status = 404, description = "`NOT_FOUND`"),
     )
 )]
-#[tracing::instrument(name = "exchange.outbox_raw", skip_all)]
+#[tracing::instrument(name = "exchange.outbox_raw", skip_all, fields(party = %p.party_id))]
 pub async fn outbox_raw(
     p: Principal,
     state: web::Data<AppState>,
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Admin])?;
     let (id, part) = path.into_inner();
     let client = state.pool.get().await?;
     let (env, sig) = outbox_store::envelope(&client, id)
@@ -430,7 +424,6 @@ pub async fn requeue(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Admin])?;
     let id = path.into_inner();
     let mut client = state.pool.get().await?;
     outbox_store::requeue(
@@ -485,7 +478,6 @@ pub async fn set_fault(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Admin])?;
     let body: SetFault = crate::api::json::read(&req, payload).await?;
     let ex = exchange(&state)?;
     if let Err(message) = crate::exchange::fault::FaultSwitch::check(&body.fault) {
@@ -522,13 +514,12 @@ pub async fn set_fault(
         (status = 403, description = "`ROLE_FORBIDDEN`"),
     )
 )]
-#[tracing::instrument(name = "exchange.inbox", skip_all)]
+#[tracing::instrument(name = "exchange.inbox", skip_all, fields(party = %p.party_id))]
 pub async fn inbox(
     p: Principal,
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Customs, Role::Admin])?;
     let document_type = crate::api::json::query_text("document_type", q.document_type.as_deref())?;
     let client = state.pool.get().await?;
     let rows = inbound_store::list(
@@ -553,13 +544,12 @@ pub async fn inbox(
         (status = 404, description = "`NOT_FOUND`"),
     )
 )]
-#[tracing::instrument(name = "exchange.inbox_get", skip_all)]
+#[tracing::instrument(name = "exchange.inbox_get", skip_all, fields(party = %p.party_id))]
 pub async fn inbox_get(
     p: Principal,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Customs, Role::Admin])?;
     let client = state.pool.get().await?;
     let row = inbound_store::get(&client, path.into_inner())
         .await?
@@ -588,13 +578,12 @@ pub async fn inbox_get(
         (status = 404, description = "`NOT_FOUND`"),
     )
 )]
-#[tracing::instrument(name = "exchange.inbox_raw", skip_all)]
+#[tracing::instrument(name = "exchange.inbox_raw", skip_all, fields(party = %p.party_id))]
 pub async fn inbox_raw(
     p: Principal,
     state: web::Data<AppState>,
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Customs, Role::Admin])?;
     let (id, part) = path.into_inner();
     let client = state.pool.get().await?;
     let [env, sig, receipt, receipt_sig] = inbound_store::raw(&client, id)
@@ -650,7 +639,6 @@ pub async fn respond(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    require(&p, &[Role::Customs])?;
     let body: BusinessDecision = crate::api::json::read(&req, payload).await?;
     let ex = exchange(&state)?;
     let responded = respond::respond(

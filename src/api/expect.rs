@@ -1,7 +1,7 @@
 //! `Expect: 100-continue`: a client asks whether to send its body. When the headers alone
-//! decide the answer (no or unknown credentials, a body too large, an encoding or media type
-//! the endpoint does not take), the final answer goes out at once and the body is never
-//! uploaded; otherwise `100 Continue`, and the request goes on as any other.
+//! decide the answer (no or unknown credentials, a role the endpoint does not take, a body too
+//! large, an encoding or media type the endpoint does not take), the final answer goes out at
+//! once and the body is never uploaded; otherwise `100 Continue`, and the request goes on as any other.
 
 use actix_web::http::header::HeaderMap;
 use actix_web::http::Method;
@@ -9,18 +9,18 @@ use actix_web::HttpMessage;
 use actix_web::ResponseError;
 use tracing::Instrument;
 
-use super::{body, AppState, Body};
+use super::{body, Access, AppState, Body};
 use crate::error::ApiError;
 
-/// What the check needs of each endpoint: method, path pattern and body kind.
-pub struct Table(Vec<(Method, &'static str, Body)>);
+/// What the check needs of each endpoint: method, path pattern, body kind and who may call it.
+pub struct Table(Vec<(Method, &'static str, Body, Access)>);
 
 impl Table {
     pub fn new(endpoints: &[super::Endpoint]) -> Table {
         Table(
             endpoints
                 .iter()
-                .map(|e| (e.method.clone(), e.path, e.body))
+                .map(|e| (e.method.clone(), e.path, e.body, e.access))
                 .collect(),
         )
     }
@@ -31,13 +31,13 @@ impl Table {
         let Some(pattern) = self
             .0
             .iter()
-            .find(|(_, p, _)| matches(p, path))
-            .map(|(_, p, _)| *p)
+            .find(|(_, p, _, _)| matches(p, path))
+            .map(|(_, p, _, _)| *p)
         else {
             return Vec::new();
         };
         let mut methods = Vec::new();
-        for (m, p, _) in &self.0 {
+        for (m, p, _, _) in &self.0 {
             if *p == pattern {
                 methods.push(m.as_str());
                 if *m == Method::GET {
@@ -49,11 +49,11 @@ impl Table {
         methods
     }
 
-    fn find(&self, method: &Method, path: &str) -> Option<(&'static str, Body)> {
+    fn find(&self, method: &Method, path: &str) -> Option<(Body, Access)> {
         self.0
             .iter()
-            .find(|(m, p, _)| m == method && matches(p, path))
-            .map(|(_, p, b)| (*p, *b))
+            .find(|(m, p, _, _)| m == method && matches(p, path))
+            .map(|(_, _, b, a)| (*b, *a))
     }
 }
 
@@ -69,22 +69,6 @@ fn matches(pattern: &str, path: &str) -> bool {
             _ => return false,
         }
     }
-}
-
-/// Paths whose callers are not bearer-token parties: partner windows sign their messages,
-/// probes carry no credentials, `/metrics` judges its caller's address itself, and the OpenAPI
-/// document is for anyone. The one list both the expect check and the router's
-/// authentication use.
-pub fn public(pattern: &str) -> bool {
-    matches!(
-        pattern,
-        "/health"
-            | "/health/live"
-            | "/health/ready"
-            | "/metrics"
-            | "/exchange/v1/messages"
-            | "/api/v1/openapi.json"
-    )
 }
 
 /// The answer the headers alone decide, if any.
@@ -109,7 +93,7 @@ pub async fn decide(
     if method == Method::OPTIONS && !table.methods_of(path).is_empty() {
         return Ok(());
     }
-    let Some((pattern, kind)) = table.find(lookup, path) else {
+    let Some((kind, access)) = table.find(lookup, path) else {
         let allowed = table.methods_of(path);
         if allowed.is_empty() {
             return Err(ApiError::NotFound);
@@ -118,8 +102,10 @@ pub async fn decide(
             allow: allowed.join(", "),
         });
     };
-    if !public(pattern) {
-        super::auth::authenticate(state, headers).await?;
+    // The same order as the router's: who the caller is (401), then the role (403).
+    if access != Access::Public {
+        let principal = super::auth::authenticate(state, headers).await?;
+        access.check(&principal)?;
     }
     let limit = match kind {
         Body::Json => super::json::LIMIT,

@@ -458,11 +458,16 @@ mod tests {
         assert!(doc["paths"]["/api/v1/openapi.json"]["get"]["responses"]
             .get("401")
             .is_none());
-        // Every operation lists UNAUTHORIZED but those the `Expect` check treats as public
-        // (a public endpoint is declared with `security(())` and listed in `expect::public`).
+        // Every operation lists UNAUTHORIZED but the public ones (declared with
+        // `security(())` and `Access::Public` in the endpoint table).
+        let endpoints = crate::api::endpoints();
         for (path, item) in doc["paths"].as_object().expect("paths") {
             for (method, op) in item.as_object().expect("item") {
-                let public = crate::api::expect::public(path);
+                let public = endpoints.iter().any(|e| {
+                    e.path == path
+                        && e.method.as_str().eq_ignore_ascii_case(method)
+                        && e.access == crate::api::Access::Public
+                });
                 assert_eq!(
                     op["x-problem-codes"].get("401").is_some(),
                     !public,
@@ -474,6 +479,64 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The roles a description names after `Role:` or `Roles:` (up to the sentence's end,
+    /// parentheses left out), or `None` when it names none.
+    fn roles_named(description: &str) -> Option<BTreeSet<&'static str>> {
+        let start = ["Roles: ", "Role: "]
+            .iter()
+            .find_map(|m| description.find(m).map(|i| i + m.len()))?;
+        let (mut depth, mut words, mut word) = (0, BTreeSet::new(), String::new());
+        for c in description[start..].chars().chain(['.']) {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ if depth > 0 => {}
+                c if c.is_ascii_alphabetic() => word.push(c),
+                c => {
+                    if let Some(role) = crate::domain::party::Role::parse(&word) {
+                        words.insert(role.as_str());
+                    }
+                    word.clear();
+                    if c == '.' {
+                        break;
+                    }
+                }
+            }
+        }
+        Some(words)
+    }
+
+    /// What a description says of who may call an operation is what the router enforces: an
+    /// endpoint gated by role says `Role: …` naming exactly the table's roles and lists
+    /// `ROLE_FORBIDDEN` under 403; one open to every party (or public) names no roles so.
+    #[test]
+    fn descriptions_name_the_roles_of_the_table() {
+        let doc = document();
+        for e in crate::api::endpoints() {
+            let op = &doc["paths"][e.path][e.method.as_str().to_ascii_lowercase()];
+            let named = roles_named(op["description"].as_str().unwrap_or_default());
+            match e.access {
+                crate::api::Access::Roles(roles) => {
+                    let table: BTreeSet<&str> = roles.iter().map(|r| r.as_str()).collect();
+                    assert_eq!(named, Some(table), "{} {}", e.method, e.path);
+                    assert!(
+                        op["x-problem-codes"]["403"]
+                            .as_array()
+                            .is_some_and(|c| c.contains(&json!("ROLE_FORBIDDEN"))),
+                        "{} {} lists no 403 ROLE_FORBIDDEN",
+                        e.method,
+                        e.path
+                    );
+                }
+                _ => assert_eq!(named, None, "{} {}", e.method, e.path),
+            }
+        }
+        assert_eq!(
+            roles_named("Roles: the owning enterprise, admin (all). Role: customs."),
+            Some(BTreeSet::from(["enterprise", "admin"]))
+        );
     }
 
     #[test]

@@ -115,12 +115,14 @@ impl Exchange {
         }
         // Settings built in code (tests, the demo) do not pass through `Settings::load`.
         s.exchange.check_lease().map_err(ExchangeError::Config)?;
-        let identity = keys::load(&dir, &s.country)?;
+        let key_dir = keys::KeyDir::of(s);
+        key_dir.check()?;
+        let identity = keys::load(&key_dir, &s.country)?;
         let partners = match &s.exchange.partners_file {
             Some(p) => partners::Partners::load(p)?,
             None => partners::Partners::default(),
         };
-        let tls = keys::load_tls(&dir)?;
+        let tls = keys::load_tls(&key_dir)?;
         let mut clients = HashMap::new();
         for c in partners.countries() {
             if let Some(p) = partners.get(c) {

@@ -453,13 +453,17 @@ mod tests {
     /// another toolkit might. Returns the DER signature and the signer's identity.
     fn sign_with_cli(md: &str) -> (Vec<u8>, Identity) {
         let dir = tempfile::tempdir().unwrap();
-        keys::init(dir.path(), "VN", &[]).unwrap();
-        let vn = keys::load(dir.path(), "VN").unwrap();
+        let key_dir = keys::KeyDir::at(dir.path());
+        keys::init(&key_dir, "VN", &[]).unwrap();
+        let vn = keys::load(&key_dir, "VN").unwrap();
         std::fs::write(dir.path().join("msg.xml"), MSG).unwrap();
+        // The command line takes a PEM key: the sealed file opened, in a file of the test's.
+        let pem = key_dir.private_key_pem(keys::SIGNING_KEY).unwrap();
+        std::fs::write(dir.path().join("clear.key"), pem).unwrap();
         let out = std::process::Command::new("openssl")
             .current_dir(dir.path())
             .args(["cms", "-sign", "-binary", "-md", md, "-in", "msg.xml"])
-            .args(["-signer", keys::SIGNING_CERT, "-inkey", keys::SIGNING_KEY])
+            .args(["-signer", keys::SIGNING_CERT, "-inkey", "clear.key"])
             .args(["-outform", "DER", "-out", "msg.p7s"])
             .output()
             .expect("run openssl");
@@ -501,8 +505,9 @@ mod tests {
     #[test]
     fn the_openssl_command_line_verifies_our_signature() {
         let dir = tempfile::tempdir().unwrap();
-        keys::init(dir.path(), "VN", &[]).unwrap();
-        let vn = keys::load(dir.path(), "VN").unwrap();
+        let key_dir = keys::KeyDir::at(dir.path());
+        keys::init(&key_dir, "VN", &[]).unwrap();
+        let vn = keys::load(&key_dir, "VN").unwrap();
         let sig = sign(&vn, MSG).unwrap();
         std::fs::write(dir.path().join("msg.xml"), MSG).unwrap();
         std::fs::write(dir.path().join("msg.p7s"), &sig).unwrap();

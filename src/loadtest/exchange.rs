@@ -237,7 +237,7 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     for c in ["VN", "SG"] {
-        keys::init(&dir.join(c), c, &[])?;
+        keys::init(&keys::KeyDir::at(&dir.join(c)), c, &[])?;
     }
     let root = opts.data_dir.join("postgres");
     let root_dir = root.clone();
@@ -362,8 +362,8 @@ async fn scenario(
 
     eprintln!("loadtest --exchange: baseline, CMS sign and verify");
     let identities = (
-        keys::load(&dir.join("VN"), "VN")?,
-        keys::load(&dir.join("SG"), "SG")?,
+        keys::load(&keys::KeyDir::at(&dir.join("VN")), "VN")?,
+        keys::load(&keys::KeyDir::at(&dir.join("SG")), "SG")?,
     );
     let duration = opts.duration;
     let (cms, sign1, verify1, ecdsa1) =

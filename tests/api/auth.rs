@@ -123,7 +123,7 @@ async fn every_route_answers_401_to_an_unknown_token_before_looking_at_the_reque
     let app = TestApp::spawn().await;
     let mut walked = 0;
     for e in nsw::api::endpoints() {
-        if nsw::api::expect::public(e.path) {
+        if e.access == nsw::api::Access::Public {
             continue;
         }
         let path = e
@@ -156,6 +156,69 @@ async fn every_route_answers_401_to_an_unknown_token_before_looking_at_the_reque
         walked += 1;
     }
     assert!(walked > 40, "walked {walked} routes");
+}
+
+/// What the caller may do comes second: on every registered route gated by role, a valid
+/// token of each role the route does not take is 403 `ROLE_FORBIDDEN` in problem+json,
+/// whatever the path, query and body (a malformed id, a wrong media type, garbage), and the
+/// request changes nothing. Walks the router's own table, so a route added later is walked too;
+/// routes open to every party are skipped.
+#[tokio::test]
+async fn every_route_answers_403_to_a_role_it_does_not_take_before_looking_at_the_request() {
+    let app = TestApp::spawn().await;
+    let mut tokens = Vec::new();
+    for (role, id) in [
+        (Role::Enterprise, "0301234567"),
+        (Role::Customs, "CUS-1"),
+        (Role::Partner, "PARTNER-SG"),
+        (Role::Admin, "ADMIN-1"),
+    ] {
+        tokens.push((role, app.add_party(role, id).await));
+    }
+    let ministry = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    tokens.push((Role::Ministry, ministry));
+    let mut walked = 0;
+    for e in nsw::api::endpoints() {
+        let nsw::api::Access::Roles(allowed) = e.access else {
+            continue;
+        };
+        let path = e
+            .path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "not-a-uuid" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = reqwest::Method::from_bytes(e.method.as_str().as_bytes()).unwrap();
+        for (role, token) in tokens.iter().filter(|(r, _)| !allowed.contains(r)) {
+            let r = app
+                .request(
+                    method.clone(),
+                    &format!("{path}?limit=abc&after=-1"),
+                    Some(token),
+                    &[("content-type", "text/plain")],
+                    Some(b"\x00 not a document".to_vec()),
+                )
+                .await;
+            let what = format!("{} {} as {}", e.method, e.path, role.as_str());
+            assert_eq!(
+                r.status,
+                403,
+                "{what}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/problem+json"),
+                "{what}"
+            );
+            assert_eq!(r.json()["code"], "ROLE_FORBIDDEN", "{what}");
+        }
+        walked += 1;
+    }
+    assert!(walked > 25, "walked {walked} routes");
+    assert_eq!(app.count("declarations").await, 0);
 }
 
 /// The examples that were answered before the token was looked at.

@@ -1,6 +1,7 @@
 //! Backups that restore: a backup taken while declarations are being submitted, restored into
 //! an empty database, has every document's SHA-256 intact, an audit chain that verifies against
-//! an anchor taken before the backup, and the key files; only the recipient's key opens it.
+//! an anchor taken before the backup, and the key files with the key-encryption key that opens
+//! them; only the recipient's key opens it.
 
 use std::process::Command;
 
@@ -10,12 +11,23 @@ use crate::helpers::{empty_database, fixture, with_reference, TestApp};
 
 const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
 
+/// `nsw` on `database_url`, its keys in `keys_dir` and its key-encryption key beside it,
+/// outside that directory (`<keys_dir>.kek`).
 fn nsw(database_url: &str, keys_dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_nsw"));
     c.env("NSW_DATABASE_URL", database_url)
         .env("NSW_EXCHANGE__KEYS_DIR", keys_dir)
+        .env("NSW_SECRETS__KEK_FILE", keys_dir.with_extension("kek"))
         .env("NSW_LOG_FORMAT", "json");
     c
+}
+
+/// The window's signing identity as `nsw` with these keys and KEK reads it.
+fn identity(database_url: &str, keys_dir: &std::path::Path) -> nsw::exchange::keys::Identity {
+    let mut s = crate::helpers::test_settings(database_url);
+    s.exchange.keys_dir = Some(keys_dir.to_path_buf());
+    s.secrets.kek_file = Some(keys_dir.with_extension("kek"));
+    nsw::exchange::keys::load(&nsw::exchange::keys::KeyDir::of(&s), "VN").unwrap()
 }
 
 fn recipient(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -58,12 +70,14 @@ async fn a_backup_taken_under_load_restores_whole_and_verified() {
     let app = TestApp::spawn().await;
     let tmp = tempfile::tempdir().unwrap();
     let keys = tmp.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    std::fs::write(
-        keys.join("signing.key"),
-        b"-----BEGIN PRIVATE KEY-----\nnot real\n",
-    )
-    .unwrap();
+    // The window's exchange keys, sealed under a key-encryption key kept outside the keys
+    // directory (`secrets.kek_file`).
+    let (ok, log) = run({
+        let mut c = nsw(&app.database_url, &keys);
+        c.args(["keys", "init", "--country", "VN"]);
+        c
+    });
+    assert!(ok, "keys init: {log}");
     let importer = app.add_party(Role::Enterprise, "0301234567").await;
     let xml = fixture(LAPTOPS);
     for i in 0..5 {
@@ -193,6 +207,22 @@ async fn a_backup_taken_under_load_restores_whole_and_verified() {
         std::fs::read(new_keys.join("signing.key")).unwrap(),
         std::fs::read(keys.join("signing.key")).unwrap()
     );
+    // The key-encryption key came back to where the restoring window keeps it, so the sealed
+    // keys open there: the same signing key, and what it signs verifies.
+    assert_eq!(
+        std::fs::read(new_keys.with_extension("kek")).unwrap(),
+        std::fs::read(keys.with_extension("kek")).unwrap()
+    );
+    let (before, after) = (
+        identity(&app.database_url, &keys),
+        identity(&target, &new_keys),
+    );
+    assert_eq!(
+        after.key.private_key_to_der().unwrap(),
+        before.key.private_key_to_der().unwrap()
+    );
+    let sig = nsw::exchange::signature::sign(&after, b"<m/>").unwrap();
+    nsw::exchange::signature::verify(&sig, b"<m/>", &before.ca, "VN").unwrap();
 
     // Restoring over a database that is not empty is refused.
     let (ok, log) = run({

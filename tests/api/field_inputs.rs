@@ -438,7 +438,11 @@ async fn expect_100_continue_is_answered_from_the_headers_when_they_decide() {
         )
     };
     let bearer = format!("Authorization: Bearer {token}\r\n");
+    let customs = app.add_party(Role::Customs, "CUS-EXPECT").await;
+    let customs = format!("Authorization: Bearer {customs}\r\n");
     for (head, status) in [
+        // A role the endpoint does not take: 403 before the media type is looked at.
+        (head(&customs, "application/json", 7000), "403"),
         (head(&bearer, "application/xml", 20 << 20), "413"),
         (head("", "application/xml", 7000), "401"),
         (

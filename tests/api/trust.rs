@@ -145,7 +145,7 @@ fn sign(signer: &Pair, extra: &[&X509], data: &[u8]) -> Vec<u8> {
 /// VN's root as the plan made it: the CA SG pins for VN.
 fn vn_root(plan: &Plan) -> Pair {
     let dir = plan.dir.path().join("VN");
-    let key = PKey::private_key_from_pem(&std::fs::read(dir.join("ca.key")).unwrap()).unwrap();
+    let key = keys::KeyDir::at(&dir).private_key(keys::CA_KEY).unwrap();
     (plan.identity_of("VN").ca, key)
 }
 
@@ -231,7 +231,7 @@ async fn partner_signatures_chain_through_intermediates_and_need_a_signing_purpo
     let dir = plan.dir.path().join("VN");
     let tls = (
         X509::from_pem(&std::fs::read(dir.join(keys::TLS_CERT)).unwrap()).unwrap(),
-        PKey::private_key_from_pem(&std::fs::read(dir.join(keys::TLS_KEY)).unwrap()).unwrap(),
+        keys::KeyDir::at(&dir).private_key(keys::TLS_KEY).unwrap(),
     );
     assert_eq!(send(&sg, &tls, &[]).await, refused("CERTIFICATE_PURPOSE"));
 
@@ -591,7 +591,7 @@ fn sign_through_an_intermediate(plan: &Plan, country: &str) {
     let dir = plan.dir.path().join(country);
     let root = (
         plan.identity_of(country).ca,
-        PKey::private_key_from_pem(&std::fs::read(dir.join("ca.key")).unwrap()).unwrap(),
+        keys::KeyDir::at(&dir).private_key(keys::CA_KEY).unwrap(),
     );
     let cn = format!("{country} issuing CA");
     let inter = make(&Spec::ca(country, &cn), Some(&root));

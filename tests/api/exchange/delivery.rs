@@ -9,6 +9,67 @@ use uuid::Uuid;
 use super::{declarant_of, form_d, Plan};
 use crate::helpers::{fixture, fresh_database};
 
+/// A window whose key files are PEM in clear (as windows wrote them before keys were sealed,
+/// with no key-encryption key yet) seals them in place when it starts, under a key-encryption
+/// key it makes, and signs as before: its messages verify at the partner.
+#[tokio::test]
+async fn a_window_with_key_files_in_clear_seals_them_at_start_and_still_signs() {
+    use nsw::exchange::keys::{self, KeyDir};
+    use std::os::unix::fs::PermissionsExt;
+    let plan = Plan::new(&["VN", "SG"]);
+    let dir = plan.dir.path().join("VN");
+    let names = [keys::CA_KEY, keys::SIGNING_KEY, keys::TLS_KEY];
+    let mut clear = Vec::new();
+    for name in names {
+        let pem = KeyDir::at(&dir).private_key_pem(name).unwrap();
+        std::fs::write(dir.join(name), &pem).unwrap();
+        clear.push(pem);
+    }
+    std::fs::remove_file(dir.join(nsw::secrets::KEK_FILE)).unwrap();
+    assert!(String::from_utf8_lossy(&clear[1]).contains("PRIVATE KEY"));
+
+    // The keys directory inside the data directory: the window's own.
+    let data_dir = plan.dir.path().to_path_buf();
+    let vn = plan
+        .window("VN")
+        .settings(move |s| s.data_dir = data_dir)
+        .start()
+        .await;
+    let sg = plan.start("SG").await;
+    for (name, pem) in names.iter().zip(&clear) {
+        let stored = std::fs::read(dir.join(name)).unwrap();
+        let text = String::from_utf8_lossy(&stored);
+        assert!(text.starts_with("nswkek1:"), "{name} sealed: {text}");
+        assert!(!text.contains("PRIVATE KEY"), "{name}");
+        let mode = std::fs::metadata(dir.join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+        assert_eq!(
+            &KeyDir::at(&dir).private_key_pem(name).unwrap(),
+            pem,
+            "{name}: the same key"
+        );
+    }
+    let kek = std::fs::metadata(dir.join(nsw::secrets::KEK_FILE)).unwrap();
+    assert_eq!(kek.permissions().mode() & 0o777, 0o600);
+
+    let acdd = vn
+        .export_acdd("valid/declaration/23-export-garments-to-sg-sea.xml")
+        .await;
+    let delivered = vn
+        .wait_status(acdd["message_id"].as_str().unwrap(), "delivered")
+        .await;
+    assert!(delivered["receipt"]
+        .as_str()
+        .unwrap()
+        .contains("<Status>accepted</Status>"));
+    let inbox = sg.inbox().await;
+    assert_eq!(inbox.len(), 1);
+    assert_eq!(inbox[0]["sender"], "VN");
+}
+
 #[tokio::test]
 async fn acdd_form_d_and_business_response_travel_both_ways() {
     let plan = Plan::new(&["VN", "SG"]);

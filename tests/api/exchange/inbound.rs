@@ -41,6 +41,11 @@ async fn refused_messages_leave_nothing_behind() {
     let vn_dir = plan.dir.path().join("VN");
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("envelope.xml"), &env).unwrap();
+    // The command line takes a PEM key: VN's sealed key opened, in a file of the test's.
+    let pem = keys::KeyDir::at(&vn_dir)
+        .private_key_pem(keys::SIGNING_KEY)
+        .unwrap();
+    std::fs::write(work.path().join("signing.pem"), pem).unwrap();
     let out = std::process::Command::new("openssl")
         .args(["cms", "-sign", "-binary", "-md", "sha1", "-outform", "DER"])
         .arg("-in")
@@ -48,7 +53,7 @@ async fn refused_messages_leave_nothing_behind() {
         .arg("-signer")
         .arg(vn_dir.join(keys::SIGNING_CERT))
         .arg("-inkey")
-        .arg(vn_dir.join(keys::SIGNING_KEY))
+        .arg(work.path().join("signing.pem"))
         .arg("-out")
         .arg(work.path().join("envelope.p7s"))
         .output()
@@ -91,10 +96,9 @@ async fn refused_messages_leave_nothing_behind() {
     );
 
     // VN's real CA, but an expired certificate.
-    let ca_key = openssl::pkey::PKey::private_key_from_pem(
-        &std::fs::read(plan.dir.path().join("VN/ca.key")).unwrap(),
-    )
-    .unwrap();
+    let ca_key = keys::KeyDir::at(&plan.dir.path().join("VN"))
+        .private_key(keys::CA_KEY)
+        .unwrap();
     let now = chrono::Utc::now().timestamp();
     let (cert, key) = keys::issue(
         &vn.ca,

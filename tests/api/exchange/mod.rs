@@ -69,7 +69,7 @@ impl Plan {
         let endpoints = tls_ports.as_ref().unwrap_or(&ports);
         let scheme = if tls { "https" } else { "http" };
         for (c, _) in &ports {
-            keys::init(&dir.path().join(c), c, &[]).unwrap();
+            keys::init(&keys::KeyDir::at(&dir.path().join(c)), c, &[]).unwrap();
         }
         for (c, _) in &ports {
             let mut toml = String::new();
@@ -92,7 +92,7 @@ impl Plan {
     }
 
     pub fn identity_of(&self, country: &str) -> Identity {
-        keys::load(&self.dir.path().join(country), country).unwrap()
+        keys::load(&keys::KeyDir::at(&self.dir.path().join(country)), country).unwrap()
     }
 
     /// What makes an app this country's window: its port, keys and partner table, and retries

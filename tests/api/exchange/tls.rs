@@ -19,7 +19,9 @@ fn tls_client(identity_dir: Option<&Path>, trust: &Path) -> reqwest::Client {
         );
     if let Some(dir) = identity_dir {
         let cert = std::fs::read(dir.join(keys::TLS_CERT)).unwrap();
-        let key = std::fs::read(dir.join(keys::TLS_KEY)).unwrap();
+        let key = keys::KeyDir::at(dir)
+            .private_key_pem(keys::TLS_KEY)
+            .unwrap();
         b = b.identity(reqwest::Identity::from_pkcs8_pem(&cert, &key).unwrap());
     }
     b.build().unwrap()
@@ -86,7 +88,7 @@ async fn partners_talk_over_mutual_tls() {
     assert!(post(tls_client(None, &sg_ca)).await.is_err());
     // A client certificate from a CA SG does not pin: refused too.
     let rogue = tempfile::tempdir().unwrap();
-    keys::init(rogue.path(), "VN", &[]).unwrap();
+    keys::init(&keys::KeyDir::at(rogue.path()), "VN", &[]).unwrap();
     assert!(post(tls_client(Some(rogue.path()), &sg_ca)).await.is_err());
     // TH's genuine TLS certificate carrying a message signed by VN: the connection is not
     // the sender.
