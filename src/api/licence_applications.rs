@@ -111,8 +111,9 @@ pub struct AgencyInbox {
     items: Vec<store::ApplicationSummary>,
 }
 
-const STATUSES: [&str; 8] = [
+const STATUSES: [&str; 10] = [
     "submitted",
+    "awaiting_payment",
     "received",
     "supplement_requested",
     "supplemented",
@@ -120,6 +121,7 @@ const STATUSES: [&str; 8] = [
     "issued",
     "refused",
     "withdrawn",
+    "cancelled",
 ];
 
 #[utoipa::path(
@@ -189,6 +191,7 @@ pub fn licensing_context(state: &AppState) -> licensing::Context<'_> {
         today: state.today(),
         partners: state.exchange.as_deref().map(|ex| &ex.partners),
         calendar: &state.calendar,
+        payments: &state.payments,
     }
 }
 
@@ -322,6 +325,6 @@ pub async fn withdraw(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = json::parse_id(&path)?;
-    let s = licensing::withdraw(&state.pool, id, &principal.party_id).await?;
+    let s = licensing::withdraw(&licensing_context(&state), id, &principal.party_id).await?;
     Ok(HttpResponse::Ok().json(s))
 }

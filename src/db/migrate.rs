@@ -88,6 +88,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "party_deactivation",
         sql: include_str!("../../migrations/0015_party_deactivation.sql"),
     },
+    Migration {
+        version: 16,
+        name: "payments",
+        sql: include_str!("../../migrations/0016_payments.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;
