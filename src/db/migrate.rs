@@ -88,6 +88,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "party_deactivation",
         sql: include_str!("../../migrations/0015_party_deactivation.sql"),
     },
+    Migration {
+        version: 17,
+        name: "reconciliation",
+        sql: include_str!("../../migrations/0017_reconciliation.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

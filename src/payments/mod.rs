@@ -4,3 +4,4 @@
 //! `docs/payments.md` describes the flow, the messages and the states.
 
 pub mod protocol;
+pub mod reconcile;
