@@ -5,3 +5,5 @@
 
 pub mod protocol;
 pub mod reconcile;
+pub mod reconciliation;
+pub mod settlement;

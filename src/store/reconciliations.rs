@@ -1,13 +1,13 @@
 //! Reconciliation runs (`reconciliations`, append-only) and the daily job's per-day claim
 //! (`reconciliation_claims`), migration 0017.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{audit, StoreError};
-use crate::payments::reconcile::{Counts, Mismatch, Outcome, Run, Source};
+use crate::payments::reconcile::{Counts, Entry, Mismatch, Outcome, Recorded, Run, Source};
 
 /// A run to record.
 pub struct NewRun<'a> {
@@ -230,4 +230,73 @@ pub async fn release<C: GenericClient>(
         )
         .await?;
     Ok(())
+}
+
+/// What the window recorded for a settlement day `[start, end)`: every payment the platform
+/// took in it (by the platform's `paid_at`, whatever the window did with it: applied, or kept
+/// to be refunded) and every refund recorded as paid back in it; plus, whatever their time,
+/// those whose transaction id is in `also` (the file's), so a transaction the window dates a
+/// little differently from the platform is still found rather than reported missing.
+pub async fn recorded<C: GenericClient>(
+    client: &C,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    also: &[String],
+) -> Result<Vec<Recorded>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT 'payment', p.transaction_id, o.platform_reference, p.amount, p.paid_at
+               FROM payments p JOIN payment_orders o ON o.id = p.order_id
+              WHERE (p.paid_at >= $1 AND p.paid_at < $2) OR p.transaction_id = ANY($3)
+             UNION ALL
+             SELECT 'refund', f.transaction_id, o.platform_reference, f.amount, f.refunded_at
+               FROM refunds f
+               JOIN payments p ON p.id = f.payment_id
+               JOIN payment_orders o ON o.id = p.order_id
+              WHERE f.status = 'refunded'
+                AND ((f.refunded_at >= $1 AND f.refunded_at < $2) OR f.transaction_id = ANY($3))",
+            &[&start, &end, &also],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let entry: &str = r.get(0);
+            Recorded {
+                entry: if entry == "refund" {
+                    Entry::Refund
+                } else {
+                    Entry::Payment
+                },
+                transaction_id: r.get(1),
+                reference: r.get(2),
+                amount: r.get(3),
+                time: r.get(4),
+            }
+        })
+        .collect())
+}
+
+/// Per settlement date since `since`, the latest run, when it did not match: the days an
+/// operator still has to look at (a day's alert ends when a later run of it matches).
+pub async fn unsettled_days<C: GenericClient>(
+    client: &C,
+    since: NaiveDate,
+) -> Result<Vec<Run>, StoreError> {
+    client
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM (
+                    SELECT DISTINCT ON (settlement_date) *
+                      FROM reconciliations WHERE settlement_date >= $1
+                     ORDER BY settlement_date, ran_at DESC, id DESC) latest
+                  WHERE outcome <> 'matched'
+                  ORDER BY settlement_date DESC"
+            ),
+            &[&since],
+        )
+        .await?
+        .iter()
+        .map(run)
+        .collect()
 }
