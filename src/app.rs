@@ -220,6 +220,14 @@ impl Application {
         let exchange = crate::exchange::Exchange::from_settings(&settings)?.map(Arc::new);
         let tls_listen = settings.exchange.tls_listen.clone();
         let hub = Arc::new(crate::events::Hub::new());
+        let payments = Arc::new(
+            crate::payments::Payments::new(
+                database.pool.clone(),
+                &settings,
+                payments_public_url(&settings, &listener)?,
+            )
+            .map_err(|e| StartError::Other(format!("payments: {e}")))?,
+        );
         let jobs = Jobs {
             outbox: exchange
                 .as_ref()
@@ -228,6 +236,7 @@ impl Application {
                 .map_err(|e| StartError::Other(format!("webhook client: {e}")))?,
             events: Sequencer::new(database.pool.clone(), hub.clone()),
             audit: AuditSealer::new(database.pool.clone()),
+            payments: crate::payments::jobs::PaymentJob::new(payments.clone()),
         };
         let mut supervisor = Supervisor::new();
         if settings.jobs.enabled {
@@ -263,6 +272,7 @@ impl Application {
             calendar,
             clock,
             exchange,
+            payments,
         });
         let main_state = state.clone();
         let expect_table = Arc::new(api::expect::Table::new(&api::endpoints()));
@@ -340,6 +350,12 @@ impl Application {
         self.port
     }
 
+    /// The service's connection pool (for start-up tasks such as publishing the merchant
+    /// certificate).
+    pub fn pool(&self) -> &Pool {
+        &self.database.pool
+    }
+
     /// Port of the mutual-TLS partner listener, when configured.
     pub fn tls_port(&self) -> Option<u16> {
         self.tls.as_ref().map(|(p, _)| *p)
@@ -381,6 +397,21 @@ impl Application {
         self.database.shutdown();
         (result, drained)
     }
+}
+
+/// The base URL the payment platform and browsers reach this window by: `payments.public_url`,
+/// or `http://` and the address bound (loopback for an unspecified address).
+fn payments_public_url(settings: &Settings, listener: &TcpListener) -> Result<String, StartError> {
+    if let Some(u) = &settings.payments.public_url {
+        return Ok(u.clone());
+    }
+    let mut addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok(format!("http://{addr}"))
 }
 
 /// Installs the configured (or shipped) routing table on a database that has none.
@@ -446,4 +477,6 @@ fn start_jobs(
     supervisor.start("webhooks", |cancel| webhooks.run(wake, cancel));
     let audit = jobs.audit.clone();
     supervisor.start("audit.sealer", |cancel| audit.run(cancel));
+    let payments = jobs.payments.clone();
+    supervisor.start("payments", |cancel| payments.run(cancel));
 }

@@ -67,6 +67,64 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub tokens: TokenSettings,
     pub secrets: SecretSettings,
+    pub payments: PaymentSettings,
+}
+
+/// Fees paid online through the national payment platform (`payments/`, docs/payments.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// Collect fees online: an application with a fee waits for its payment (`awaiting_payment`)
+    /// before its agency may decide it. Off: fees are shown but not collected by the window (the
+    /// agency collects them its own way) and applications go straight to `received`, as before
+    /// online payment existed.
+    pub enabled: bool,
+    /// This window's merchant id at the platform; absent: `NSW-<country>`.
+    pub merchant_id: Option<String>,
+    /// Base URL of the payment platform (`nsw paygate` locally).
+    pub platform_url: String,
+    /// The platform's certificate (PEM; several during a key rollover), pinned: read when first
+    /// needed and again whenever the file changes, so the window and the platform may start in
+    /// any order.
+    pub platform_certificate: PathBuf,
+    /// Base URL under which the platform and browsers reach this window (the `return_url` and
+    /// `notify_url` of orders); absent: `http://` and the address the service listens on.
+    pub public_url: Option<String>,
+    /// Working days (on the window's calendar) between a fee notice and its due date.
+    pub due_working_days: u32,
+    /// An order still pending this long after it was created (or last asked about) is asked
+    /// about at the platform: its notification may have been lost.
+    pub query_after_secs: u64,
+    /// Time allowed for one request to the platform (connect, send, answer).
+    pub request_timeout_ms: u64,
+    /// How often the payments job runs (status queries, cancellations, refunds).
+    pub poll_ms: u64,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        PaymentSettings {
+            enabled: true,
+            merchant_id: None,
+            platform_url: "http://127.0.0.1:8090".into(),
+            platform_certificate: PathBuf::from("paygate-data/paygate.crt"),
+            public_url: None,
+            due_working_days: 5,
+            query_after_secs: 300,
+            request_timeout_ms: 10_000,
+            poll_ms: 30_000,
+        }
+    }
+}
+
+impl Settings {
+    /// The window's merchant id at the payment platform.
+    pub fn merchant_id(&self) -> String {
+        self.payments
+            .merchant_id
+            .clone()
+            .unwrap_or_else(|| format!("NSW-{}", self.country))
+    }
 }
 
 /// Secrets at rest (`secrets.rs`).
@@ -443,6 +501,7 @@ impl Default for Settings {
             metrics: MetricsSettings::default(),
             tokens: TokenSettings::default(),
             secrets: SecretSettings::default(),
+            payments: PaymentSettings::default(),
         }
     }
 }
@@ -507,6 +566,26 @@ impl Settings {
         }
         crate::metrics::parse_allow_list(&self.metrics.allow_from)
             .map_err(|m| ConfigError::Invalid(format!("metrics.allow_from: {m}")))?;
+        if self.payments.due_working_days == 0 || self.payments.due_working_days > 60 {
+            return Err(ConfigError::Invalid(
+                "payments.due_working_days must be 1 to 60".into(),
+            ));
+        }
+        if !(self.payments.platform_url.starts_with("http://")
+            || self.payments.platform_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "payments.platform_url '{}' is not an http(s) URL",
+                self.payments.platform_url
+            )));
+        }
+        if let Some(u) = &self.payments.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "payments.public_url '{u}' is not an http(s) URL"
+                )));
+            }
+        }
         if let Some(l) = &self.portal.default_language {
             if !matches!(l.as_str(), "vi" | "en") {
                 return Err(ConfigError::Invalid(format!(

@@ -44,6 +44,24 @@ pub enum ApiError {
     Invalid { violations: Vec<Violation> },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A signed message (a payment notification) whose signature does not verify: 401 with a
+    /// code of its own, not the bearer-token challenge.
+    #[error("{detail}")]
+    SignatureRefused { code: &'static str, detail: String },
+    /// Understood but not acceptable, without document violations (422).
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    /// A service this one depends on answered wrongly or refused (502).
+    #[error("{detail}")]
+    BadGateway { code: &'static str, detail: String },
+    /// A service this one depends on (other than the database) is unavailable (503), with
+    /// `Retry-After`.
+    #[error("{detail}")]
+    DependencyUnavailable {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// Over a throttle (`code`: AUTH_THROTTLED, WRITES_THROTTLED): retry after the seconds given.
     #[error("{detail}")]
     TooManyRequests {
@@ -93,6 +111,10 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "UNAUTHORIZED",
             ApiError::Forbidden { code, .. }
+            | ApiError::SignatureRefused { code, .. }
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::BadGateway { code, .. }
+            | ApiError::DependencyUnavailable { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::ConflictWith { code, .. }
             | ApiError::BadRequest { code, .. } => code,
@@ -124,7 +146,12 @@ impl ApiError {
             ApiError::Xml(XmlError::Internal(_)) => "Internal error",
             ApiError::Xml(_) => "Unusable XML",
             ApiError::Invalid { .. } => "Document invalid",
-            ApiError::Unavailable(_) => "Service unavailable",
+            ApiError::Unavailable(_) | ApiError::DependencyUnavailable { .. } => {
+                "Service unavailable"
+            }
+            ApiError::SignatureRefused { .. } => "Signature invalid",
+            ApiError::Unprocessable { .. } => "Unprocessable",
+            ApiError::BadGateway { .. } => "Bad gateway",
             ApiError::TooManyRequests { .. } => "Too many requests",
             ApiError::Internal(_) => "Internal error",
         }
@@ -171,7 +198,12 @@ impl ResponseError for ApiError {
             ApiError::Xml(XmlError::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Xml(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::DependencyUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::SignatureRefused { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -227,9 +259,16 @@ impl ResponseError for ApiError {
         }
         if let ApiError::TooManyRequests {
             retry_after_secs, ..
+        }
+        | ApiError::DependencyUnavailable {
+            retry_after_secs, ..
         } = self
         {
             resp.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        if matches!(self, ApiError::SignatureRefused { .. }) {
+            // The message is authenticated by its signature, not by a bearer token.
+            resp.insert_header((header::WWW_AUTHENTICATE, "PaymentSignature realm=\"nsw\""));
         }
         if matches!(self, ApiError::Unauthorized) {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"nsw\""));
@@ -384,6 +423,18 @@ impl From<crate::workflow::WorkflowError> for ApiError {
             W::BadRequest { code, detail } => ApiError::bad_request(code, detail),
             W::Conflict { code, detail } => ApiError::conflict(code, detail),
             W::Forbidden { code, detail } => ApiError::forbidden(code, detail),
+            W::Unprocessable { code, detail } => ApiError::Unprocessable { code, detail },
+            W::SignatureInvalid { code, detail } => ApiError::SignatureRefused { code, detail },
+            W::BadGateway { code, detail } => ApiError::BadGateway { code, detail },
+            W::Unavailable {
+                code,
+                detail,
+                retry_after_secs,
+            } => ApiError::DependencyUnavailable {
+                code,
+                detail,
+                retry_after_secs,
+            },
             W::Internal(detail) => ApiError::Internal(detail),
         }
     }

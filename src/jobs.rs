@@ -1,5 +1,6 @@
 //! Background jobs under one supervisor: the outbox worker and its lease reaper, the webhook
-//! deliverer, the event sequencer and its LISTEN connection, and the audit sealer.
+//! deliverer, the event sequencer and its LISTEN connection, the audit sealer and the payments
+//! job (status queries, cancellations of unpaid applications, refunds).
 //!
 //! Every job is a thin loop around a `run_once` pass (one pass: claim and deliver, reap,
 //! seal …) that tests call directly. The [`Supervisor`] starts each loop as a named task under
@@ -260,6 +261,7 @@ pub struct Jobs {
     pub webhooks: Deliverer,
     pub events: Sequencer,
     pub audit: AuditSealer,
+    pub payments: crate::payments::jobs::PaymentJob,
 }
 
 impl Jobs {
@@ -292,6 +294,12 @@ impl Jobs {
     /// Links committed audit entries into the chain; returns how many.
     pub async fn audit_once(&self) -> u64 {
         self.audit.run_once().await
+    }
+
+    /// Asks the platform about quiet pending orders, cancels applications unpaid after their
+    /// due date, sends due refunds; returns what it did.
+    pub async fn payments_once(&self) -> crate::payments::jobs::Pass {
+        self.payments.run_once().await
     }
 }
 

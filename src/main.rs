@@ -1,4 +1,4 @@
-//! The `nsw` command line: serve, migrate, validate, party, audit.
+//! The `nsw` command line: serve, migrate, validate, party, audit, payments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -147,6 +147,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Fees paid online through the payment platform (docs/payments.md).
+    Payments {
+        #[command(subcommand)]
+        command: PaymentsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PaymentsCommand {
+    /// Print this window's merchant certificate (PEM), made with its key on first use: what
+    /// the payment platform pins to check the window's signed requests.
+    Certificate,
 }
 
 #[derive(Subcommand)]
@@ -322,6 +334,11 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
     match command {
         Command::Serve => {
             let app = Application::build(settings.clone()).await?;
+            if settings.payments.enabled {
+                // The platform pins this certificate (`nsw paygate` reads it from here).
+                let path = nsw::payments::keys::publish_certificate(app.pool(), &settings).await?;
+                tracing::info!(path = %path.display(), "merchant certificate written");
+            }
             tracing::info!(port = app.port(), listen = %settings.listen, "nsw serving");
             eprintln!(
                 "nsw: serving on http://{} (Ctrl-C to stop)",
@@ -502,6 +519,15 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                 control_token_file,
             )
             .await
+        }
+        Command::Payments {
+            command: PaymentsCommand::Certificate,
+        } => {
+            let db = app::connect(&settings).await?;
+            let pem = nsw::payments::keys::merchant_certificate(&db.pool, &settings).await;
+            db.shutdown();
+            print!("{}", String::from_utf8_lossy(&pem?));
+            Ok(ExitCode::SUCCESS)
         }
         Command::Validate { .. } => unreachable!("handled before the runtime starts"),
     }

@@ -13,6 +13,8 @@
 //! | depositing a licence issued elsewhere | `licensing::deposit` |
 //! | the applicant's supplement and withdrawal | `licensing::supplement`, `licensing::withdraw` |
 //! | answering a partner's document with a business response | `exchange::respond::respond` |
+//! | paying a fee: an order at the payment platform | `payments::start_payment` |
+//! | the platform's signed notification (payment, cancellation, refund) | `payments::notifications::receive` |
 //!
 //! `error.rs` maps every variant to its HTTP answer, in one place.
 
@@ -40,6 +42,25 @@ pub enum WorkflowError {
     /// The caller may not do this (403).
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
+    /// The request is understood and signed, but what it says cannot be accepted (422), e.g. a
+    /// payment notification for an unknown reference or a wrong amount.
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    /// A signed message whose signature is missing or does not verify (401).
+    #[error("{detail}")]
+    SignatureInvalid { code: &'static str, detail: String },
+    /// A service the workflow depends on (the payment platform) did not answer, or answered
+    /// that it cannot now (503); nothing was stored that would stand in the way of a retry.
+    #[error("{detail}")]
+    Unavailable {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
+    /// A service the workflow depends on answered something it must not be believed on (an
+    /// unsigned or mismatched answer) or refused the request (502).
+    #[error("{detail}")]
+    BadGateway { code: &'static str, detail: String },
     /// A bug or a broken invariant: never the caller's fault.
     #[error("{0}")]
     Internal(String),

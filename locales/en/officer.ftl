@@ -19,6 +19,7 @@ officer-time-limit = Time limit
 officer-time-left = { $time } left
 officer-overdue = overdue by { $time }
 officer-paused = (paused while the applicant supplements)
+officer-paused-fee = (not started: the fee is not paid yet)
 officer-limit-met = decided within the time limit
 officer-limit-missed = decided, { $time } over the time limit
 officer-days-one = { $n } working day

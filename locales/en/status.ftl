@@ -13,3 +13,5 @@ status-supplemented = Supplemented
 status-under-review = Under review
 status-issued = Issued
 status-refused = Refused
+status-awaiting-payment = Awaiting payment
+status-cancelled = Cancelled

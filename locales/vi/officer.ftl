@@ -19,6 +19,7 @@ officer-time-limit = Thời hạn xử lý
 officer-time-left = còn { $time }
 officer-overdue = quá hạn { $time }
 officer-paused = (tạm dừng chờ doanh nghiệp bổ sung)
+officer-paused-fee = (chưa bắt đầu: doanh nghiệp chưa nộp phí)
 officer-limit-met = đã quyết định trong thời hạn
 officer-limit-missed = đã quyết định, quá hạn { $time }
 officer-days-one = { $n } ngày làm việc

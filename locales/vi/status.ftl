@@ -13,3 +13,5 @@ status-supplemented = Đã bổ sung
 status-under-review = Đang xem xét
 status-issued = Đã cấp
 status-refused = Từ chối cấp
+status-awaiting-payment = Chờ nộp phí
+status-cancelled = Đã hủy

@@ -71,9 +71,9 @@ fn matches(pattern: &str, path: &str) -> bool {
     }
 }
 
-/// Paths whose callers are not bearer-token parties: partner windows sign their messages,
-/// probes carry no credentials, `/metrics` judges its caller's address itself, and the OpenAPI
-/// document is for anyone. The one list both the expect check and the router's
+/// Paths whose callers are not bearer-token parties: partner windows and the payment platform
+/// sign their messages, probes carry no credentials, `/metrics` judges its caller's address
+/// itself, and the OpenAPI document is for anyone. The one list both the expect check and the router's
 /// authentication use.
 pub fn public(pattern: &str) -> bool {
     matches!(
@@ -83,6 +83,7 @@ pub fn public(pattern: &str) -> bool {
             | "/health/ready"
             | "/metrics"
             | "/exchange/v1/messages"
+            | "/api/v1/payments/notifications"
             | "/api/v1/openapi.json"
     )
 }

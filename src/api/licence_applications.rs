@@ -112,8 +112,9 @@ pub struct AgencyInbox {
     items: Vec<store::ApplicationSummary>,
 }
 
-const STATUSES: [&str; 8] = [
+const STATUSES: [&str; 10] = [
     "submitted",
+    "awaiting_payment",
     "received",
     "supplement_requested",
     "supplemented",
@@ -121,6 +122,7 @@ const STATUSES: [&str; 8] = [
     "issued",
     "refused",
     "withdrawn",
+    "cancelled",
 ];
 
 #[utoipa::path(
@@ -190,6 +192,7 @@ pub fn licensing_context(state: &AppState) -> licensing::Context<'_> {
         today: state.today(),
         partners: state.exchange.as_deref().map(|ex| &ex.partners),
         calendar: &state.calendar,
+        payments: &state.payments,
     }
 }
 
@@ -325,6 +328,6 @@ pub async fn withdraw(
 ) -> Result<HttpResponse, ApiError> {
     auth::require(&principal, &[Role::Enterprise])?;
     let id = json::parse_id(&path)?;
-    let s = licensing::withdraw(&state.pool, id, &principal.party_id).await?;
+    let s = licensing::withdraw(&licensing_context(&state), id, &principal.party_id).await?;
     Ok(HttpResponse::Ok().json(s))
 }

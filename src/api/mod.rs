@@ -15,6 +15,7 @@ pub mod json;
 pub mod licence_applications;
 pub mod licences;
 pub mod openapi;
+pub mod payments;
 pub mod stats;
 pub mod throttle;
 pub mod webhooks;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub exchange: Option<std::sync::Arc<crate::exchange::Exchange>>,
     /// Authentication-failure and write throttles.
     pub throttle: throttle::Throttle,
+    /// Fees paid online: the platform client, the merchant key, the payment workflows' view.
+    pub payments: std::sync::Arc<crate::payments::Payments>,
 }
 
 impl AppState {
@@ -219,6 +222,45 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/inbox",
             Body::None,
             web::to(licence_applications::inbox),
+        ),
+        // Fees paid online: notices, orders at the payment platform, e-receipts, and the
+        // platform's signed notifications (public: the signature authenticates them).
+        ep(M::GET, "/api/v1/fees", Body::None, web::to(payments::list)),
+        ep(
+            M::GET,
+            "/api/v1/fees/{reference}/receipt",
+            Body::None,
+            web::to(payments::receipt),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/fees/{reference}/receipt.p7s",
+            Body::None,
+            web::to(payments::receipt_signature),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/licence-applications/{id}/fee",
+            Body::None,
+            web::to(payments::get),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/licence-applications/{id}/fee/payment",
+            Body::None,
+            web::to(payments::pay),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/payments/receipt-certificate",
+            Body::None,
+            web::to(payments::receipt_certificate),
+        ),
+        ep(
+            M::POST,
+            "/api/v1/payments/notifications",
+            Body::Json,
+            web::to(payments::notification),
         ),
         ep(
             M::POST,

@@ -89,6 +89,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0015_party_deactivation.sql"),
     },
     Migration {
+        version: 16,
+        name: "payments",
+        sql: include_str!("../../migrations/0016_payments.sql"),
+    },
+    Migration {
         version: 17,
         name: "reconciliation",
         sql: include_str!("../../migrations/0017_reconciliation.sql"),

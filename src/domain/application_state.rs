@@ -10,6 +10,8 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Submitted,
+    /// Its fee is due: visible to the agency, not decidable, and its time limit not running.
+    AwaitingPayment,
     Received,
     SupplementRequested,
     Supplemented,
@@ -17,11 +19,14 @@ pub enum Status {
     Issued,
     Refused,
     Withdrawn,
+    /// Its fee was not paid by the due date.
+    Cancelled,
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 10] = [
         Status::Submitted,
+        Status::AwaitingPayment,
         Status::Received,
         Status::SupplementRequested,
         Status::Supplemented,
@@ -29,11 +34,13 @@ impl Status {
         Status::Issued,
         Status::Refused,
         Status::Withdrawn,
+        Status::Cancelled,
     ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Status::Submitted => "submitted",
+            Status::AwaitingPayment => "awaiting_payment",
             Status::Received => "received",
             Status::SupplementRequested => "supplement_requested",
             Status::Supplemented => "supplemented",
@@ -41,6 +48,7 @@ impl Status {
             Status::Issued => "issued",
             Status::Refused => "refused",
             Status::Withdrawn => "withdrawn",
+            Status::Cancelled => "cancelled",
         }
     }
 
@@ -49,12 +57,15 @@ impl Status {
     }
 
     /// Whether an application may move from `self` to `to`. Staying put is not a move: a
-    /// decision that already took effect is refused, not repeated.
+    /// decision that already took effect is refused, not repeated. An application awaiting its
+    /// fee moves only when the fee is paid (`received`), when the applicant withdraws it, or
+    /// when the payments job cancels it after its due date: no officer's decision applies.
     pub fn can_become(self, to: Status) -> bool {
         use Status::*;
         matches!(
             (self, to),
-            (Submitted, Received)
+            (Submitted, Received | AwaitingPayment)
+                | (AwaitingPayment, Received | Withdrawn | Cancelled)
                 | (Received | UnderReview | Supplemented, SupplementRequested)
                 | (SupplementRequested, Supplemented)
                 | (Received | Supplemented, UnderReview)
@@ -66,7 +77,7 @@ impl Status {
         )
     }
 
-    /// Issued, refused and withdrawn applications are decided for good.
+    /// Issued, refused, withdrawn and cancelled applications are decided for good.
     pub fn is_final(self) -> bool {
         Status::ALL.iter().all(|&to| !self.can_become(to))
     }
@@ -143,8 +154,18 @@ mod tests {
             assert!(!s.can_become(s), "{s:?}");
             assert_eq!(Status::parse(s.as_str()), Some(s));
         }
-        for s in [Status::Issued, Status::Refused, Status::Withdrawn] {
+        for s in [
+            Status::Issued,
+            Status::Refused,
+            Status::Withdrawn,
+            Status::Cancelled,
+        ] {
             assert!(s.is_final(), "{s:?}");
+        }
+        // An application awaiting its fee is not the agency's to decide, nor pending with it.
+        assert!(!Status::AwaitingPayment.is_pending());
+        for a in Action::ALL {
+            assert!(!Status::AwaitingPayment.can_become(a.target()), "{a:?}");
         }
         // Only an application under review is decided.
         for s in Status::ALL {

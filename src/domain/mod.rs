@@ -5,6 +5,7 @@ pub mod answer_state;
 pub mod application_state;
 pub mod declaration;
 pub mod declaration_state;
+pub mod fee_state;
 pub mod licence;
 pub mod message_state;
 pub mod party;

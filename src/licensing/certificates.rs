@@ -321,6 +321,8 @@ pub async fn apply(
             routing_version: table.version,
             country: &ctx.settings.country,
             sla_minutes: rule.sla_minutes(ctx.calendar.working_day_minutes()),
+            // A Form D is free (the rule's fee is 0).
+            fee: None,
         },
     )
     .await?;

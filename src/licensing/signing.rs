@@ -36,6 +36,23 @@ pub async fn agency_key<C: deadpool_postgres::GenericClient>(
     agency: &str,
     settings: &crate::config::Settings,
 ) -> Result<KeyPair, crate::workflow::WorkflowError> {
+    let country = settings.country.clone();
+    window_key(tx, agency, settings, || {
+        generate(agency, &country).map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// A signing key the window holds under `name` (an agency's code, or a reserved name such as
+/// `payments.merchant`), made by `make` and stored sealed with the key-encryption key, inside
+/// the caller's transaction, on its first use; a concurrent first use may win, and then its
+/// key is the one. Errors are internal: the window's own keys are not the caller's fault.
+pub async fn window_key<C: deadpool_postgres::GenericClient>(
+    tx: &C,
+    name: &str,
+    settings: &crate::config::Settings,
+    make: impl FnOnce() -> Result<KeyPair, String>,
+) -> Result<KeyPair, crate::workflow::WorkflowError> {
     use crate::store::keys;
     use crate::workflow::WorkflowError;
     let path = crate::secrets::kek_path(settings);
@@ -44,42 +61,48 @@ pub async fn agency_key<C: deadpool_postgres::GenericClient>(
         .map_err(|e| WorkflowError::Internal(e.to_string()))?
         .map_err(|e| WorkflowError::Internal(e.to_string()))?;
     let opened = |(sealed, certificate_pem): (Vec<u8>, String)| {
-        kek.open(agency, &sealed)
+        kek.open(name, &sealed)
             .map(|private_key_pem| KeyPair {
                 private_key_pem,
                 certificate_pem,
             })
-            .map_err(|e| WorkflowError::Internal(format!("the key of {agency}: {e}")))
+            .map_err(|e| WorkflowError::Internal(format!("the key of {name}: {e}")))
     };
-    if let Some(k) = keys::agency_key(tx, agency).await? {
+    if let Some(k) = keys::agency_key(tx, name).await? {
         return opened(k);
     }
-    let fresh = generate(agency, &settings.country)
-        .map_err(|e| WorkflowError::Internal(format!("cannot create the key of {agency}: {e}")))?;
+    let fresh = make()
+        .map_err(|e| WorkflowError::Internal(format!("cannot create the key of {name}: {e}")))?;
     let sealed = kek
-        .seal(agency, &fresh.private_key_pem)
+        .seal(name, &fresh.private_key_pem)
         .map_err(|e| WorkflowError::Internal(e.to_string()))?;
-    if keys::insert_agency_key(tx, agency, &sealed, &fresh.certificate_pem).await? {
+    if keys::insert_agency_key(tx, name, &sealed, &fresh.certificate_pem).await? {
         return Ok(fresh);
     }
-    keys::agency_key(tx, agency)
+    keys::agency_key(tx, name)
         .await?
         .map(opened)
         .unwrap_or_else(|| {
             Err(WorkflowError::Internal(format!(
-                "the key of {agency} vanished"
+                "the key of {name} vanished"
             )))
         })
 }
 
 /// A fresh P-256 key with a self-signed certificate naming the agency, valid for ten years.
 pub fn generate(agency: &str, country: &str) -> Result<KeyPair, SignError> {
+    generate_named(&format!("{agency} licence signing"), country)
+}
+
+/// A fresh P-256 key with a self-signed certificate whose common name is `common_name`
+/// (organisation "National Single Window"), valid for ten years.
+pub fn generate_named(common_name: &str, country: &str) -> Result<KeyPair, SignError> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
     let mut name = X509NameBuilder::new()?;
     name.append_entry_by_text("C", country)?;
     name.append_entry_by_text("O", "National Single Window")?;
-    name.append_entry_by_text("CN", &format!("{agency} licence signing"))?;
+    name.append_entry_by_text("CN", common_name)?;
     let name = name.build();
     let mut b = X509::builder()?;
     b.set_version(2)?;

@@ -37,6 +37,8 @@ pub struct Context<'a> {
     pub partners: Option<&'a Partners>,
     /// The working-time calendar time limits are counted on.
     pub calendar: &'a crate::calendar::Calendar,
+    /// Fees paid online: notices issued with applications, refunds on withdrawal.
+    pub payments: &'a crate::payments::Payments,
 }
 
 /// What the officer decides beyond the action.
@@ -107,6 +109,7 @@ pub async fn decide(
     };
     let mut client = ctx.pool.get().await?;
     let tx = client.transaction().await?;
+    refuse_unpaid(store::status_for_update(&tx, &AppScope::Agency(agency), id).await?)?;
     let s = store::transition(
         &tx,
         &AppScope::Agency(agency),
@@ -118,6 +121,20 @@ pub async fn decide(
     .await?;
     tx.commit().await?;
     Ok(Decided::Moved(s))
+}
+
+/// An application whose fee is unpaid is not the agency's to decide yet: `409 FEE_UNPAID`
+/// (the state machine refuses every officer's move from `awaiting_payment`; this names why).
+fn refuse_unpaid(status: Option<Status>) -> Result<(), WorkflowError> {
+    if status == Some(Status::AwaitingPayment) {
+        return Err(WorkflowError::Conflict {
+            code: "FEE_UNPAID",
+            detail: "the application's fee is not paid yet: it can be decided once the \
+                     payment platform reports the payment"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 fn schema_valid<'a>(bytes: &'a [u8], limits: &Limits, kind: DocKind) -> Option<xml::Tree<'a>> {
@@ -155,6 +172,7 @@ pub async fn issue(
     let tx = client.transaction().await?;
     let (summary, app) = store::application_for_issue(&tx, id, agency).await?;
     let from = Status::parse(&summary.status);
+    refuse_unpaid(from)?;
     if !from.is_some_and(|s| s.can_become(Status::Issued)) {
         return Err(StoreError::Transition(format!(
             "licence application: transition {} -> issued is not allowed",
@@ -239,13 +257,16 @@ pub async fn supplement(
     Ok(store::supplement(&mut client, id, applicant, note).await?)
 }
 
-/// The applicant withdraws an application not decided yet.
+/// The applicant withdraws an application not decided yet. In the same transaction its fee
+/// notice follows (`payments::notices::on_withdrawal`): an unpaid one is cancelled; a paid one
+/// is refunded when the application never went under review, the refund request stored and
+/// then sent at once (the payments job sends it again until the platform accepts it).
 pub async fn withdraw(
-    pool: &Pool,
+    ctx: &Context<'_>,
     id: Uuid,
     applicant: &str,
 ) -> Result<ApplicationSummary, WorkflowError> {
-    let mut client = pool.get().await?;
+    let mut client = ctx.pool.get().await?;
     let tx = client.transaction().await?;
     let s = store::transition(
         &tx,
@@ -256,7 +277,11 @@ pub async fn withdraw(
         Some("withdrawn by the applicant"),
     )
     .await?;
+    let fee = crate::payments::notices::on_withdrawal(&tx, id, applicant).await?;
     tx.commit().await?;
+    if let crate::payments::notices::Withdrawn::RefundRequested(refund) = fee {
+        crate::payments::refunds::send_now(ctx.payments, refund).await;
+    }
     Ok(s)
 }
 
@@ -305,6 +330,10 @@ pub async fn submit(
         }])
     })?;
     let sha256: [u8; 32] = Sha256::digest(bytes).into();
+    let agency_name = table
+        .agency(&rule.agency)
+        .map(|a| a.name.clone())
+        .unwrap_or_else(|| rule.agency.clone());
     let receipt = store::submit_application(
         &mut client,
         store::NewApplication {
@@ -317,6 +346,10 @@ pub async fn submit(
             routing_version: table.version,
             country: &ctx.settings.country,
             sla_minutes: rule.sla_minutes(ctx.calendar.working_day_minutes()),
+            fee: ctx.payments.enabled().then(|| store::NewFee {
+                agency_name: &agency_name,
+                due_date: ctx.payments.due_date(ctx.today),
+            }),
         },
     )
     .await?;

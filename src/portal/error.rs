@@ -148,6 +148,8 @@ impl From<WorkflowError> for PortalError {
             WorkflowError::Conflict { code, detail } => PortalError::Conflict { code, detail },
             WorkflowError::Forbidden { .. } => PortalError::Forbidden,
             WorkflowError::BadRequest { detail, .. } => PortalError::BadRequest(detail),
+            WorkflowError::Unavailable { detail, .. }
+            | WorkflowError::BadGateway { detail, .. } => PortalError::Unavailable(detail),
             other => PortalError::Internal(crate::error::cause_chain(&other)),
         }
     }

@@ -135,6 +135,9 @@ fn time_limit(
     if status == "supplement_requested" {
         limit.text = format!("{} {}", limit.text, page.t("officer-paused"));
     }
+    if status == "awaiting_payment" {
+        limit.text = format!("{} {}", limit.text, page.t("officer-paused-fee"));
+    }
     limit
 }
 
@@ -152,8 +155,9 @@ pub struct Choice {
 // ---------------------------------------------------------------------------------------
 // GET /inbox
 
-const INBOX_STATUSES: [&str; 8] = [
+const INBOX_STATUSES: [&str; 10] = [
     "submitted",
+    "awaiting_payment",
     "received",
     "supplement_requested",
     "supplemented",
@@ -161,6 +165,7 @@ const INBOX_STATUSES: [&str; 8] = [
     "issued",
     "refused",
     "withdrawn",
+    "cancelled",
 ];
 
 struct InboxItem {

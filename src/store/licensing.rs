@@ -28,6 +28,18 @@ pub struct ApplicationReceipt {
     pub received_at: DateTime<Utc>,
     pub sha256: String,
     pub size: i32,
+    /// The fee notice issued with it, when the fee is collected online: the application then
+    /// waits in `awaiting_payment` until the fee is paid (docs/payments.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_notice: Option<super::payments::FeeNoticeBrief>,
+}
+
+/// A fee to collect online with the application (its amount is the rule's `fee_vnd`).
+pub struct NewFee<'a> {
+    /// The agency's name, as the e-receipt will name the payee.
+    pub agency_name: &'a str,
+    /// The last day to pay.
+    pub due_date: NaiveDate,
 }
 
 pub struct NewApplication<'a> {
@@ -44,6 +56,9 @@ pub struct NewApplication<'a> {
     /// The rule's time limit in working minutes, on the window's calendar
     /// (`Rule::sla_minutes`).
     pub sla_minutes: u32,
+    /// Collect the rule's fee online (when it is above zero); `None`: the application goes
+    /// straight to its agency, as a free one does.
+    pub fee: Option<NewFee<'a>>,
 }
 
 async fn event<C: GenericClient>(
@@ -63,7 +78,9 @@ async fn event<C: GenericClient>(
     Ok(())
 }
 
-/// Stores an application and puts it in its agency's inbox: submitted, then received.
+/// Stores an application and puts it in its agency's inbox: submitted, then received. With a
+/// fee to collect online, its fee notice is issued in the same transaction and the application
+/// waits in `awaiting_payment` instead (the fee's payment moves it to `received`).
 pub async fn submit_application(
     client: &mut deadpool_postgres::Object,
     n: NewApplication<'_>,
@@ -139,32 +156,70 @@ pub async fn submit_application(
     )
     .await?;
     event(&tx, id, "submitted", n.applicant, Some("submitted")).await?;
-    tx.execute(
-        "UPDATE licence_applications SET status = 'received' WHERE id = $1",
-        &[&id],
-    )
-    .await?;
-    let note = format!(
+    let routed = format!(
         "routed to {} procedure {} by rule {} (routing version {})",
         n.rule.agency, n.rule.procedure, n.rule.id, n.routing_version
     );
-    event(&tx, id, "received", "system", Some(&note)).await?;
+    let fee_notice = match n.fee.as_ref().filter(|_| fee > 0) {
+        Some(f) => {
+            let notice = super::payments::insert_notice(
+                &tx,
+                &super::payments::NewNotice {
+                    application_id: id,
+                    applicant_id: n.applicant,
+                    agency: &n.rule.agency,
+                    agency_name: f.agency_name,
+                    procedure_code: &n.rule.procedure,
+                    amount: fee,
+                    due_date: f.due_date,
+                },
+            )
+            .await?;
+            Some(notice)
+        }
+        None => None,
+    };
+    let status = match &fee_notice {
+        Some(notice) => {
+            tx.execute(
+                "UPDATE licence_applications SET status = 'awaiting_payment' WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+            let note = format!(
+                "{routed}; fee {} of {} VND due by {}",
+                notice.reference, notice.amount, notice.due_date
+            );
+            event(&tx, id, "awaiting_payment", "system", Some(&note)).await?;
+            Status::AwaitingPayment
+        }
+        None => {
+            tx.execute(
+                "UPDATE licence_applications SET status = 'received' WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+            event(&tx, id, "received", "system", Some(&routed)).await?;
+            Status::Received
+        }
+    };
     let sha_hex = hex::encode(n.sha256);
     audit::append(
         &tx,
         n.applicant,
-        "licence_application.received",
+        &format!("licence_application.{}", status.as_str()),
         &reference,
         &serde_json::json!({"id": id, "sha256": sha_hex, "agency": n.rule.agency,
             "procedure": n.rule.procedure, "rule": n.rule.id,
-            "routing_version": n.routing_version}),
+            "routing_version": n.routing_version,
+            "fee_notice": fee_notice.as_ref().map(|f| &f.reference)}),
     )
     .await?;
     tx.commit().await?;
     Ok(ApplicationReceipt {
         id,
         reference,
-        status: "received".into(),
+        status: status.as_str().into(),
         agency: n.rule.agency.clone(),
         procedure_code: n.rule.procedure.clone(),
         routing_version: n.routing_version,
@@ -173,6 +228,7 @@ pub async fn submit_application(
         received_at,
         sha256: sha_hex,
         size,
+        fee_notice,
     })
 }
 
@@ -316,6 +372,8 @@ pub async fn get_application<C: GenericClient>(
 }
 
 /// An agency's inbox: its applications awaiting a decision (or in `status`), oldest first.
+/// Applications awaiting their fee are not awaiting the agency: they show only when asked for
+/// (`status = awaiting_payment`).
 pub async fn inbox<C: GenericClient>(
     client: &C,
     agency: &str,
@@ -335,6 +393,26 @@ pub async fn inbox<C: GenericClient>(
         .iter()
         .map(summary)
         .collect())
+}
+
+/// The status of application `id` if `scope` may see it, the row locked until the end of the
+/// caller's transaction.
+pub async fn status_for_update<C: GenericClient>(
+    tx: &C,
+    scope: &AppScope<'_>,
+    id: Uuid,
+) -> Result<Option<Status>, StoreError> {
+    let (applicant, agency) = scope.params();
+    Ok(tx
+        .query_opt(
+            "SELECT a.status FROM licence_applications a
+              WHERE a.id = $1 AND ($2::text IS NULL OR a.applicant_id = $2)
+                AND ($3::text IS NULL OR a.agency = $3)
+              FOR UPDATE",
+            &[&id, &applicant, &agency],
+        )
+        .await?
+        .and_then(|r| Status::parse(r.get(0))))
 }
 
 /// Moves an application to `to` if `scope` may see it. The row is locked and the move judged

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod origin;
 pub mod outbox;
 pub mod parties;
+pub mod payments;
 pub mod reconciliations;
 pub mod routing;
 pub mod sessions;

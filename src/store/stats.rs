@@ -47,7 +47,9 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 /// Working seconds an application spent with the agency: from receipt to decision, minus
-/// the spans between a supplement request and the supplement.
+/// the spans between a supplement request and the supplement, and minus the wait for its fee
+/// (from the `awaiting_payment` event to the `received` event that records the payment: the
+/// agency's time limit starts when the fee is paid).
 pub fn processing_seconds(
     cal: &Calendar,
     received: DateTime<Utc>,
@@ -58,8 +60,8 @@ pub fn processing_seconds(
     let mut open: Option<DateTime<Utc>> = None;
     for (status, at) in events {
         match status.as_str() {
-            "supplement_requested" if open.is_none() => open = Some(*at),
-            "supplemented" | "issued" | "refused" | "withdrawn" => {
+            "supplement_requested" | "awaiting_payment" if open.is_none() => open = Some(*at),
+            "supplemented" | "received" | "issued" | "refused" | "withdrawn" | "cancelled" => {
                 if let Some(start) = open.take() {
                     pauses.push((start, *at));
                 }
@@ -243,6 +245,8 @@ pub async fn figures<C: GenericClient>(
                     "issued" => acc.s.issued += 1,
                     "refused" => acc.s.refused += 1,
                     "withdrawn" => acc.s.withdrawn += 1,
+                    // Not with the agency: its fee is unpaid, or it was never paid.
+                    "awaiting_payment" | "cancelled" => {}
                     _ => acc.s.pending += 1,
                 }
             }
@@ -397,6 +401,62 @@ mod tests {
             processing_seconds(&cal(), received, decided, &ev),
             (32 - 15 - 2) * HOUR
         );
+    }
+
+    #[test]
+    fn the_clock_starts_when_the_fee_is_paid() {
+        // Submitted Monday 09:00 with a fee; paid Tuesday 14:00; issued Wednesday 10:00. The
+        // agency's time is Tuesday 14:00-16:00 and Wednesday 08:00-10:00: 4 hours.
+        let submitted = at(7, 9, 0);
+        let decided = at(9, 10, 0);
+        let ev = events(&[
+            ("submitted", submitted),
+            ("awaiting_payment", submitted),
+            ("received", at(8, 14, 0)),
+            ("under_review", at(9, 8, 30)),
+            ("issued", decided),
+        ]);
+        assert_eq!(
+            processing_seconds(&cal(), submitted, decided, &ev),
+            4 * HOUR
+        );
+    }
+
+    #[test]
+    fn a_fee_wait_and_a_supplement_pause_the_clock_each() {
+        // Submitted Monday 08:00, paid Monday 12:00 (4 h not counted); supplement owed Tuesday
+        // 09:00 to Tuesday 15:00 (6 h); refused Wednesday 16:00. Monday 08:00 to Wednesday
+        // 16:00 is 24 working hours, 14 of them the agency's.
+        let submitted = at(7, 8, 0);
+        let decided = at(9, 16, 0);
+        let ev = events(&[
+            ("submitted", submitted),
+            ("awaiting_payment", submitted),
+            ("received", at(7, 12, 0)),
+            ("supplement_requested", at(8, 9, 0)),
+            ("supplemented", at(8, 15, 0)),
+            ("under_review", at(8, 15, 30)),
+            ("refused", decided),
+        ]);
+        assert_eq!(
+            processing_seconds(&cal(), submitted, decided, &ev),
+            14 * HOUR
+        );
+    }
+
+    #[test]
+    fn an_application_cancelled_unpaid_used_none_of_the_agency_time() {
+        let submitted = at(7, 8, 0);
+        let cancelled = at(14, 8, 0);
+        let ev = events(&[
+            ("submitted", submitted),
+            ("awaiting_payment", submitted),
+            ("cancelled", cancelled),
+        ]);
+        assert_eq!(processing_seconds(&cal(), submitted, cancelled, &ev), 0);
+        // Still unpaid when looked at: nothing used either.
+        let ev = events(&[("submitted", submitted), ("awaiting_payment", submitted)]);
+        assert_eq!(processing_seconds(&cal(), submitted, cancelled, &ev), 0);
     }
 
     #[test]

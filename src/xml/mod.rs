@@ -172,10 +172,12 @@ pub enum DocKind {
     Receipt,
     BusinessResponse,
     KrCoo,
+    /// The window's e-receipt for a fee paid online (`payments::receipts`).
+    EReceipt,
 }
 
 impl DocKind {
-    pub const ALL: [DocKind; 9] = [
+    pub const ALL: [DocKind; 10] = [
         DocKind::Declaration,
         DocKind::Acdd,
         DocKind::LicenceApplication,
@@ -185,6 +187,7 @@ impl DocKind {
         DocKind::Receipt,
         DocKind::BusinessResponse,
         DocKind::KrCoo,
+        DocKind::EReceipt,
     ];
 
     pub fn namespace(self) -> &'static str {
@@ -198,6 +201,7 @@ impl DocKind {
             DocKind::Receipt => "urn:nsw:receipt:1",
             DocKind::BusinessResponse => "urn:nsw:business-response:1",
             DocKind::KrCoo => "urn:nsw:partner:kr:coo:1",
+            DocKind::EReceipt => "urn:nsw:e-receipt:1",
         }
     }
 
@@ -212,6 +216,7 @@ impl DocKind {
             DocKind::Receipt => "receipt/1/receipt.xsd",
             DocKind::BusinessResponse => "business-response/1/business-response.xsd",
             DocKind::KrCoo => "kr-coo/1/kr-coo.xsd",
+            DocKind::EReceipt => "e-receipt/1/e-receipt.xsd",
         }
     }
 
@@ -226,6 +231,7 @@ impl DocKind {
             DocKind::Receipt => "receipt",
             DocKind::BusinessResponse => "business-response",
             DocKind::KrCoo => "kr-coo",
+            DocKind::EReceipt => "e-receipt",
         }
     }
 

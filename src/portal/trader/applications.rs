@@ -22,8 +22,9 @@ use crate::workflow::WorkflowError;
 use crate::xml::tree::ROOT;
 use crate::xml::Tree;
 
-const STATUSES: [&str; 8] = [
+const STATUSES: [&str; 10] = [
     "submitted",
+    "awaiting_payment",
     "received",
     "supplement_requested",
     "supplemented",
@@ -31,6 +32,7 @@ const STATUSES: [&str; 8] = [
     "issued",
     "refused",
     "withdrawn",
+    "cancelled",
 ];
 
 pub struct Row {
@@ -523,6 +525,11 @@ pub async fn withdraw(
             .await?
             .ok_or(PortalError::NotFound)?;
     }
-    licensing::withdraw(&state.pool, id, person.party_id()).await?;
+    licensing::withdraw(
+        &crate::api::licence_applications::licensing_context(&state),
+        id,
+        person.party_id(),
+    )
+    .await?;
     Ok(see_other(&format!("/applications/{id}")))
 }
