@@ -10,13 +10,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
 
 use super::protocol::Verifier;
 use super::reconcile::{compare, Comparison, Outcome, Run, Source};
 use super::settlement::{self, File, FileError};
+use crate::calendar::Clock;
+use crate::config::Settings;
 use crate::store::reconciliations::{self as store, NewRun};
 use crate::store::stats::Period;
 use crate::workflow::WorkflowError;
@@ -42,7 +44,8 @@ pub enum Input {
 /// the window's merchant id there.
 pub struct Reconciler {
     pool: Pool,
-    offset: FixedOffset,
+    /// The window's date ("yesterday" of the daily run) and time zone (day boundaries).
+    clock: Clock,
     merchant_id: String,
     /// The platform's base URL, no trailing slash.
     platform_url: String,
@@ -55,10 +58,31 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
+    /// From the window's settings: `[payments]` (platform, its certificate, merchant id,
+    /// `request_timeout_ms` for the request for the file, `reconcile_after`) and the calendar's
+    /// clock.
+    pub fn from_settings(pool: Pool, s: &Settings) -> Result<Reconciler, String> {
+        let after = parse_time_of_day(&s.payments.reconcile_after).ok_or_else(|| {
+            format!(
+                "payments.reconcile_after '{}' is not HH:MM",
+                s.payments.reconcile_after
+            )
+        })?;
+        Reconciler::new(
+            pool,
+            s.clock()?,
+            s.merchant_id(),
+            &s.payments.platform_url,
+            s.payments.platform_certificate.clone(),
+            after,
+            Duration::from_millis(s.payments.request_timeout_ms.max(1)),
+        )
+    }
+
     /// `timeout` bounds the whole request for the file.
     pub fn new(
         pool: Pool,
-        offset: FixedOffset,
+        clock: Clock,
         merchant_id: String,
         platform_url: &str,
         certificate: PathBuf,
@@ -72,7 +96,7 @@ impl Reconciler {
             .map_err(|e| format!("payment platform client: {e}"))?;
         Ok(Reconciler {
             pool,
-            offset,
+            clock,
             merchant_id,
             platform_url: platform_url.trim_end_matches('/').to_owned(),
             certificate,
@@ -86,7 +110,7 @@ impl Reconciler {
         let p = Period {
             from: date,
             to: date,
-            offset: self.offset,
+            offset: self.clock.offset(),
         };
         (p.start(), p.end())
     }
@@ -129,7 +153,12 @@ impl Reconciler {
     /// Runs one reconciliation of local day `date` and records it, by `actor`. A file that
     /// cannot be used makes a failed run (recorded, returned); errors are the database's only.
     #[tracing::instrument(name = "payments.reconcile", skip_all, fields(%date, actor, outcome))]
-    pub async fn run(&self, date: NaiveDate, input: Input, actor: &str) -> Result<Run, WorkflowError> {
+    pub async fn run(
+        &self,
+        date: NaiveDate,
+        input: Input,
+        actor: &str,
+    ) -> Result<Run, WorkflowError> {
         let (source, sha, file) = self.file(date, input).await;
         let (comparison, outcome, failure) = match &file {
             Ok(f) => {
@@ -176,21 +205,38 @@ impl Reconciler {
         Ok(run)
     }
 
-    /// The day the daily job reconciles at `now`, if any: yesterday (by `today`, the window's
-    /// date), once the local time of day is past `payments.reconcile_after`.
-    pub fn due_day(&self, now: DateTime<Utc>, today: NaiveDate) -> Option<NaiveDate> {
-        due_day(now.with_timezone(&self.offset).time(), self.after, today)
+    /// The day the daily job reconciles at `now`, if any: the day before the window's date,
+    /// once the local time of day is past `payments.reconcile_after`.
+    pub fn due_day(&self, now: DateTime<Utc>) -> Option<NaiveDate> {
+        due_day(
+            now.with_timezone(&self.clock.offset()).time(),
+            self.after,
+            self.clock.today(),
+        )
+    }
+
+    /// The window's date.
+    pub fn today(&self) -> NaiveDate {
+        self.clock.today()
+    }
+
+    /// Refuses a day after the window's today: the platform has no file for it yet.
+    pub fn check_date(&self, date: NaiveDate) -> Result<(), String> {
+        let today = self.today();
+        if date > today {
+            Err(format!(
+                "{date} is after today ({today}): there is no settlement file for it yet"
+            ))
+        } else {
+            Ok(())
+        }
     }
 
     /// The daily job's step: reconciles the due day from the platform unless it was already
     /// (a successful run by anyone) or another instance holds it; a failed run is tried again
     /// [`RETRY_SECS`] later. Returns the run it made, if it made one.
-    pub async fn daily(
-        &self,
-        now: DateTime<Utc>,
-        today: NaiveDate,
-    ) -> Result<Option<Run>, WorkflowError> {
-        let Some(day) = self.due_day(now, today) else {
+    pub async fn daily(&self, now: DateTime<Utc>) -> Result<Option<Run>, WorkflowError> {
+        let Some(day) = self.due_day(now) else {
             return Ok(None);
         };
         if !store::claim(&self.pool.get().await?, day, LEASE_SECS).await? {
@@ -200,6 +246,69 @@ impl Reconciler {
         store::release(&self.pool.get().await?, day, &run, RETRY_SECS).await?;
         Ok(Some(run))
     }
+}
+
+/// A run as people read it (`nsw payments reconcile`): the day, where the file came from, the
+/// counts, the outcome, then each mismatch on a line (kind, transaction, reference, amounts in
+/// đồng as the file and the window have them, `-` where one side has none).
+pub fn text_report(run: &Run) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let source = match run.source {
+        Source::Platform => "fetched from the platform, signature verified",
+        Source::File => "given with --file: its signature was NOT checked",
+    };
+    let _ = writeln!(out, "Reconciliation of {} ({source})", run.settlement_date);
+    let _ = writeln!(
+        out,
+        "run {} at {} by {}",
+        run.id,
+        run.ran_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        run.actor
+    );
+    if let Some(sha) = &run.file_sha256 {
+        let _ = writeln!(out, "file SHA-256 {sha}");
+    }
+    if let Some(why) = &run.failure {
+        let _ = writeln!(out, "FAILED, nothing was compared: {why}");
+        return out;
+    }
+    let c = &run.counts;
+    let _ = writeln!(
+        out,
+        "settled:  {} payment(s) {} VND, {} refund(s) {} VND",
+        c.settled_payments, c.settled_paid_amount, c.settled_refunds, c.settled_refunded_amount
+    );
+    let _ = writeln!(
+        out,
+        "recorded: {} payment(s) {} VND, {} refund(s) {} VND",
+        c.recorded_payments, c.recorded_paid_amount, c.recorded_refunds, c.recorded_refunded_amount
+    );
+    let _ = writeln!(out, "matched:  {}", c.matched);
+    if run.mismatches.is_empty() {
+        let _ = writeln!(out, "MATCHED: the file and the window agree");
+        return out;
+    }
+    let _ = writeln!(out, "MISMATCHES: {}", run.mismatches.len());
+    let amount = |a: Option<i64>| a.map_or("-".to_owned(), |a| a.to_string());
+    for m in &run.mismatches {
+        let reference = match (&m.settled_reference, &m.recorded_reference) {
+            (Some(s), Some(r)) if s != r => format!("{s} (window: {r})"),
+            _ => m.reference().to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<22} {}  {}  settled {}  recorded {}  at {}",
+            m.kind.as_str(),
+            m.transaction_id,
+            reference,
+            amount(m.settled_amount),
+            amount(m.recorded_amount),
+            m.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    out
 }
 
 /// Yesterday once `time` (local) is past `after`.
@@ -215,6 +324,54 @@ pub fn parse_time_of_day(s: &str) -> Option<NaiveTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payments::reconcile::{Counts, Mismatch, MismatchKind};
+
+    #[test]
+    fn the_text_report_puts_each_mismatch_on_a_line() {
+        let mut run = Run {
+            id: uuid::Uuid::nil(),
+            settlement_date: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+            ran_at: "2026-12-01T00:00:00Z".parse().unwrap(),
+            actor: "cli".into(),
+            source: Source::File,
+            outcome: Outcome::Mismatches,
+            failure: None,
+            counts: Counts {
+                settled_payments: 1,
+                settled_paid_amount: 149_000,
+                recorded_payments: 1,
+                recorded_paid_amount: 150_000,
+                ..Counts::default()
+            },
+            mismatches: vec![Mismatch {
+                kind: MismatchKind::AmountDiffers,
+                transaction_id: "T1".into(),
+                settled_reference: Some("FEE-2026-000001".into()),
+                recorded_reference: Some("FEE-2026-000001".into()),
+                settled_amount: Some(149_000),
+                recorded_amount: Some(150_000),
+                time: "2026-11-30T03:00:00Z".parse().unwrap(),
+            }],
+            file_sha256: None,
+        };
+        let text = text_report(&run);
+        assert!(text.contains("NOT checked"), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("amount_differs"))
+            .unwrap();
+        assert!(
+            line.contains("T1") && line.contains("FEE-2026-000001"),
+            "{line}"
+        );
+        assert!(
+            line.contains("settled 149000") && line.contains("recorded 150000"),
+            "{line}"
+        );
+        run.failure = Some("the settlement file's signature does not verify".into());
+        run.outcome = Outcome::Failed;
+        assert!(text_report(&run).contains("FAILED, nothing was compared"));
+    }
 
     #[test]
     fn the_daily_run_is_for_yesterday_once_past_the_hour() {

@@ -52,7 +52,6 @@ impl File {
         let rows = read_settlement(&bytes).map_err(FileError::Unreadable)?;
         Ok(File { bytes, rows })
     }
-
 }
 
 /// The platform's answer to a request for a file, not yet believed.
@@ -115,10 +114,7 @@ pub async fn download(
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if resp
-        .content_length()
-        .is_some_and(|n| n > FILE_LIMIT as u64)
-    {
+    if resp.content_length().is_some_and(|n| n > FILE_LIMIT as u64) {
         return Err(FileError::TooLarge);
     }
     let mut bytes = Vec::new();
