@@ -24,6 +24,7 @@ mod loadtest_exchange;
 mod metrics;
 mod openapi;
 mod paygate;
+mod payments_reconcile;
 mod portal;
 mod portal_desk;
 mod portal_trader;

@@ -191,7 +191,15 @@ pub async fn overview(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PortalError> {
     operator(&person)?;
-    let p = page_for(&req, &person, &state, None, yesterday(&state), FieldErrors::new()).await?;
+    let p = page_for(
+        &req,
+        &person,
+        &state,
+        None,
+        yesterday(&state),
+        FieldErrors::new(),
+    )
+    .await?;
     render_with(StatusCode::OK, &p)
 }
 
