@@ -518,6 +518,15 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Payments {
+            command: PaymentsCommand::Certificate,
+        } => {
+            let db = app::connect(&settings).await?;
+            let pem = nsw::payments::keys::merchant_certificate(&db.pool, &settings).await;
+            db.shutdown();
+            print!("{}", String::from_utf8_lossy(&pem?));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Paygate {
             listen,
             data_dir,
@@ -535,15 +544,6 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                 control_token_file,
             )
             .await
-        }
-        Command::Payments {
-            command: PaymentsCommand::Certificate,
-        } => {
-            let db = app::connect(&settings).await?;
-            let pem = nsw::payments::keys::merchant_certificate(&db.pool, &settings).await;
-            db.shutdown();
-            print!("{}", String::from_utf8_lossy(&pem?));
-            Ok(ExitCode::SUCCESS)
         }
         Command::Payments {
             command: PaymentsCommand::Reconcile { date, file, json },

@@ -57,8 +57,11 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     pub entry: Entry,
-    /// The platform's transaction id (a refund's own transaction for a refund).
-    pub transaction_id: String,
+    /// The platform's transaction id (a refund's own transaction for a refund). `None` for a
+    /// refund the window knows paid back only from the platform's notification, which names
+    /// the refunded payment instead: it is matched on its reference until the window learns
+    /// its transaction (the payments job asks).
+    pub transaction_id: Option<String>,
     /// The reference the platform knows the order by (what its file names).
     pub reference: String,
     /// Đồng.
@@ -127,6 +130,8 @@ impl MismatchKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Mismatch {
     pub kind: MismatchKind,
+    /// The platform's transaction; empty for a recorded refund whose transaction the window
+    /// does not know yet.
     pub transaction_id: String,
     /// The reference in the settlement file (absent: not in the file).
     pub settled_reference: Option<String>,
@@ -290,8 +295,15 @@ pub fn compare(settled: &[SettlementRow], recorded: &[Recorded]) -> Comparison {
     // The window records a transaction once (UNIQUE in its tables); should a list carry one
     // twice anyway, the first is compared.
     let mut by_id: HashMap<&str, &Recorded> = HashMap::new();
+    // Refunds whose own transaction the window does not know yet, and whether a row took one.
+    let mut unnamed: Vec<(&Recorded, bool)> = Vec::new();
     for r in recorded {
-        by_id.entry(r.transaction_id.as_str()).or_insert(r);
+        match r.transaction_id.as_deref() {
+            Some(id) => {
+                by_id.entry(id).or_insert(r);
+            }
+            None => unnamed.push((r, false)),
+        }
     }
 
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
@@ -322,7 +334,16 @@ pub fn compare(settled: &[SettlementRow], recorded: &[Recorded]) -> Comparison {
             });
             continue;
         }
-        let Some(rec) = by_id.get(row.transaction_id.as_str()) else {
+        let rec = by_id.get(row.transaction_id.as_str()).copied().or_else(|| {
+            // A refund row no recorded transaction names: a refund of the same order whose
+            // transaction the window does not know yet is taken to be it.
+            let slot = unnamed.iter_mut().find(|(r, used)| {
+                !*used && entry == Entry::Refund && r.reference == row.reference
+            })?;
+            slot.1 = true;
+            Some(slot.0)
+        });
+        let Some(rec) = rec else {
             mismatches.push(Mismatch {
                 kind: match entry {
                     Entry::Payment => MismatchKind::PaidNotRecorded,
@@ -367,19 +388,25 @@ pub fn compare(settled: &[SettlementRow], recorded: &[Recorded]) -> Comparison {
         }
     }
 
-    let mut missing: Vec<&Recorded> = by_id
-        .values()
-        .filter(|r| !seen.contains_key(r.transaction_id.as_str()))
-        .copied()
+    let mut missing: Vec<(&str, &Recorded)> = by_id
+        .iter()
+        .filter(|(id, _)| !seen.contains_key(*id))
+        .map(|(id, r)| (*id, *r))
+        .chain(
+            unnamed
+                .iter()
+                .filter(|(_, used)| !used)
+                .map(|(r, _)| ("", *r)),
+        )
         .collect();
-    missing.sort_by(|a, b| a.transaction_id.cmp(&b.transaction_id));
-    for r in missing {
+    missing.sort_by(|a, b| (a.0, &a.1.reference).cmp(&(b.0, &b.1.reference)));
+    for (id, r) in missing {
         mismatches.push(Mismatch {
             kind: match r.entry {
                 Entry::Payment => MismatchKind::RecordedNotSettled,
                 Entry::Refund => MismatchKind::RefundNotSettled,
             },
-            transaction_id: r.transaction_id.clone(),
+            transaction_id: id.to_owned(),
             settled_reference: None,
             recorded_reference: Some(r.reference.clone()),
             settled_amount: None,
@@ -428,7 +455,7 @@ mod tests {
     fn rec(entry: Entry, tx: &str, reference: &str, amount: i64, h: u32) -> Recorded {
         Recorded {
             entry,
-            transaction_id: tx.into(),
+            transaction_id: (!tx.is_empty()).then(|| tx.into()),
             reference: reference.into(),
             amount,
             time: at(h),
@@ -579,6 +606,44 @@ mod tests {
         );
         assert_eq!(c.counts.settled_payments, 2);
         assert_eq!(c.counts.matched, 0);
+    }
+
+    #[test]
+    fn a_refund_known_only_from_its_notification_is_matched_on_its_reference() {
+        // R1's own transaction is not known to the window yet: the file's refund row of the
+        // same order is taken to be it, and its amount compared.
+        let c = compare(
+            &[
+                refunded("R1", "FEE-1", 150_000, 1),
+                refunded("R2", "FEE-2", 90_000, 2),
+            ],
+            &[
+                rec(Entry::Refund, "", "FEE-1", 150_000, 1),
+                rec(Entry::Refund, "", "FEE-2", 100_000, 2),
+                rec(Entry::Refund, "", "FEE-3", 70_000, 3),
+            ],
+        );
+        assert_eq!(
+            kinds(&c),
+            vec![
+                (MismatchKind::RefundAmountDiffers, "R2"),
+                (MismatchKind::RefundNotSettled, ""),
+            ]
+        );
+        assert_eq!(c.mismatches[1].recorded_reference.as_deref(), Some("FEE-3"));
+        assert_eq!(c.counts.matched, 1);
+        // A payment row is never taken for such a refund.
+        let c = compare(
+            &[paid("T1", "FEE-1", 150_000, 1)],
+            &[rec(Entry::Refund, "", "FEE-1", 150_000, 1)],
+        );
+        assert_eq!(
+            kinds(&c),
+            vec![
+                (MismatchKind::PaidNotRecorded, "T1"),
+                (MismatchKind::RefundNotSettled, "")
+            ]
+        );
     }
 
     #[test]

@@ -301,7 +301,11 @@ pub fn text_report(run: &Run) -> String {
             out,
             "{:<22} {}  {}  settled {}  recorded {}  at {}",
             m.kind.as_str(),
-            m.transaction_id,
+            if m.transaction_id.is_empty() {
+                "-"
+            } else {
+                &m.transaction_id
+            },
             reference,
             amount(m.settled_amount),
             amount(m.recorded_amount),

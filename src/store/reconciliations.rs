@@ -236,7 +236,9 @@ pub async fn release<C: GenericClient>(
 /// took in it (by the platform's `paid_at`, whatever the window did with it: applied, or kept
 /// to be refunded) and every refund recorded as paid back in it; plus, whatever their time,
 /// those whose transaction id is in `also` (the file's), so a transaction the window dates a
-/// little differently from the platform is still found rather than reported missing.
+/// little differently from the platform is still found rather than reported missing. A refund
+/// completed by the platform's notification alone has no transaction id yet (see
+/// `payments::refunds`).
 pub async fn recorded<C: GenericClient>(
     client: &C,
     start: DateTime<Utc>,

@@ -24,6 +24,8 @@ mod loadtest_exchange;
 mod metrics;
 mod openapi;
 mod paygate;
+mod payments;
+mod payments_faults;
 mod payments_reconcile;
 mod portal;
 mod portal_desk;

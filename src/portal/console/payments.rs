@@ -127,7 +127,11 @@ fn view(page: &Page, r: &Run) -> RunView {
                     m.kind.as_str().replace('_', "-")
                 )),
                 kind_code: m.kind.as_str(),
-                transaction_id: m.transaction_id.clone(),
+                transaction_id: if m.transaction_id.is_empty() {
+                    "—".into()
+                } else {
+                    m.transaction_id.clone()
+                },
                 settled_reference: m.settled_reference.clone().unwrap_or_else(|| "—".into()),
                 recorded_reference: m.recorded_reference.clone().unwrap_or_else(|| "—".into()),
                 settled_amount: amount(m.settled_amount),
