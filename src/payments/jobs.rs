@@ -1,12 +1,12 @@
 //! The `payments` job: one pass ([`PaymentJob::run_once`]) asks the platform about orders
 //! still pending after `payments.query_after_secs` (a notification may have been lost), cancels
 //! applications whose fee is unpaid after its due date (after asking the platform about every
-//! order of the notice: one that was paid is applied, never cancelled), and sends refund
-//! requests that are due, and once a day, past `payments.reconcile_after`, reconciles the day
-//! before against the platform's settlement file (`reconciliation::Reconciler::daily`). Every
-//! step claims its rows (`FOR UPDATE SKIP LOCKED`, a lease) so
-//! several instances may run it; every change it makes is exactly once by the database's
-//! guards, whoever else makes it at the same time.
+//! order of the notice: one that was paid is applied, never cancelled), sends refund requests
+//! that are due, and, once a day past `payments.reconcile_after`, reconciles the day before
+//! against the platform's settlement file (`reconciliation::Reconciler::daily`). Every step
+//! claims its rows (`FOR UPDATE SKIP LOCKED`, a lease, or a per-day claim) so several instances
+//! may run it; every change it makes is exactly once by the database's guards, whoever else
+//! makes it at the same time.
 
 use std::sync::Arc;
 use std::time::Duration;
