@@ -99,6 +99,9 @@ pub struct PaymentSettings {
     pub request_timeout_ms: u64,
     /// How often the payments job runs (status queries, cancellations, refunds).
     pub poll_ms: u64,
+    /// Local time of day (`HH:MM`, the window's time zone) after which the payments job
+    /// reconciles the day before against the platform's settlement file, once.
+    pub reconcile_after: String,
 }
 
 impl Default for PaymentSettings {
@@ -113,6 +116,7 @@ impl Default for PaymentSettings {
             query_after_secs: 300,
             request_timeout_ms: 10_000,
             poll_ms: 30_000,
+            reconcile_after: "06:00".into(),
         }
     }
 }
@@ -585,6 +589,14 @@ impl Settings {
                     "payments.public_url '{u}' is not an http(s) URL"
                 )));
             }
+        }
+        if crate::payments::reconciliation::parse_time_of_day(&self.payments.reconcile_after)
+            .is_none()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "payments.reconcile_after '{}' is not a time of day HH:MM",
+                self.payments.reconcile_after
+            )));
         }
         if let Some(l) = &self.portal.default_language {
             if !matches!(l.as_str(), "vi" | "en") {

@@ -12,7 +12,10 @@
 //! - a partner is failing: its last delivery attempt failed, and nothing was delivered to it
 //!   since a message started failing at least `console.partner_failing_minutes` (30) ago;
 //! - an application is past its time limit in working time (time awaiting a supplement not
-//!   counted), as the officer's inbox computes it.
+//!   counted), as the officer's inbox computes it;
+//! - the latest reconciliation of a day (of the last [`RECONCILIATION_DAYS`]) with the payment
+//!   platform's settlement file found mismatches, or failed: the alert ends when a later run
+//!   of that day matches.
 
 use chrono::{DateTime, Duration, Utc};
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
@@ -24,12 +27,16 @@ use crate::store::{console as store, stats, StoreError};
 
 /// Most applications, dead letters read for the alert list.
 const LIMIT: i64 = 1000;
+/// How many days back a day whose reconciliation did not match stays an alert.
+pub const RECONCILIATION_DAYS: u64 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AlertKind {
     CertificateExpiring,
     DeadLetter,
     PartnerFailing,
+    ReconciliationFailed,
+    ReconciliationMismatches,
     ApplicationOverdue,
 }
 
@@ -40,6 +47,8 @@ impl AlertKind {
             AlertKind::CertificateExpiring => "certificate_expiring",
             AlertKind::DeadLetter => "dead_letter",
             AlertKind::PartnerFailing => "partner_failing",
+            AlertKind::ReconciliationFailed => "reconciliation_failed",
+            AlertKind::ReconciliationMismatches => "reconciliation_mismatches",
             AlertKind::ApplicationOverdue => "application_overdue",
         }
     }
@@ -50,12 +59,13 @@ impl AlertKind {
 pub struct Alert {
     pub kind: AlertKind,
     /// What it is about: a certificate's owner and subject, a message id, a partner country,
-    /// an application's reference.
+    /// an application's reference, a reconciled day (`YYYY-MM-DD`).
     pub subject: String,
     /// When: a certificate's expiry, a dead letter's last attempt, since when a partner fails,
-    /// when an application was received.
+    /// when an application was received, when the reconciliation ran.
     pub at: DateTime<Utc>,
-    /// More: the certificate's owner, the last error, the application's agency.
+    /// More: the certificate's owner, the last error, the application's agency, the number of
+    /// mismatches or why the reconciliation failed.
     pub detail: String,
     /// Seconds of working time past the limit (overdue applications).
     pub overdue_secs: Option<i64>,
@@ -166,6 +176,27 @@ pub async fn alerts(state: &AppState) -> Result<Vec<Alert>, StoreError> {
                 });
             }
         }
+    }
+    let since = state
+        .today()
+        .checked_sub_days(chrono::Days::new(RECONCILIATION_DAYS))
+        .unwrap_or(chrono::NaiveDate::MIN);
+    for run in crate::store::reconciliations::unsettled_days(&client, since).await? {
+        let (kind, detail) = match &run.failure {
+            Some(why) => (AlertKind::ReconciliationFailed, why.clone()),
+            None => (
+                AlertKind::ReconciliationMismatches,
+                run.mismatches.len().to_string(),
+            ),
+        };
+        out.push(Alert {
+            kind,
+            subject: run.settlement_date.to_string(),
+            at: run.ran_at,
+            detail,
+            overdue_secs: None,
+            link: Some(format!("/console/payments/reconciliations/{}", run.id)),
+        });
     }
     for a in store::open_applications(&client, LIMIT).await? {
         let used = stats::processing_seconds(&state.calendar, a.received_at, now, &a.events);

@@ -159,6 +159,22 @@ enum PaymentsCommand {
     /// Print this window's merchant certificate (PEM), made with its key on first use: what
     /// the payment platform pins to check the window's signed requests.
     Certificate,
+    /// Reconcile one day: the platform's settlement file against the payments and refunds the
+    /// window recorded; every mismatch on a line, the run recorded. Exit status 0 when they
+    /// match, 1 with mismatches, 2 when the run failed (file unavailable, not verified,
+    /// unreadable) or could not be made.
+    Reconcile {
+        /// The local day (the window's time zone), YYYY-MM-DD.
+        #[arg(long)]
+        date: chrono::NaiveDate,
+        /// A settlement file an operator downloaded, instead of fetching it from the platform:
+        /// its signature cannot be checked (the run is recorded with source `file`).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Print the run as JSON (as the API answers it).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -535,7 +551,77 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             )
             .await
         }
+        Command::Payments {
+            command: PaymentsCommand::Reconcile { date, file, json },
+        } => Ok(reconcile(&settings, date, file, json).await),
         Command::Validate { .. } => unreachable!("handled before the runtime starts"),
+    }
+}
+
+/// `nsw payments reconcile`: exit 0 matched, 1 mismatches, 2 failed or not run (every error
+/// here is 2, so that 1 keeps meaning "mismatches").
+async fn reconcile(
+    settings: &Settings,
+    date: chrono::NaiveDate,
+    file: Option<PathBuf>,
+    json: bool,
+) -> ExitCode {
+    use nsw::payments::reconcile::Outcome;
+    use nsw::payments::reconciliation::{text_report, Input, Reconciler};
+    let input = match &file {
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => {
+                eprintln!(
+                    "nsw: {} is used as given: its signature cannot be checked (recorded as \
+                     source=file)",
+                    path.display()
+                );
+                Input::Given(bytes)
+            }
+            Err(e) => {
+                eprintln!("nsw: --file {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Input::Platform,
+    };
+    let db = match app::connect(settings).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("nsw: {}", with_causes(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match Reconciler::from_settings(db.pool.clone(), settings) {
+        Ok(r) => match r.check_date(date) {
+            Ok(()) => r.run(date, input, "cli").await.map_err(|e| with_causes(&e)),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    db.shutdown();
+    let run = match result {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("nsw: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&run) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("nsw: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        print!("{}", text_report(&run));
+    }
+    match run.outcome {
+        Outcome::Matched => ExitCode::SUCCESS,
+        Outcome::Mismatches => ExitCode::from(1),
+        Outcome::Failed => ExitCode::from(2),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod licence_applications;
 pub mod licences;
 pub mod openapi;
 pub mod payments;
+pub mod reconciliations;
 pub mod stats;
 pub mod throttle;
 pub mod webhooks;
@@ -369,6 +370,25 @@ pub fn endpoints() -> Vec<Endpoint> {
             Body::Json,
             PUBLIC,
             web::to(payments::notification),
+        ),
+        // Reconciliation with the payment platform's settlement files (administrators).
+        ep(
+            M::POST,
+            "/api/v1/admin/payments/reconciliations",
+            Body::Json,
+            web::to(reconciliations::run),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/admin/payments/reconciliations",
+            Body::None,
+            web::to(reconciliations::list),
+        ),
+        ep(
+            M::GET,
+            "/api/v1/admin/payments/reconciliations/{id}",
+            Body::None,
+            web::to(reconciliations::get),
         ),
         ep(
             M::POST,

@@ -67,6 +67,9 @@ use crate::portal::PortalError;
         super::payments::receipt_signature,
         super::payments::receipt_certificate,
         super::payments::notification,
+        super::reconciliations::run,
+        super::reconciliations::list,
+        super::reconciliations::get,
         super::licences::deposit,
         super::licences::get,
         super::licences::document,
@@ -113,7 +116,7 @@ use crate::portal::PortalError;
         (name = "exchange", description = "Exchange with partner windows"),
         (name = "events", description = "The event feed and webhooks"),
         (name = "stats", description = "Figures per agency and procedure"),
-        (name = "payments", description = "Fees paid online: notices, orders at the payment platform, e-receipts, the platform's notifications"),
+        (name = "payments", description = "Fees paid online: notices, orders at the payment platform, e-receipts, the platform's notifications, reconciliation with its settlement files"),
         (name = "health", description = "Probes and this description"),
     )
 )]

@@ -93,6 +93,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "payments",
         sql: include_str!("../../migrations/0016_payments.sql"),
     },
+    Migration {
+        version: 17,
+        name: "reconciliation",
+        sql: include_str!("../../migrations/0017_reconciliation.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

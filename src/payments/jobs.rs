@@ -1,10 +1,12 @@
 //! The `payments` job: one pass ([`PaymentJob::run_once`]) asks the platform about orders
 //! still pending after `payments.query_after_secs` (a notification may have been lost), cancels
 //! applications whose fee is unpaid after its due date (after asking the platform about every
-//! order of the notice: one that was paid is applied, never cancelled), and sends refund
-//! requests that are due. Every step claims its rows (`FOR UPDATE SKIP LOCKED`, a lease) so
-//! several instances may run it; every change it makes is exactly once by the database's
-//! guards, whoever else makes it at the same time.
+//! order of the notice: one that was paid is applied, never cancelled), sends refund requests
+//! that are due, and, once a day past `payments.reconcile_after`, reconciles the day before
+//! against the platform's settlement file (`reconciliation::Reconciler::daily`). Every step
+//! claims its rows (`FOR UPDATE SKIP LOCKED`, a lease, or a per-day claim) so several instances
+//! may run it; every change it makes is exactly once by the database's guards, whoever else
+//! makes it at the same time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::orders::{settle, Settled};
+use super::reconciliation::Reconciler;
 use super::{refunds, Payments, ACTOR};
 use crate::domain::application_state::Status as AppStatus;
 use crate::domain::fee_state::{OrderStatus, Status};
@@ -34,17 +37,27 @@ pub struct Pass {
     pub cancelled: usize,
     /// Refund requests sent.
     pub refunds_sent: usize,
+    /// The outcome of the daily reconciliation, when this pass ran it.
+    pub reconciled: Option<super::reconcile::Outcome>,
 }
 
 /// The payments job; cheap to clone.
 #[derive(Clone)]
 pub struct PaymentJob {
     payments: Arc<Payments>,
+    reconciler: Option<Arc<Reconciler>>,
 }
 
 impl PaymentJob {
     pub fn new(payments: Arc<Payments>) -> PaymentJob {
-        PaymentJob { payments }
+        let reconciler = Reconciler::from_settings(payments.pool.clone(), &payments.settings)
+            .map_err(|e| tracing::error!(error = %e, "payments: no daily reconciliation"))
+            .ok()
+            .map(Arc::new);
+        PaymentJob {
+            payments,
+            reconciler,
+        }
     }
 
     /// One pass (see the module's documentation).
@@ -56,6 +69,12 @@ impl PaymentJob {
             query_pending(p, &mut pass).await;
             cancel_overdue(p, &mut pass).await;
             pass.refunds_sent = refunds::send_due(p).await;
+            if let (Some(r), true) = (&self.reconciler, p.enabled()) {
+                match r.daily(chrono::Utc::now()).await {
+                    Ok(run) => pass.reconciled = run.map(|r| r.outcome),
+                    Err(e) => tracing::warn!(error = %e, "payments: daily reconciliation failed"),
+                }
+            }
             if pass != Pass::default() {
                 tracing::info!(?pass, "payments pass");
             }

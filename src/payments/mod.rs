@@ -14,7 +14,10 @@
 //! | [`notifications`] | the platform's signed notifications: checked, logged, applied |
 //! | [`receipts`] | the e-receipt: written, schema-checked, signed, stored |
 //! | [`refunds`] | refund requests (durable rows), sent and completed |
-//! | [`jobs`] | the `payments` job: status queries, cancellations after the due date, refunds |
+//! | [`jobs`] | the `payments` job: status queries, cancellations after the due date, refunds, the daily reconciliation |
+//! | [`settlement`] | the platform's daily settlement file: fetched, verified, parsed |
+//! | [`reconcile`] | the comparison of a settlement file with the window's records (pure) |
+//! | [`reconciliation`] | a reconciliation run: file, records, comparison, recorded; the daily step |
 //!
 //! SQL lives in `store::payments`.
 
@@ -27,7 +30,10 @@ pub mod notifications;
 pub mod orders;
 pub mod protocol;
 pub mod receipts;
+pub mod reconcile;
+pub mod reconciliation;
 pub mod refunds;
+pub mod settlement;
 
 use std::sync::Arc;
 

@@ -80,6 +80,7 @@ fn nav_for(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/console/routing", "console-nav-routing"),
             ("/console/parties", "console-nav-parties"),
             ("/console/audit", "console-nav-audit"),
+            ("/console/payments", "console-nav-payments"),
         ],
         Role::Partner => &[("/", "nav-home")],
     }

@@ -19,6 +19,7 @@ pub mod origin;
 pub mod outbox;
 pub mod parties;
 pub mod payments;
+pub mod reconciliations;
 pub mod routing;
 pub mod sessions;
 pub mod stats;

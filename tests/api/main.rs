@@ -26,6 +26,7 @@ mod openapi;
 mod paygate;
 mod payments;
 mod payments_faults;
+mod payments_reconcile;
 mod portal;
 mod portal_desk;
 mod portal_trader;

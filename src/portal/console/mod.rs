@@ -1,14 +1,16 @@
 //! The operator console (`/console`, role `admin`): alerts, partner windows and ping, message
 //! search and dead-letter requeue, routing table versions, parties and tokens, the audit
-//! chain check. Server-rendered like every portal page; each change goes through the store or
-//! workflow function its API endpoint uses (or, where the API has none, one in
-//! `store::console`), audited. See docs/portal.md, "Operator console".
+//! chain check, payments (reconciliation with the payment platform, payment alerts).
+//! Server-rendered like every portal page; each change goes through the store or workflow
+//! function its API endpoint uses (or, where the API has none, one in `store::console`),
+//! audited. See docs/portal.md, "Operator console".
 
 pub mod audit;
 pub mod messages;
 pub mod overview;
 pub mod parties;
 pub mod partners;
+pub mod payments;
 pub mod routing;
 
 use actix_web::web;
@@ -64,7 +66,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/console/parties/{id}/deactivate",
             web::post().to(parties::deactivate),
         )
-        .route("/console/audit", web::get().to(audit::audit));
+        .route("/console/audit", web::get().to(audit::audit))
+        .route("/console/payments", web::get().to(payments::overview))
+        .route(
+            "/console/payments/reconciliations",
+            web::post().to(payments::run),
+        )
+        .route(
+            "/console/payments/reconciliations/{id}",
+            web::get().to(payments::show),
+        );
 }
 
 /// Refuses anyone but an operator.

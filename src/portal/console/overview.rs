@@ -53,6 +53,14 @@ pub async fn overview(
                     "console-alert-partner-text",
                     &[("error", &a.detail), ("date", &when)],
                 ),
+                AlertKind::ReconciliationFailed => page.ta(
+                    "console-alert-reconciliation-failed-text",
+                    &[("error", &a.detail), ("date", &when)],
+                ),
+                AlertKind::ReconciliationMismatches => page.ta(
+                    "console-alert-reconciliation-mismatches-text",
+                    &[("count", &a.detail), ("date", &when)],
+                ),
                 AlertKind::ApplicationOverdue => page.ta(
                     "console-alert-overdue-text",
                     &[
