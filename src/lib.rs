@@ -21,6 +21,7 @@ pub mod licensing;
 pub mod loadtest;
 pub mod metrics;
 pub mod passwords;
+pub mod paygate;
 pub mod payments;
 pub mod portal;
 pub mod routing;

@@ -118,6 +118,30 @@ enum Command {
     /// Viet Nam plus Singapore and Thailand on loopback: an export's ACDD and e-Form D go
     /// out, signed receipts and business responses come back.
     Demo,
+    /// A simulator of the national payment platform, with its own key and database
+    /// (docs/paygate.md). Runs until Ctrl-C or SIGTERM.
+    Paygate {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// Where its key (paygate.key, 0600), certificate (paygate.crt) and embedded database
+        /// (pg/) live.
+        #[arg(long, default_value = "paygate-data")]
+        data_dir: PathBuf,
+        /// Its database (default: an embedded cluster under the data directory).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Base URL of its payer's pages, as browsers reach it (default http://<listen>).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// A merchant and its certificate file, ID=CERT_PATH (repeatable; default
+        /// NSW-VN=nsw-data/payments/merchant.crt). The file may appear later.
+        #[arg(long = "merchant")]
+        merchants: Vec<String>,
+        /// A file holding the bearer token of PUT /api/faults (without it, faults are off).
+        #[arg(long)]
+        control_token_file: Option<PathBuf>,
+    },
     /// This window's exchange keys (certificate authority and signing certificate).
     Keys {
         #[command(subcommand)]
@@ -487,8 +511,88 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             print!("{}", String::from_utf8_lossy(&pem?));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Paygate {
+            listen,
+            data_dir,
+            database_url,
+            public_url,
+            merchants,
+            control_token_file,
+        } => {
+            paygate(
+                listen,
+                data_dir,
+                database_url,
+                public_url,
+                merchants,
+                control_token_file,
+            )
+            .await
+        }
         Command::Validate { .. } => unreachable!("handled before the runtime starts"),
     }
+}
+
+async fn paygate(
+    listen: String,
+    data_dir: PathBuf,
+    database_url: Option<String>,
+    public_url: Option<String>,
+    merchants: Vec<String>,
+    control_token_file: Option<PathBuf>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    use nsw::paygate::{CertificateSource, Merchant, Settings as PaygateSettings};
+    let mut settings = PaygateSettings {
+        listen,
+        data_dir: data_dir.clone(),
+        database_url,
+        public_url,
+        ..PaygateSettings::default()
+    };
+    if !merchants.is_empty() {
+        settings.merchants = merchants
+            .iter()
+            .map(|m| match m.split_once('=') {
+                Some((id, path)) if !id.is_empty() && !path.is_empty() => Ok(Merchant {
+                    id: id.to_owned(),
+                    certificate: CertificateSource::Path(PathBuf::from(path)),
+                }),
+                _ => Err(format!("--merchant {m}: expected ID=CERT_PATH")),
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(file) = control_token_file {
+        let token = std::fs::read_to_string(&file)
+            .map_err(|e| format!("--control-token-file {}: {e}", file.display()))?;
+        let token = token.trim().to_owned();
+        if token.is_empty() {
+            return Err(format!("--control-token-file {}: empty", file.display()).into());
+        }
+        settings.control_token = Some(token);
+    }
+    let merchants_text: Vec<String> = settings
+        .merchants
+        .iter()
+        .map(|m| match &m.certificate {
+            CertificateSource::Path(p) => format!("{} ({})", m.id, p.display()),
+            CertificateSource::Pem(_) => m.id.clone(),
+        })
+        .collect();
+    let running = nsw::paygate::start(settings).await?;
+    eprintln!(
+        "nsw paygate: serving on {} (Ctrl-C to stop)\n  its certificate (pin it in the window): {}\n  merchants: {}",
+        running.url(),
+        data_dir.join("paygate.crt").display(),
+        merchants_text.join(", ")
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("nsw paygate: stopping");
+    running.stop().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn party(

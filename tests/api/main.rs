@@ -23,6 +23,7 @@ mod jobs;
 mod loadtest_exchange;
 mod metrics;
 mod openapi;
+mod paygate;
 mod portal;
 mod portal_desk;
 mod portal_trader;
