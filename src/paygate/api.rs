@@ -62,7 +62,7 @@ fn failure(state: &State, e: &PaygateError) -> HttpResponse {
     if status >= 500 {
         tracing::error!(error = %crate::error::cause_chain(e), code, "request failed");
     } else {
-        tracing::info!(code, %message, "request refused");
+        tracing::info!(code, detail = %message, "request refused");
     }
     signed_json(
         state,

@@ -21,13 +21,12 @@ pub enum Lookup {
     Invalid(String),
 }
 
+/// The last good read of a certificate file: its (modified, length) and its verifier.
+type Cached = Option<(Option<SystemTime>, u64, Arc<Verifier>)>;
+
 enum Source {
     Fixed(Arc<Verifier>),
-    File {
-        path: PathBuf,
-        /// The last good read: (modified, length) of the file, and its verifier.
-        cache: Mutex<Option<(Option<SystemTime>, u64, Arc<Verifier>)>>,
-    },
+    File { path: PathBuf, cache: Mutex<Cached> },
 }
 
 pub struct Registry {

@@ -303,20 +303,36 @@ pub async fn find_refund(
         .map(|r| RefundRow::from_row(&r)))
 }
 
+/// A new refund's fields.
+pub struct NewRefund<'a> {
+    pub refund_id: &'a str,
+    pub merchant_id: &'a str,
+    pub refund_reference: &'a str,
+    pub order_id: &'a str,
+    /// Đồng.
+    pub amount: i64,
+    pub reason: &'a str,
+    /// The refund's own transaction id.
+    pub transaction_id: &'a str,
+}
+
 /// Records a refund of `amount` on a paid order and adds it to the order's refunded amount
 /// (the order becomes `refunded` when that reaches its amount). `None` when the order is not
 /// paid or the amount exceeds what is left: the guarded UPDATE and the CHECK on
 /// `refunded_amount` make over-refunding impossible.
 pub async fn insert_refund(
     tx: &Transaction<'_>,
-    refund_id: &str,
-    merchant_id: &str,
-    refund_reference: &str,
-    order_id: &str,
-    amount: i64,
-    reason: &str,
-    transaction_id: &str,
+    r: &NewRefund<'_>,
 ) -> Result<Option<RefundRow>, PaygateError> {
+    let NewRefund {
+        refund_id,
+        merchant_id,
+        refund_reference,
+        order_id,
+        amount,
+        reason,
+        transaction_id,
+    } = *r;
     let updated = tx
         .execute(
             "UPDATE paygate_orders SET refunded_amount = refunded_amount + $2, \

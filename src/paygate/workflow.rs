@@ -342,13 +342,15 @@ pub async fn refund(state: &State, req: &RefundRequest) -> Result<(RefundRow, bo
     let refund_tx = new_id("RT");
     let refund = store::insert_refund(
         &tx,
-        &refund_id,
-        &req.merchant_id,
-        &req.refund_reference,
-        &order.order_id,
-        req.amount,
-        &req.reason,
-        &refund_tx,
+        &store::NewRefund {
+            refund_id: &refund_id,
+            merchant_id: &req.merchant_id,
+            refund_reference: &req.refund_reference,
+            order_id: &order.order_id,
+            amount: req.amount,
+            reason: &req.reason,
+            transaction_id: &refund_tx,
+        },
     )
     .await?
     .ok_or_else(|| {
