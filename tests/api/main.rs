@@ -26,6 +26,7 @@ mod openapi;
 mod paygate;
 mod portal;
 mod portal_desk;
+mod portal_fees;
 mod portal_trader;
 mod restart;
 mod throttle;
