@@ -193,14 +193,19 @@ CREATE TABLE refunds (
     attempts            integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     next_attempt_at     timestamptz NOT NULL,
     last_error          text,
-    -- the refund's own transaction at the platform, once paid back
+    -- the refund's own transaction at the platform, from its answer to the request (its
+    -- notification names the refunded payment's transaction instead); a refund completed by
+    -- the notification alone learns it when the request is sent again (the platform answers a
+    -- repeated refund reference with the refund it has)
     transaction_id      text UNIQUE,
     requested_at        timestamptz NOT NULL,
     updated_at          timestamptz NOT NULL,
     refunded_at         timestamptz,
-    CHECK ((status = 'refunded') = (refunded_at IS NOT NULL AND transaction_id IS NOT NULL))
+    CHECK ((status = 'refunded') = (refunded_at IS NOT NULL)),
+    CHECK (transaction_id IS NULL OR status = 'refunded')
 );
-CREATE INDEX refunds_due ON refunds (next_attempt_at) WHERE status = 'requested';
+CREATE INDEX refunds_due ON refunds (next_attempt_at)
+    WHERE status = 'requested' OR (status = 'refunded' AND transaction_id IS NULL);
 CREATE INDEX refunds_refunded_at ON refunds (refunded_at) WHERE status = 'refunded';
 CREATE TRIGGER refunds_state_machine BEFORE UPDATE OF status ON refunds
     FOR EACH ROW EXECUTE FUNCTION guard_transition('refund_transitions');

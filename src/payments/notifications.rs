@@ -250,7 +250,10 @@ async fn refunded(p: &Payments, n: &Notification) -> Result<Ack, Refusal> {
             "a refund notification without its refund reference".into(),
         ));
     };
-    match refunds::complete(p, refund_reference, &n.transaction_id, n.amount).await {
+    let report = refunds::Report::Notification {
+        payment_transaction: &n.transaction_id,
+    };
+    match refunds::complete(p, refund_reference, n.amount, report).await {
         Ok(Completed::Refunded) => Ok(ack(ACKNOWLEDGED)),
         Ok(Completed::AlreadyRecorded) => Ok(ack(ALREADY_APPLIED)),
         Err(e @ RefundReportError::Unknown(_)) => {

@@ -121,10 +121,10 @@ pub async fn start_payment(
     {
         return Ok(started(&notice, o, false));
     }
-    let mut attempt = latest.map_or(1, |o| o.attempt + 1);
+    let first = latest.map_or(1, |o| o.attempt + 1);
     // A reference the platform already cancelled (the answer to an earlier creation was lost,
     // and the payer cancelled meanwhile) is skipped for the next one; a few at most.
-    for _ in 0..3 {
+    for attempt in first..first + 3 {
         let order = create(p, &notice, attempt).await?;
         if order.status == OrderStatus::Pending || order.status == OrderStatus::Paid {
             let notice_now = if order.status == OrderStatus::Paid {
@@ -136,7 +136,6 @@ pub async fn start_payment(
             };
             return Ok(started(&notice_now, &order, true));
         }
-        attempt += 1;
     }
     Err(WorkflowError::BadGateway {
         code: "PAYMENT_PLATFORM_INVALID",

@@ -138,9 +138,16 @@ async fn attempt(p: &Payments, row: &RefundRow) -> Result<(), CallError> {
     match (answer.status, answer.transaction_id.as_deref()) {
         (RefundStatus::Refunded, Some(txn)) => {
             drop(client);
-            complete(p, &row.refund_reference, txn, row.amount)
-                .await
-                .map_err(|e| CallError::Unavailable(e.to_string()))?;
+            complete(
+                p,
+                &row.refund_reference,
+                row.amount,
+                Report::Answer {
+                    refund_transaction: txn,
+                },
+            )
+            .await
+            .map_err(|e| CallError::Unavailable(e.to_string()))?;
         }
         _ => {
             store::refund_accepted(&client, row.id)
@@ -156,8 +163,20 @@ async fn attempt(p: &Payments, row: &RefundRow) -> Result<(), CallError> {
 pub enum Completed {
     /// Recorded now: the notice (when it was waiting for this refund) is refunded.
     Refunded,
-    /// Recorded before, by the same transaction: nothing changed.
+    /// Recorded before: nothing changed (but the refund's own transaction, if this report is
+    /// the first to name it).
     AlreadyRecorded,
+}
+
+/// Who reports a refund paid back, and what its report names.
+#[derive(Debug, Clone, Copy)]
+pub enum Report<'a> {
+    /// The platform's signed answer to the refund request: it names the refund's own
+    /// transaction.
+    Answer { refund_transaction: &'a str },
+    /// The platform's signed `refunded` notification: it names the refunded payment's
+    /// transaction (protocol: `transaction_id` is the payment's).
+    Notification { payment_transaction: &'a str },
 }
 
 /// Why a `refunded` report was not accepted.
@@ -171,11 +190,11 @@ pub enum RefundReportError {
         expected: i64,
         got: i64,
     },
-    #[error("refund {reference} was completed by transaction {recorded}, not {got}")]
+    #[error("refund {reference} does not match transaction {got} ({why})")]
     OtherTransaction {
         reference: String,
-        recorded: String,
         got: String,
+        why: &'static str,
     },
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
@@ -199,14 +218,15 @@ impl From<deadpool_postgres::PoolError> for RefundReportError {
     }
 }
 
-/// Records refund `refund_reference` as paid back by the platform's transaction
-/// `transaction_id`, exactly once: the refund, the refunded order and (when it waited for this
-/// refund) the fee notice, in one transaction.
+/// Records refund `refund_reference` of `amount` as paid back, exactly once: the refund, the
+/// refunded order and (when it waited for this refund) the fee notice, in one transaction. A
+/// second report (the notification after the answer, or the other way round) changes nothing,
+/// except that an answer names the refund's own transaction if it was not known yet.
 pub async fn complete(
     p: &Payments,
     refund_reference: &str,
-    transaction_id: &str,
     amount: i64,
+    report: Report<'_>,
 ) -> Result<Completed, RefundReportError> {
     let mut client = p.pool.get().await?;
     let tx = client.transaction().await?;
@@ -220,17 +240,40 @@ pub async fn complete(
             got: amount,
         });
     }
+    let refund_transaction = match report {
+        Report::Notification {
+            payment_transaction,
+        } => {
+            if payment_transaction != refund.payment_transaction_id {
+                return Err(RefundReportError::OtherTransaction {
+                    reference: refund_reference.to_owned(),
+                    got: payment_transaction.to_owned(),
+                    why: "not the refunded payment's transaction",
+                });
+            }
+            None
+        }
+        Report::Answer { refund_transaction } => {
+            if let Some(known) = refund.transaction_id.as_deref() {
+                if known != refund_transaction {
+                    return Err(RefundReportError::OtherTransaction {
+                        reference: refund_reference.to_owned(),
+                        got: refund_transaction.to_owned(),
+                        why: "the refund was recorded with another transaction",
+                    });
+                }
+            }
+            Some(refund_transaction)
+        }
+    };
     if refund.status == Stored::Refunded {
-        return match refund.transaction_id.as_deref() {
-            Some(t) if t == transaction_id => Ok(Completed::AlreadyRecorded),
-            other => Err(RefundReportError::OtherTransaction {
-                reference: refund_reference.to_owned(),
-                recorded: other.unwrap_or_default().to_owned(),
-                got: transaction_id.to_owned(),
-            }),
-        };
+        if let Some(t) = refund_transaction {
+            store::set_refund_transaction(&tx, &refund, t).await?;
+            tx.commit().await?;
+        }
+        return Ok(Completed::AlreadyRecorded);
     }
-    store::complete_refund(&tx, &refund, transaction_id, ACTOR).await?;
+    store::complete_refund(&tx, &refund, refund_transaction, ACTOR).await?;
     if let Some(order) = store::order_by_platform_reference(&tx, &refund.platform_reference).await?
     {
         store::mark_order(&tx, order.id, OrderStatus::Refunded, None).await?;
@@ -246,12 +289,12 @@ pub async fn complete(
             &notice,
             Status::Refunded,
             ACTOR,
-            serde_json::json!({"refund": refund_reference, "transaction_id": transaction_id}),
+            serde_json::json!({"refund": refund_reference, "transaction_id": refund_transaction}),
         )
         .await?;
     }
     tx.commit().await?;
-    tracing::info!(refund = %refund_reference, transaction = %transaction_id, "refund recorded");
+    tracing::info!(refund = %refund_reference, "refund recorded");
     Ok(Completed::Refunded)
 }
 

@@ -573,13 +573,17 @@ pub struct RefundRow {
     pub reason: String,
     pub status: RefundStatus,
     pub attempts: i32,
+    /// The refund's own transaction, once the platform's answer named it.
     pub transaction_id: Option<String>,
+    /// The refunded payment's transaction (what the platform's refund notification names).
+    pub payment_transaction_id: String,
 }
 
 const REFUND: &str = "f.id, f.payment_id, f.notice_id, f.refund_reference,
     (SELECT o.platform_reference FROM payments p JOIN payment_orders o ON o.id = p.order_id
       WHERE p.id = f.payment_id),
-    f.amount, f.reason, f.status, f.attempts, f.transaction_id";
+    f.amount, f.reason, f.status, f.attempts, f.transaction_id,
+    (SELECT p.transaction_id FROM payments p WHERE p.id = f.payment_id)";
 
 fn refund_row(r: &tokio_postgres::Row) -> Result<RefundRow, StoreError> {
     let status: String = r.get(7);
@@ -595,6 +599,7 @@ fn refund_row(r: &tokio_postgres::Row) -> Result<RefundRow, StoreError> {
             .ok_or_else(|| StoreError::Conflict(format!("unknown refund status {status}")))?,
         attempts: r.get(8),
         transaction_id: r.get(9),
+        payment_transaction_id: r.get(10),
     })
 }
 
@@ -650,9 +655,9 @@ pub async fn insert_refund<C: GenericClient>(
     Ok((id, reference))
 }
 
-/// Claims refunds due to be sent (requested, their next attempt due): pushes their next
-/// attempt `lease_secs` ahead and counts the attempt, so other instances leave them alone
-/// while this one sends them.
+/// Claims refunds due to be sent (requested, or refunded by a notification that did not name
+/// the refund's transaction; their next attempt due): pushes their next attempt `lease_secs`
+/// ahead and counts the attempt, so other instances leave them alone while this one sends them.
 pub async fn claim_refunds_due<C: GenericClient>(
     client: &C,
     lease_secs: i64,
@@ -663,7 +668,9 @@ pub async fn claim_refunds_due<C: GenericClient>(
         "UPDATE refunds f SET next_attempt_at = now() + make_interval(secs => $1),
                 attempts = f.attempts + 1, updated_at = now()
           WHERE f.id IN (SELECT id FROM refunds
-                          WHERE status = 'requested' AND next_attempt_at <= now()
+                          WHERE (status = 'requested'
+                                 OR (status = 'refunded' AND transaction_id IS NULL))
+                            AND next_attempt_at <= now()
                             AND ($3::uuid IS NULL OR id = $3)
                           ORDER BY next_attempt_at
                           FOR UPDATE SKIP LOCKED LIMIT $2)
@@ -700,7 +707,7 @@ pub async fn refund_failed<C: GenericClient>(
         .execute(
             "UPDATE refunds SET last_error = $2, updated_at = now(),
                     next_attempt_at = now() + make_interval(secs => $3)
-              WHERE id = $1 AND status = 'requested'",
+              WHERE id = $1 AND (status = 'requested' OR transaction_id IS NULL)",
             &[&id, &error, &(retry_secs as f64)],
         )
         .await?;
@@ -719,11 +726,12 @@ pub async fn lock_refund<C: GenericClient>(
         .transpose()
 }
 
-/// Records a locked refund as paid back by the platform's transaction `transaction_id`.
+/// Records a locked refund as paid back; `transaction_id` is the refund's own transaction when
+/// known (the platform's answer names it, its notification does not).
 pub async fn complete_refund<C: GenericClient>(
     tx: &C,
     refund: &RefundRow,
-    transaction_id: &str,
+    transaction_id: Option<&str>,
     actor: &str,
 ) -> Result<(), StoreError> {
     if !refund.status.can_become(RefundStatus::Refunded) {
@@ -751,11 +759,29 @@ pub async fn complete_refund<C: GenericClient>(
     Ok(())
 }
 
+/// Records the transaction of a refund already refunded without it; returns whether it was
+/// missing.
+pub async fn set_refund_transaction<C: GenericClient>(
+    tx: &C,
+    refund: &RefundRow,
+    transaction_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(tx
+        .execute(
+            "UPDATE refunds SET transaction_id = $2, last_error = NULL, updated_at = now()
+              WHERE id = $1 AND status = 'refunded' AND transaction_id IS NULL",
+            &[&refund.id, &transaction_id],
+        )
+        .await?
+        == 1)
+}
+
 /// A refund as recorded, for reconciliation.
 #[derive(Debug, Clone, Serialize)]
 pub struct RefundRecord {
-    /// The refund's own transaction at the platform.
-    pub transaction_id: String,
+    /// The refund's own transaction at the platform (null while only its notification, which
+    /// does not name it, is known).
+    pub transaction_id: Option<String>,
     pub refund_reference: String,
     /// The refunded order's platform reference (what the settlement file names).
     pub platform_reference: String,

@@ -211,14 +211,20 @@ pub struct TestApp {
     pub jobs: Option<nsw::jobs::Jobs>,
 }
 
+/// The settings every test app starts from. Fees are not collected online
+/// (`payments.enabled = false`: applications go straight to `received`, as an operator who
+/// collects fees outside the window configures it); the payment tests turn it on, with a
+/// platform of their own (`tests/api/payments.rs`).
 pub fn test_settings(database_url: &str) -> Settings {
-    Settings {
+    let mut settings = Settings {
         listen: "127.0.0.1:0".into(),
         database_url: Some(database_url.into()),
         pool_size: 16,
         workers: Some(2),
         ..Settings::default()
-    }
+    };
+    settings.payments.enabled = false;
+    settings
 }
 
 /// A settings change a test asks of its app, applied after the defaults.
@@ -388,6 +394,11 @@ impl TestApp {
     /// One audit sealer pass: committed entries join the chain; returns how many.
     pub async fn run_audit_once(&self) -> u64 {
         self.jobs().audit_once().await
+    }
+
+    /// One payments pass: status queries, cancellations of unpaid applications, refunds.
+    pub async fn run_payments_once(&self) -> nsw::payments::jobs::Pass {
+        self.jobs().payments_once().await
     }
 
     pub async fn add_party(&self, role: Role, id: &str) -> String {

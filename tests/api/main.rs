@@ -24,6 +24,8 @@ mod loadtest_exchange;
 mod metrics;
 mod openapi;
 mod paygate;
+mod payments;
+mod payments_faults;
 mod portal;
 mod portal_desk;
 mod portal_fees;
