@@ -12,6 +12,7 @@ pub mod console;
 pub mod customs_desk;
 pub mod dashboard;
 pub mod error;
+pub mod fee_block;
 pub mod forms;
 pub mod i18n;
 pub mod officer;

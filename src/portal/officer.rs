@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::fee_block::FeeBlock;
 use super::forms::FieldErrors;
 use super::i18n::Lang;
 use super::page::{render, render_with, see_other, Page};
@@ -329,6 +330,12 @@ struct ApplicationPage {
     can_review: bool,
     can_supplement: bool,
     can_decide: bool,
+    /// The fee is not paid yet: the application cannot be decided.
+    unpaid: bool,
+    /// The application's fee notice, when its fee is collected online.
+    fee: Option<FeeBlock>,
+    /// Why the last decision was refused, when no field explains it (e.g. the fee is unpaid).
+    refusal: Option<String>,
     values: DecisionValues,
     errors: FieldErrors,
 }
@@ -545,6 +552,9 @@ async fn application_page(
             note: h.note.clone().unwrap_or_default(),
         })
         .collect();
+    let fee = crate::store::payments::notice_view(&client, &AppScope::Agency(agency), id)
+        .await?
+        .map(|n| FeeBlock::new(&page, &n, false));
     let current = Status::parse(&s.status);
     let can = |to: Status| current.is_some_and(|c| c.can_become(to));
     let done = done.filter(|d| DONE.contains(d)).map(|d| match d {
@@ -569,6 +579,9 @@ async fn application_page(
         can_review: can(Status::UnderReview),
         can_supplement: can(Status::SupplementRequested),
         can_decide: can(Status::Issued),
+        unpaid: current == Some(Status::AwaitingPayment),
+        fee,
+        refusal: None,
         values,
         errors,
         page,
@@ -716,6 +729,17 @@ async fn decide(
                 code: "LICENCE_VALIDITY_ENDED",
                 ..
             }) => errors.add("issue-valid-until", lang.t("officer-validity-ended")),
+            Err(WorkflowError::Conflict {
+                code: "FEE_UNPAID", ..
+            }) => {
+                // A form for an unpaid application is not on its page: this one was kept
+                // from before, or forged. Say why on the page, as the API says 409.
+                let mut page =
+                    application_page(&req, &state, &person, &agency, id, None, values, errors)
+                        .await?;
+                page.refusal = Some(lang.t("fees-officer-unpaid"));
+                return render_with(StatusCode::CONFLICT, &page);
+            }
             Err(e) => return Err(e.into()),
         }
     }

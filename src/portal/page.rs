@@ -58,6 +58,7 @@ fn nav_for(role: Role) -> &'static [(&'static str, &'static str)] {
             ("/", "nav-home"),
             ("/declarations", "nav-declarations"),
             ("/applications", "nav-applications"),
+            ("/fees", "fees-nav"),
             ("/licences", "nav-licences"),
             ("/certificates", "nav-certificates"),
             ("/profile", "nav-profile"),

@@ -13,7 +13,7 @@ use super::StoreError;
 
 /// A `LIKE` pattern matching `text` anywhere (its own `%`, `_` and `\` taken literally);
 /// `None` for an empty search.
-fn contains_pattern(text: Option<&str>) -> Option<String> {
+pub(crate) fn contains_pattern(text: Option<&str>) -> Option<String> {
     let t = text.map(str::trim).filter(|t| !t.is_empty())?;
     let mut p = String::with_capacity(t.len() + 2);
     p.push('%');

@@ -9,6 +9,7 @@ pub mod declarations;
 pub mod desk;
 pub mod dossiers;
 pub mod events;
+pub mod fees;
 pub mod group_commit;
 pub mod inbound;
 pub mod keys;

@@ -29,6 +29,7 @@ mod payments_faults;
 mod payments_reconcile;
 mod portal;
 mod portal_desk;
+mod portal_fees;
 mod portal_trader;
 mod restart;
 mod throttle;

@@ -2,8 +2,9 @@
 // real `nsw serve`. Every page of the story is checked with axe-core (no serious or critical
 // violation) and photographed into $NSW_OUT/screenshots.
 //
-// Environment: NSW_URL (the server), NSW_PASSWORD (everyone's password), NSW_FIXTURES (the
-// repository's fixtures folder), NSW_OUT (where screenshots and downloads go).
+// Environment: NSW_URL (the server), NSW_PAYGATE_URL (the payment platform it collects fees
+// through), NSW_PASSWORD (everyone's password), NSW_FIXTURES (the repository's fixtures
+// folder), NSW_OUT (where screenshots and downloads go).
 
 import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
@@ -15,6 +16,7 @@ const require = createRequire(import.meta.url);
 const AXE = require.resolve('axe-core');
 
 const BASE = process.env.NSW_URL;
+const PAYGATE = process.env.NSW_PAYGATE_URL;
 const PASSWORD = process.env.NSW_PASSWORD;
 const FIXTURES = process.env.NSW_FIXTURES;
 const OUT = process.env.NSW_OUT;
@@ -26,6 +28,7 @@ fs.mkdirSync(DOWNLOADS, { recursive: true });
 const TRADER = '1401234568';
 const OTHER_TRADER = '0301234567';
 const OFFICER = 'MOIT-OFFICER-1';
+const PPD_OFFICER = 'PPD-OFFICER-1';
 const CUSTOMS = 'CUSTOMS-DTP-1';
 const ADMIN = 'OPERATOR-1';
 
@@ -283,6 +286,131 @@ try {
   const forged = await page.request.post(`${BASE}/applications/${applicationId}/withdraw`, { form: { csrf: 'forged' }, maxRedirects: 0 });
   assert.equal(forged.status(), 403, 'a forged form is refused');
 
+  await logOut(page);
+
+  // 9. A certificate with a fee: plant quarantine for the rice (MARD-PPD, 350.000 ₫), paid
+  //    online through the payment platform before the officer may decide it.
+  await logIn(page, TRADER);
+  // Back to Vietnamese (the switch above chose English for this browser).
+  await page.goto(`${BASE}/language/vi?next=/applications/new`);
+  assert.equal(await page.getAttribute('html', 'lang'), 'vi');
+  await set('application_type', 'PQC');
+  await set('direction', 'EX');
+  await set('agency', 'MARD-PPD');
+  await set('cp_id', 'PH-NFA-2026-0091');
+  await set('cp_name', 'Luzon Rice Importers Corporation');
+  await set('cp_street', '1850 Roxas Boulevard, Malate');
+  await set('cp_city', 'Manila');
+  await set('cp_post_code', '1004');
+  await set('cp_country', 'PH');
+  await set('export_country', 'VN');
+  await set('import_country', 'PH');
+  await set('valid_from', TODAY);
+  await set('valid_to', NEXT_YEAR);
+  await set('line_0_hs_code', '10063099');
+  await set('line_0_description', 'Gạo trắng hạt dài 5% tấm, bao 50 kg');
+  await set('line_0_quantity', '2000');
+  await set('line_0_unit', 'TNE');
+  await set('line_0_value', '1030000.00');
+  await set('line_0_currency', 'USD');
+  await page.locator('button[name="action"][value="submit"]:not([aria-hidden])').click();
+  await page.waitForURL(/\/applications\/[0-9a-f-]{36}$/);
+  const feeAppUrl = page.url();
+  const feeAppId = feeAppUrl.split('/').pop();
+  const dueText = await page.locator('main').innerText();
+  assert.ok(dueText.includes('Chờ nộp phí'), `the application awaits its fee: ${dueText.slice(0, 600)}`);
+  assert.ok(dueText.includes('350.000 ₫'), 'the fee is shown');
+  const feeRef = (dueText.match(/FEE-\d{4}-\d{6}/) || [])[0];
+  assert.ok(feeRef, 'a payment reference is shown');
+  assert.equal(await page.locator('#pay-now').count(), 1, 'a "Pay now" button');
+  await check(page, 'fee-due');
+  await page.goto(`${BASE}/fees`);
+  assert.ok((await page.content()).includes(feeRef), 'the fee is in the list of fees');
+  await check(page, 'fees');
+
+  // The officer sees it awaiting payment and cannot decide it.
+  const ppdCtx = await viContext();
+  const ppd = await ppdCtx.newPage();
+  await logIn(ppd, PPD_OFFICER);
+  await ppd.goto(`${BASE}/inbox?status=awaiting_payment`);
+  assert.ok(await ppd.locator(`a[href="/inbox/${feeAppId}"]`).count() > 0, 'in the inbox, awaiting payment');
+  await check(ppd, 'ppd-inbox-awaiting-payment');
+  await ppd.goto(`${BASE}/inbox/${feeAppId}`);
+  assert.equal(await ppd.locator('#fee-unpaid').count(), 1, 'the officer is told the fee is unpaid');
+  assert.equal(await ppd.locator('input[name="action"]').count(), 0, 'no decision form');
+  await check(ppd, 'ppd-application-unpaid');
+
+  // With the portal's own policy enforced (no bypass), the "Pay now" form's answer takes the
+  // browser to the platform: the policy names the platform as a form target.
+  const strictCtx = await browser.newContext({ locale: 'vi-VN', extraHTTPHeaders: { 'Accept-Language': 'vi-VN,vi;q=0.9' } });
+  const strict = await strictCtx.newPage();
+  await logIn(strict, TRADER);
+  await strict.goto(feeAppUrl);
+  await Promise.all([
+    strict.waitForURL((u) => u.toString().startsWith(`${PAYGATE}/pay/`)),
+    strict.locator('#pay-now').click(),
+  ]);
+  await strictCtx.close();
+
+  // The trader pays: off to the platform's page, "Pay", and back.
+  await page.goto(feeAppUrl);
+  await Promise.all([
+    page.waitForURL((u) => u.toString().startsWith(`${PAYGATE}/pay/`)),
+    page.locator('#pay-now').click(),
+  ]);
+  const platformText = await page.locator('main').innerText();
+  assert.ok(platformText.includes(feeRef), `the platform shows the reference: ${platformText}`);
+  assert.ok(platformText.includes('350.000 ₫'), 'and the amount');
+  await check(page, 'platform-pay');
+  await Promise.all([
+    page.waitForURL(/\/payments\/return\?/),
+    page.locator('button#pay').click(),
+  ]);
+  assert.ok(page.url().startsWith(`${BASE}/payments/return?`), `back at the window: ${page.url()}`);
+  assert.ok(page.url().includes(`reference=${feeRef}`), 'with the reference');
+  await check(page, 'payment-return');
+  // Paid only once the platform's signed word is recorded: refresh until then (bounded).
+  const deadline = Date.now() + 60_000;
+  while (await page.locator('[data-outcome="paid"]').count() === 0) {
+    assert.ok(Date.now() < deadline, `the payment is confirmed: ${(await page.locator('main').innerText()).slice(0, 400)}`);
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+  await check(page, 'payment-received');
+
+  // Now the officer reviews and issues it.
+  await ppd.goto(`${BASE}/inbox/${feeAppId}`);
+  assert.equal(await ppd.locator('#fee-unpaid').count(), 0, 'no longer unpaid');
+  assert.ok((await ppd.locator('main').innerText()).includes('Đã nộp'), 'the officer sees it paid');
+  await check(ppd, 'ppd-application-paid');
+  await ppd.locator('form:has(input[name="action"][value="review"]) button[type="submit"]').click();
+  await ppd.waitForLoadState('domcontentloaded');
+  const ppdIssue = ppd.locator('form:has(input[name="action"][value="issue"])');
+  await ppdIssue.locator('input[name="valid_from"]').fill(TODAY);
+  await ppdIssue.locator('input[name="valid_until"]').fill(NEXT_YEAR);
+  await ppdIssue.locator('button[type="submit"]').click();
+  await ppd.waitForLoadState('domcontentloaded');
+  assert.ok(ppd.url().includes('done=issued') || ppd.url().includes('done=certificate'), `issued: ${ppd.url()}`);
+  await check(ppd, 'ppd-issued');
+
+  // The trader sees it issued and downloads the e-receipt, its signature and the certificate.
+  await page.goto(feeAppUrl);
+  assert.ok((await page.locator('main').innerText()).includes('Đã cấp'), 'issued');
+  await check(page, 'fee-application-issued');
+  for (const [selector, file] of [
+    ['a[href$="/receipt.xml"]', 'receipt.xml'],
+    ['a[href$="/receipt.p7s"]', 'receipt.p7s'],
+    ['a[href="/fees/receipt-certificate.pem"]', 'receipt-certificate.pem'],
+  ]) {
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator(selector).first().click(),
+    ]);
+    await download.saveAs(path.join(DOWNLOADS, file));
+  }
+  await page.goto(`${BASE}/fees?status=paid`);
+  assert.ok((await page.content()).includes(feeRef), 'listed as paid');
+  await check(page, 'fees-paid');
   await logOut(page);
 
   // The public dashboard, without logging in, in both languages.

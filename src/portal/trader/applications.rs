@@ -14,10 +14,12 @@ use super::{
 use crate::api::AppState;
 use crate::domain::application_state::Status;
 use crate::licensing;
+use crate::portal::fee_block::{self, FeeBlock};
 use crate::portal::forms::FieldErrors;
 use crate::portal::{render, render_with, see_other, Page, Person, PortalError};
 use crate::store::dossiers;
 use crate::store::licensing::{self as store, AppScope};
+use crate::store::payments;
 use crate::workflow::WorkflowError;
 use crate::xml::tree::ROOT;
 use crate::xml::Tree;
@@ -311,16 +313,21 @@ struct Detail {
     withdrawable: bool,
     /// Link and label of the licence or certificate issued on it.
     issued: Option<(String, String)>,
+    /// Its fee notice, when the fee is collected online.
+    fee: Option<FeeBlock>,
 }
 
+/// The application's page; `pay_error` is why the last "Pay now" failed, shown beside the
+/// button. The page may hold the "Pay now" form, so its policy lets forms go to the platform.
 #[allow(clippy::too_many_arguments)]
-async fn detail_page(
+pub(super) async fn detail_page(
     person: &Person,
     req: &HttpRequest,
     state: &AppState,
     id: uuid::Uuid,
     note: String,
     errors: FieldErrors,
+    pay_error: Option<String>,
     status_code: StatusCode,
 ) -> Result<HttpResponse, PortalError> {
     let client = state.pool.get().await?;
@@ -414,7 +421,18 @@ async fn detail_page(
         })
         .collect();
     let withdrawable = status.is_some_and(|st| st.can_become(Status::Withdrawn));
-    render_with(
+    let notice =
+        payments::notice_view(&client, &AppScope::Applicant(person.party_id()), id).await?;
+    let pay_url = notice
+        .as_ref()
+        .and_then(|n| n.order.as_ref())
+        .map(|o| o.pay_url.clone());
+    let fee = notice.map(|n| {
+        let mut block = FeeBlock::new(&page, &n, true);
+        block.pay_error = pay_error;
+        block
+    });
+    let resp = render_with(
         status_code,
         &Detail {
             id: id.to_string(),
@@ -430,8 +448,14 @@ async fn detail_page(
             errors,
             withdrawable,
             issued,
+            fee,
         },
-    )
+    )?;
+    Ok(fee_block::allow_platform_form(
+        resp,
+        &state.settings.payments,
+        pay_url.as_deref(),
+    ))
 }
 
 /// `GET /applications/{id}`.
@@ -451,6 +475,7 @@ pub async fn detail(
         id,
         String::new(),
         FieldErrors::new(),
+        None,
         StatusCode::OK,
     )
     .await
@@ -500,6 +525,7 @@ pub async fn supplement(
                 id,
                 form.into_inner().note,
                 errors,
+                None,
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
             .await

@@ -1,5 +1,6 @@
 //! The trader's pages (role `Enterprise`): declarations (list, upload, detail, withdrawal),
-//! licence applications (list, the application form, detail, supplement, withdrawal), the
+//! licence applications (list, the application form, detail, supplement, withdrawal), fees
+//! (list, "Pay now", the return from the payment platform, e-receipts), the
 //! licences it holds and its certificates of origin, with downloads of the exact documents and
 //! signatures. An enterprise sees only its own dossiers, with the API's scope; any other id is
 //! answered 404. Every action calls the workflow the API calls.
@@ -7,6 +8,7 @@
 mod applications;
 mod apply;
 mod declarations;
+mod fees;
 mod holdings;
 mod source;
 
@@ -42,6 +44,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/applications/{id}/withdraw",
             web::post().to(applications::withdraw),
         )
+        .route("/applications/{id}/pay", web::post().to(fees::pay))
+        .route("/fees", web::get().to(fees::list))
+        .route(
+            "/fees/receipt-certificate.pem",
+            web::get().to(fees::receipt_certificate),
+        )
+        .route(
+            "/fees/{reference}/receipt.xml",
+            web::get().to(fees::receipt),
+        )
+        .route(
+            "/fees/{reference}/receipt.p7s",
+            web::get().to(fees::receipt_signature),
+        )
+        .route("/payments/return", web::get().to(fees::payment_return))
         .route("/licences", web::get().to(holdings::licences))
         .route("/licences/{number}", web::get().to(holdings::licence))
         .route(

@@ -1,0 +1,659 @@
+//! Fees in the portal, through HTTP as a browser uses it, against a real payment platform
+//! (`nsw paygate` in process, its own database and key): the trader sees the fee due on its
+//! application and in its list of fees, "Pay now" sends it to the platform's page, the return
+//! page believes only what the platform signed (a `result=paid` the browser brings back changes
+//! nothing), the notification makes the fee paid with an e-receipt to download; the officer
+//! sees an unpaid application and cannot decide it, even with a forged form; a platform that
+//! is down gives a message beside the button and loses nothing; another trader gets 404.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use nsw::domain::party::Role;
+use nsw::paygate::{self, CertificateSource, Faults, Merchant, NotificationFault, Running};
+
+use crate::helpers::{empty_database, fixture, fresh_database, test_settings, TestApp};
+
+const MAIZE: &str = "valid/licence-application/mard-plant-quarantine-maize.xml";
+const APPLICANT: &str = "0312345678";
+const OTHER_TRADER: &str = "0301234567";
+const OFFICER: &str = "PPD-OFFICER-1";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A browser: keeps its cookies, follows no redirect.
+struct Browser {
+    address: String,
+    client: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Page {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The value of the first hidden `csrf` input.
+    fn csrf(&self) -> String {
+        let t = self.text();
+        let marker = "name=\"csrf\" value=\"";
+        let start = t.find(marker).expect("a csrf field") + marker.len();
+        let end = start + t[start..].find('"').unwrap();
+        t[start..end].to_owned()
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+impl Browser {
+    async fn send(&mut self, rb: reqwest::RequestBuilder) -> Page {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let rb = if cookie.is_empty() {
+            rb
+        } else {
+            rb.header("cookie", cookie)
+        };
+        let r = rb.send().await.expect("request");
+        for v in r.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let (name, value) = v.split(';').next().unwrap().split_once('=').unwrap();
+            if value.is_empty() || v.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Page {
+            status: r.status().as_u16(),
+            location: r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned()),
+            headers: r.headers().clone(),
+            body: r.bytes().await.unwrap().to_vec(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let rb = self.client.get(format!("{}{}", self.address, path));
+        self.send(rb).await
+    }
+
+    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let rb = self
+            .client
+            .post(format!("{}{}", self.address, path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap());
+        self.send(rb).await
+    }
+
+    /// A browser with no session yet.
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            address: app.address.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    /// Logs in as `party` through the log-in form.
+    async fn login(app: &TestApp, party: &str) -> Browser {
+        let mut b = Browser::new(app);
+        let csrf = b.get("/login").await.csrf();
+        let r = b
+            .post_form(
+                "/login",
+                &[
+                    ("party_id", party),
+                    ("password", PASSWORD),
+                    ("csrf", &csrf),
+                    ("next", "/"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 303, "{}", r.text());
+        b
+    }
+}
+
+async fn set_password(app: &TestApp, id: &str) {
+    let mut client = app.pool.get().await.unwrap();
+    let phc = nsw::passwords::hash(PASSWORD).unwrap();
+    nsw::store::parties::set_password(&mut client, id, &phc, "test")
+        .await
+        .unwrap();
+}
+
+/// A window collecting fees online and the payment platform it pins (and that pins it), with
+/// the maize importer, another trader and an officer of MARD-PPD, all with passwords. Nothing
+/// runs on its own: the test delivers the platform's notifications (`gate.deliver_once()`).
+struct World {
+    app: TestApp,
+    gate: Running,
+    applicant_token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn start() -> World {
+        let database_url = fresh_database().await;
+        let dir = tempfile::tempdir().unwrap();
+        // The window's merchant key, made before either starts, so that the platform pins it.
+        let merchant = {
+            let pool = nsw::db::pool(&database_url, 2).unwrap();
+            nsw::payments::keys::merchant_certificate(&pool, &test_settings(&database_url))
+                .await
+                .expect("the merchant certificate")
+        };
+        let gate = paygate::start(paygate::Settings {
+            listen: "127.0.0.1:0".into(),
+            database_url: Some(empty_database().await),
+            data_dir: dir.path().join("paygate"),
+            merchants: vec![Merchant {
+                id: "NSW-VN".into(),
+                certificate: CertificateSource::Pem(merchant),
+            }],
+            retry_max_secs: 0,
+            run_jobs: false,
+            ..paygate::Settings::default()
+        })
+        .await
+        .expect("the payment platform starts");
+        let pinned = dir.path().join("platform.crt");
+        std::fs::write(&pinned, gate.certificate_pem()).unwrap();
+        let platform_url = gate.url().to_owned();
+        let app = TestApp::builder()
+            .database(&database_url)
+            .without_jobs()
+            .settings(move |s| {
+                s.payments.enabled = true;
+                s.payments.platform_url = platform_url;
+                s.payments.platform_certificate = pinned;
+            })
+            .spawn()
+            .await;
+        let applicant_token = app.add_party(Role::Enterprise, APPLICANT).await;
+        app.add_party(Role::Enterprise, OTHER_TRADER).await;
+        app.add_party_with_agency(Role::Ministry, OFFICER, "MARD-PPD")
+            .await;
+        for id in [APPLICANT, OTHER_TRADER, OFFICER] {
+            set_password(&app, id).await;
+        }
+        World {
+            app,
+            gate,
+            applicant_token,
+            _dir: dir,
+        }
+    }
+
+    /// Files the maize import application (a fee of 350,000 đồng to MARD-PPD) through the
+    /// API; answers its id.
+    async fn apply(&self) -> String {
+        let r = self
+            .app
+            .post_xml(
+                &self.applicant_token,
+                "/api/v1/licence-applications",
+                fixture(MAIZE),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The application's status and its fee notice, as the API tells the applicant.
+    async fn recorded(&self, id: &str) -> (String, serde_json::Value) {
+        let a = self
+            .app
+            .get(
+                &self.applicant_token,
+                &format!("/api/v1/licence-applications/{id}"),
+            )
+            .await
+            .json();
+        let fee = self
+            .app
+            .get(
+                &self.applicant_token,
+                &format!("/api/v1/licence-applications/{id}/fee"),
+            )
+            .await
+            .json();
+        (a["status"].as_str().unwrap().to_owned(), fee)
+    }
+}
+
+/// The payment reference on a page: `FEE-<year>-<six digits>`.
+fn fee_reference(text: &str) -> String {
+    let i = text.find("FEE-").expect("a payment reference on the page");
+    text[i..i + 15].to_owned()
+}
+
+fn openssl_verifies(dir: &std::path::Path, xml: &[u8], p7s: &[u8], pem: &[u8]) -> bool {
+    std::fs::write(dir.join("r.xml"), xml).unwrap();
+    std::fs::write(dir.join("r.p7s"), p7s).unwrap();
+    std::fs::write(dir.join("ca.pem"), pem).unwrap();
+    Command::new("openssl")
+        .args([
+            "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any",
+        ])
+        .arg("-in")
+        .arg(dir.join("r.p7s"))
+        .arg("-content")
+        .arg(dir.join("r.xml"))
+        .arg("-CAfile")
+        .arg(dir.join("ca.pem"))
+        .args(["-out", "/dev/null"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[tokio::test]
+async fn a_trader_pays_a_fee_through_the_platform_and_downloads_its_e_receipt() {
+    let w = World::start().await;
+    let id = w.apply().await;
+    let mut b = Browser::login(&w.app, APPLICANT).await;
+
+    // The application page shows the fee due, with "Pay now"; its policy lets that form's
+    // answer take the browser to the platform, and nowhere else.
+    let page = b.get(&format!("/applications/{id}")).await;
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    let reference = fee_reference(&text);
+    assert!(text.contains("id=\"fee-title\""), "the fee block");
+    assert!(text.contains("350.000 ₫"), "the amount");
+    assert!(text.contains("Chưa nộp"), "the fee is due");
+    assert!(
+        text.contains("Chờ nộp phí"),
+        "the application awaits payment"
+    );
+    assert!(text.contains(&format!("action=\"/applications/{id}/pay\"")));
+    assert!(text.contains("Nộp phí trực tuyến"));
+    let csp = page.header("content-security-policy");
+    assert!(
+        csp.contains(&format!("form-action 'self' {};", w.gate.url())),
+        "{csp}"
+    );
+    let csrf = page.csrf();
+
+    // The list of fees has it, with a link to its application; a filter narrows it.
+    let fees = b.get("/fees").await;
+    assert_eq!(fees.status, 200);
+    assert!(fees.text().contains(&reference));
+    assert!(fees
+        .text()
+        .contains(&format!("href=\"/applications/{id}\"")));
+    assert!(!b.get("/fees?status=paid").await.text().contains(&reference));
+    assert!(b.get("/fees?q=FEE-").await.text().contains(&reference));
+    assert!(
+        b.get("/").await.text().contains("href=\"/fees\""),
+        "navigation"
+    );
+
+    // "Pay now" without the form's token does nothing; with it, the browser goes to the
+    // platform's page for this fee.
+    let forged = b
+        .post_form(&format!("/applications/{id}/pay"), &[("csrf", "forged")])
+        .await;
+    assert_eq!(forged.status, 403);
+    let paying = b
+        .post_form(&format!("/applications/{id}/pay"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(paying.status, 303, "{}", paying.text());
+    let pay_url = paying.location.clone().unwrap();
+    assert!(
+        pay_url.starts_with(&format!("{}/pay/", w.gate.url())),
+        "{pay_url}"
+    );
+    let platform_page = reqwest::get(&pay_url).await.unwrap().text().await.unwrap();
+    assert!(platform_page.contains(&reference), "{platform_page}");
+
+    // Back from the platform claiming "paid" before anything was paid: the page asks the
+    // platform, which says pending, and shows "waiting"; nothing changed.
+    let back = b
+        .get(&format!(
+            "/payments/return?reference={reference}&result=paid"
+        ))
+        .await;
+    assert_eq!(back.status, 200);
+    assert!(
+        back.text().contains("data-outcome=\"waiting\""),
+        "{}",
+        back.text()
+    );
+    assert!(back.text().contains("Chờ xác nhận thanh toán"));
+    let (status, fee) = w.recorded(&id).await;
+    assert_eq!(status, "awaiting_payment");
+    assert_eq!(fee["status"], "due");
+
+    // The payer pays at the platform; until its notification arrives the application page
+    // (which asks no one) still shows the fee due.
+    w.gate.pay(&reference).await.unwrap();
+    let page = b.get(&format!("/applications/{id}")).await;
+    assert!(page.text().contains("Chưa nộp"));
+    assert_eq!(
+        w.gate.deliver_once().await,
+        1,
+        "the notification is acknowledged"
+    );
+    let (status, fee) = w.recorded(&id).await;
+    assert_eq!(status, "received");
+    assert_eq!(fee["status"], "paid");
+    let receipt = fee["receipt"]["number"].as_str().unwrap().to_owned();
+    let transaction = fee["receipt"]["transaction_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let page = b.get(&format!("/applications/{id}")).await;
+    let text = page.text();
+    assert!(text.contains("Đã nộp"), "paid");
+    assert!(text.contains(&transaction), "with its transaction");
+    assert!(text.contains(&receipt));
+    assert!(text.contains(&format!("href=\"/fees/{reference}/receipt.xml\"")));
+    assert!(text.contains(&format!("href=\"/fees/{reference}/receipt.p7s\"")));
+    assert!(
+        !text.contains(&format!("action=\"/applications/{id}/pay\"")),
+        "nothing to pay"
+    );
+
+    // The return page now says so, with the receipt.
+    let back = b
+        .get(&format!(
+            "/payments/return?reference={reference}&result=paid"
+        ))
+        .await;
+    assert!(
+        back.text().contains("data-outcome=\"paid\""),
+        "{}",
+        back.text()
+    );
+    assert!(back.text().contains(&receipt));
+    assert!(b.get("/fees?status=paid").await.text().contains(&receipt));
+
+    // The downloads are the API's bytes, and the signature verifies with the certificate the
+    // portal offers.
+    let xml = b.get(&format!("/fees/{reference}/receipt.xml")).await;
+    assert_eq!(xml.status, 200);
+    assert_eq!(xml.header("content-type"), "application/xml");
+    assert!(xml
+        .header("content-disposition")
+        .contains(&format!("{receipt}.xml")));
+    let p7s = b.get(&format!("/fees/{reference}/receipt.p7s")).await;
+    assert_eq!(p7s.header("content-type"), "application/pkcs7-signature");
+    let api_xml = w
+        .app
+        .get(
+            &w.applicant_token,
+            &format!("/api/v1/fees/{reference}/receipt"),
+        )
+        .await;
+    assert_eq!(xml.body, api_xml.body, "the same bytes as the API");
+    let pem = b.get("/fees/receipt-certificate.pem").await;
+    assert_eq!(pem.status, 200);
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(openssl_verifies(
+        tmp.path(),
+        &xml.body,
+        &p7s.body,
+        &pem.body
+    ));
+    let mut altered = xml.body.clone();
+    let i = altered.len() / 2;
+    altered[i] ^= 1;
+    assert!(!openssl_verifies(
+        tmp.path(),
+        &altered,
+        &p7s.body,
+        &pem.body
+    ));
+
+    // Another trader sees none of it.
+    let mut other = Browser::login(&w.app, OTHER_TRADER).await;
+    for path in [
+        format!("/applications/{id}"),
+        format!("/fees/{reference}/receipt.xml"),
+        format!("/fees/{reference}/receipt.p7s"),
+        format!("/payments/return?reference={reference}&result=paid"),
+    ] {
+        assert_eq!(other.get(&path).await.status, 404, "{path}");
+    }
+    let csrf = other.get("/fees").await.csrf();
+    let r = other
+        .post_form(&format!("/applications/{id}/pay"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, 404);
+    assert!(!other.get("/fees").await.text().contains(&reference));
+
+    w.gate.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_notification_is_learnt_from_the_platform_on_the_payers_return() {
+    let w = World::start().await;
+    let id = w.apply().await;
+    let mut b = Browser::login(&w.app, APPLICANT).await;
+    let page = b.get(&format!("/applications/{id}")).await;
+    let reference = fee_reference(&page.text());
+    let paying = b
+        .post_form(
+            &format!("/applications/{id}/pay"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(paying.status, 303);
+
+    w.gate.set_faults(Faults {
+        notification: Some(NotificationFault::Lost),
+        ..Faults::default()
+    });
+    w.gate.pay(&reference).await.unwrap();
+    assert_eq!(w.gate.deliver_once().await, 0, "nothing is sent");
+    // The page asks the platform (a signed answer), which says paid.
+    let back = b
+        .get(&format!(
+            "/payments/return?reference={reference}&result=paid"
+        ))
+        .await;
+    assert!(
+        back.text().contains("data-outcome=\"paid\""),
+        "{}",
+        back.text()
+    );
+    let (status, fee) = w.recorded(&id).await;
+    assert_eq!(status, "received");
+    assert_eq!(fee["status"], "paid");
+    w.gate.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_payment_can_be_paid_again_and_a_platform_that_is_down_loses_nothing() {
+    let w = World::start().await;
+    let id = w.apply().await;
+    let mut b = Browser::login(&w.app, APPLICANT).await;
+    let page = b.get(&format!("/applications/{id}")).await;
+    let reference = fee_reference(&page.text());
+    let csrf = page.csrf();
+
+    // The platform is down: the page again, the reason beside the button, 503; no order kept.
+    w.gate.set_faults(Faults {
+        create_down: true,
+        ..Faults::default()
+    });
+    let down = b
+        .post_form(&format!("/applications/{id}/pay"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(down.status, 503, "{}", down.text());
+    assert!(down.header("retry-after").parse::<u64>().is_ok());
+    let text = down.text();
+    assert!(text.contains("id=\"pay-error\""));
+    assert!(text.contains("Hiện không kết nối được Cổng thanh toán"));
+    assert!(
+        text.find("id=\"pay-now\"").unwrap() < text.find("id=\"pay-error\"").unwrap(),
+        "the message comes right after the button"
+    );
+    assert_eq!(w.app.count("payment_orders").await, 0);
+    let (status, fee) = w.recorded(&id).await;
+    assert_eq!(status, "awaiting_payment");
+    assert_eq!(fee["status"], "due");
+
+    // Back up: pressing again works.
+    w.gate.set_faults(Faults::default());
+    let first = b
+        .post_form(&format!("/applications/{id}/pay"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(first.status, 303, "{}", first.text());
+    let first_url = first.location.unwrap();
+
+    // The payer cancels at the platform; the notification says so; the return page says the
+    // fee is still to pay and offers to pay again, which makes a new order.
+    w.gate.cancel(&reference).await.unwrap();
+    assert_eq!(w.gate.deliver_once().await, 1);
+    let back = b
+        .get(&format!(
+            "/payments/return?reference={reference}&result=cancelled"
+        ))
+        .await;
+    let text = back.text();
+    assert!(text.contains("data-outcome=\"not-paid\""), "{text}");
+    assert!(text.contains("bạn có thể nộp lại") || text.contains("Bạn có thể nộp lại"));
+    assert!(text.contains(&format!("action=\"/applications/{id}/pay\"")));
+    let again = b
+        .post_form(&format!("/applications/{id}/pay"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(again.status, 303);
+    let second_url = again.location.unwrap();
+    assert_ne!(first_url, second_url, "a new order");
+    assert_eq!(w.app.count("payment_orders").await, 2);
+
+    // The second order is paid; the payer comes back with its own platform reference.
+    let second_reference = format!("{reference}-2");
+    w.gate.pay(&second_reference).await.unwrap();
+    assert_eq!(w.gate.deliver_once().await, 1);
+    let back = b
+        .get(&format!(
+            "/payments/return?reference={second_reference}&result=paid"
+        ))
+        .await;
+    assert!(
+        back.text().contains("data-outcome=\"paid\""),
+        "{}",
+        back.text()
+    );
+    assert!(
+        back.text().contains(&reference),
+        "the notice's own reference"
+    );
+    w.gate.stop().await;
+}
+
+#[tokio::test]
+async fn the_return_page_without_a_session_offers_a_link_back_to_itself() {
+    let w = World::start().await;
+    let mut anonymous = Browser::new(&w.app);
+    let path = "/payments/return?reference=FEE-2026-000001&result=paid";
+    let r = anonymous.get(path).await;
+    // A browser coming back from a platform on another site does not send the SameSite=Strict
+    // session cookie: a link on this site brings it.
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text()
+            .contains("href=\"/payments/return?reference=FEE-2026-000001&#38;result=paid\""),
+        "{}",
+        r.text()
+    );
+    assert!(
+        !r.text().contains("FEE-2026-000001</"),
+        "nothing about the fee is shown"
+    );
+    w.gate.stop().await;
+}
+
+#[tokio::test]
+async fn the_officer_sees_an_unpaid_application_and_cannot_decide_it() {
+    let w = World::start().await;
+    let id = w.apply().await;
+    let mut officer = Browser::login(&w.app, OFFICER).await;
+
+    let inbox = officer.get("/inbox?status=awaiting_payment").await;
+    assert_eq!(inbox.status, 200);
+    assert!(inbox.text().contains(&format!("/inbox/{id}")));
+    assert!(inbox
+        .text()
+        .contains("<option value=\"awaiting_payment\" selected"));
+
+    let page = officer.get(&format!("/inbox/{id}")).await;
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(text.contains("id=\"fee-unpaid\""));
+    assert!(text.contains("chưa thể xử lý hay quyết định hồ sơ này"));
+    assert!(text.contains("Chưa nộp"), "the fee's status");
+    assert!(!text.contains("name=\"action\""), "no decision form");
+    assert!(!text.contains("/pay\""), "no pay form for the officer");
+
+    // A forged decision is refused on the page (409), and nothing changes.
+    let csrf = page.csrf();
+    for action in ["review", "issue", "refuse", "request_supplement"] {
+        let r = officer
+            .post_form(
+                &format!("/inbox/{id}/decision"),
+                &[("csrf", &csrf), ("action", action), ("reason", "x")],
+            )
+            .await;
+        assert_eq!(r.status, 409, "{action}: {}", r.text());
+        assert!(r.text().contains("id=\"refusal\""), "{action}");
+        assert!(r.text().contains("chưa thể xử lý hay quyết định hồ sơ này"));
+    }
+    let (status, fee) = w.recorded(&id).await;
+    assert_eq!(status, "awaiting_payment");
+    assert_eq!(fee["status"], "due");
+
+    // Once paid, the officer sees when, and may review it.
+    let reference = fee["reference"].as_str().unwrap().to_owned();
+    let mut b = Browser::login(&w.app, APPLICANT).await;
+    let csrf_t = b.get(&format!("/applications/{id}")).await.csrf();
+    let r = b
+        .post_form(&format!("/applications/{id}/pay"), &[("csrf", &csrf_t)])
+        .await;
+    assert_eq!(r.status, 303);
+    w.gate.pay(&reference).await.unwrap();
+    assert_eq!(w.gate.deliver_once().await, 1);
+    let text = officer.get(&format!("/inbox/{id}")).await.text();
+    assert!(!text.contains("id=\"fee-unpaid\""));
+    assert!(text.contains("Đã nộp"));
+    assert!(text.contains("Thời điểm nộp"));
+    assert!(
+        !text.contains("receipt.xml"),
+        "the receipt links are the applicant's"
+    );
+    let r = officer
+        .post_form(
+            &format!("/inbox/{id}/decision"),
+            &[("csrf", &csrf), ("action", "review")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(w.recorded(&id).await.0, "under_review");
+    w.gate.stop().await;
+}
