@@ -125,6 +125,9 @@ async fn one_transaction_per_request_when_group_commit_is_off() {
     storm(&app(false, 1).await).await;
 }
 
+/// A request and what it must get: body, Idempotency-Key, status (0: judged apart), code.
+type Expected = (Vec<u8>, Option<&'static str>, u16, Option<&'static str>);
+
 /// Declarations that need no licence, routing or origin look-ups are written set-wise, one
 /// statement per table for the group; a member whose reference is taken (before the group, or
 /// by another member of it), or whose key was used, is answered on its own while the rest of
@@ -145,8 +148,7 @@ async fn a_group_written_set_wise_commits_around_its_conflicting_members() {
         .await;
     assert_eq!(first.status, 201);
 
-    // (body, key, expected status, expected code)
-    let mut requests: Vec<(Vec<u8>, Option<&str>, u16, Option<&str>)> = Vec::new();
+    let mut requests: Vec<Expected> = Vec::new();
     for n in 0..24 {
         requests.push((with_reference(&xml, &format!("SW-{n}")), None, 201, None));
         if n % 6 == 0 {
