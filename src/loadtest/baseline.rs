@@ -1,5 +1,6 @@
 //! The machine's own limits, measured in the same run as the service: how many durable
-//! declaration transactions PostgreSQL commits without HTTP or validation in front, and how many
+//! declaration transactions PostgreSQL commits without HTTP or validation in front, how many
+//! minimal durable transactions (the same document bytes plus one row) it commits, and how many
 //! documents libxml2 alone parses and validates.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -91,6 +92,80 @@ pub async fn db_commits(
         let _ = t.await;
     }
     count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The minimal durable transaction next to which intake is also measured: per transaction, the
+/// same document bytes (with their digest, in a table compressed like `documents`) plus one
+/// event row, in one statement committed on its own — one round trip and one WAL flush each,
+/// on `connections` connections. The scratch tables are created here and dropped afterwards
+/// (they are no part of the schema). Returns transactions per second, 0 when the tables could
+/// not be made.
+pub async fn minimal_commits(
+    pool: &Pool,
+    docs: &[Vec<u8>],
+    connections: usize,
+    duration: Duration,
+) -> f64 {
+    const CREATE: &str = "
+        DROP TABLE IF EXISTS loadtest_minimal_events, loadtest_minimal_documents;
+        CREATE TABLE loadtest_minimal_documents (
+            id uuid PRIMARY KEY, sha256 bytea NOT NULL, body bytea NOT NULL);
+        ALTER TABLE loadtest_minimal_documents ALTER COLUMN body SET COMPRESSION lz4;
+        CREATE TABLE loadtest_minimal_events (
+            id bigserial PRIMARY KEY, document_id uuid NOT NULL, at timestamptz NOT NULL);";
+    const DROP: &str = "DROP TABLE IF EXISTS loadtest_minimal_events, loadtest_minimal_documents";
+    {
+        let Ok(client) = pool.get().await else {
+            return 0.0;
+        };
+        if client.batch_execute(CREATE).await.is_err() {
+            return 0.0;
+        }
+    }
+    let docs: Arc<Vec<(Vec<u8>, Vec<u8>)>> = Arc::new(
+        docs.iter()
+            .map(|b| (b.clone(), Sha256::digest(b).to_vec()))
+            .collect(),
+    );
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..connections {
+        let (pool, docs, count) = (pool.clone(), docs.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            let Ok(client) = pool.get().await else {
+                return;
+            };
+            let Ok(stmt) = client
+                .prepare(
+                    "WITH d AS (INSERT INTO loadtest_minimal_documents (id, sha256, body)
+                                VALUES ($1, $2, $3) RETURNING id)
+                     INSERT INTO loadtest_minimal_events (document_id, at) SELECT id, now() FROM d",
+                )
+                .await
+            else {
+                return;
+            };
+            let mut i = w;
+            while Instant::now() < deadline {
+                let (body, sha) = &docs[i % docs.len()];
+                i += 1;
+                let id = uuid::Uuid::now_v7();
+                if client.execute(&stmt, &[&id, sha, body]).await.is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let per_second = count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    if let Ok(client) = pool.get().await {
+        let _ = client.batch_execute(DROP).await;
+    }
+    per_second
 }
 
 /// Documents per second over all cores, for a validation function.

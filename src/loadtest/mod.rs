@@ -48,9 +48,13 @@ struct Report {
     intake_closed_loop: Outcome,
     intake_open_loop_half_rate: Outcome,
     db_commit_limit_per_second: f64,
+    /// Transactions of the same document bytes plus one row each, one statement and one commit
+    /// per transaction, on the same connections, right after the same-rows baseline.
+    minimal_durable_transactions_per_second: f64,
     libxml2_alone_per_second: f64,
     nsw_validation_per_second: f64,
     intake_over_db_limit: f64,
+    intake_over_minimal_transaction: f64,
     validation_over_libxml2: f64,
     server_peak_rss_mb: f64,
     large_document_bytes: usize,
@@ -63,6 +67,8 @@ struct Report {
     intake_prefilled_over_empty: Option<f64>,
     /// The database baseline again, measured right after the loop on the full database.
     db_commit_limit_prefilled_per_second: Option<f64>,
+    /// The minimal durable transaction again, right after that.
+    minimal_durable_transactions_prefilled_per_second: Option<f64>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -125,15 +131,22 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
             _ => None,
         })
         .collect();
-    let db_baseline = || {
+    let bodies: Vec<Vec<u8>> = typed.iter().map(|(b, _)| b.clone()).collect();
+    // Both database baselines, one after the other: (same rows, minimal transaction) per second.
+    let db_baseline = || async {
         eprintln!("loadtest: baseline, database commits");
-        baseline::db_commits(
+        let same_rows = baseline::db_commits(
             &pool,
             &typed,
             docgen::DECLARANT,
             opts.connections,
             opts.duration,
         )
+        .await;
+        eprintln!("loadtest: baseline, minimal durable transactions");
+        let minimal =
+            baseline::minimal_commits(&pool, &bodies, opts.connections, opts.duration).await;
+        (same_rows, minimal)
     };
 
     let mut server = Server::start(&database_url)?;
@@ -183,7 +196,7 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
 
     // After the open loop, whose latencies would otherwise carry the autovacuum and checkpoint
     // work the baseline's burst of writes leaves behind.
-    let db_limit = db_baseline().await;
+    let (db_limit, minimal) = db_baseline().await;
 
     eprintln!("loadtest: a ~10 MB declaration");
     let large = docgen::large_declaration(999, 10 * 1024 * 1024, 1);
@@ -233,17 +246,22 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
         seconds_per_phase: opts.duration.as_secs_f64(),
         mix: templates.iter().map(|(n, b)| (*n, b.len())).collect(),
         intake_over_db_limit: closed.per_second / db_limit.max(1e-9),
+        intake_over_minimal_transaction: closed.per_second / minimal.max(1e-9),
         validation_over_libxml2: v.pipeline_per_second / v.libxml2_per_second.max(1e-9),
         prefilled_dossiers: prefilled.as_ref().map_or(0, |p| p.dossiers),
         prefill_seconds: prefilled.as_ref().map_or(0.0, |p| p.seconds),
         intake_prefilled_over_empty: prefilled_closed
             .as_ref()
             .map(|(full, _)| full.per_second / closed.per_second.max(1e-9)),
-        db_commit_limit_prefilled_per_second: prefilled_closed.as_ref().map(|(_, db)| *db),
+        db_commit_limit_prefilled_per_second: prefilled_closed.as_ref().map(|(_, db)| db.0),
+        minimal_durable_transactions_prefilled_per_second: prefilled_closed
+            .as_ref()
+            .map(|(_, db)| db.1),
         intake_closed_loop_prefilled: prefilled_closed.map(|(full, _)| full),
         intake_closed_loop: closed,
         intake_open_loop_half_rate: open,
         db_commit_limit_per_second: db_limit,
+        minimal_durable_transactions_per_second: minimal,
         libxml2_alone_per_second: v.libxml2_per_second,
         nsw_validation_per_second: v.pipeline_per_second,
         server_peak_rss_mb: peak_rss as f64 / 1024.0,
@@ -286,6 +304,10 @@ fn print_report(r: &Report) {
     );
     println!(
         "{:<44} {:>8.0}/s",
+        "baseline: minimal durable transaction", r.minimal_durable_transactions_per_second
+    );
+    println!(
+        "{:<44} {:>8.0}/s",
         "baseline: libxml2 alone (parse + XSD)", r.libxml2_alone_per_second
     );
     println!(
@@ -310,10 +332,20 @@ fn print_report(r: &Report) {
                 "baseline: database commits, full database", db
             );
         }
+        if let Some(m) = r.minimal_durable_transactions_prefilled_per_second {
+            println!(
+                "{:<44} {:>8.0}/s",
+                "baseline: minimal durable transaction, full", m
+            );
+        }
     }
     println!(
         "ratio intake / database commit limit:        {:.2}",
         r.intake_over_db_limit
+    );
+    println!(
+        "ratio intake / minimal durable transaction:  {:.2}",
+        r.intake_over_minimal_transaction
     );
     if let Some(ratio) = r.intake_prefilled_over_empty {
         println!(
@@ -328,6 +360,15 @@ fn print_report(r: &Report) {
         println!(
             "ratio intake / database commit limit, full: {:.2}",
             full.per_second / db.max(1e-9)
+        );
+    }
+    if let (Some(full), Some(m)) = (
+        &r.intake_closed_loop_prefilled,
+        r.minimal_durable_transactions_prefilled_per_second,
+    ) {
+        println!(
+            "ratio intake / minimal transaction, full:   {:.2}",
+            full.per_second / m.max(1e-9)
         );
     }
     println!(

@@ -244,11 +244,11 @@ pub(crate) async fn insert(
             "INSERT INTO declarations (id, reference, document_id, submitter, status, direction, lrn,
                 declarant_id, exporter_id, importer_id, trader_id, export_country,
                 destination_country, customs_office, issue_date, currency, total_value,
-                total_gross_mass, item_count, received_at, updated_at)
+                total_gross_mass, item_count, routing_version, received_at, updated_at)
              VALUES ($1, $2 || '-DEC-' || to_char(now() AT TIME ZONE 'UTC', 'YYYY') || '-'
                         || lpad(nextval('dossier_reference_seq')::text, 6, '0'),
                      $3, $4, 'accepted', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $17, $18, now(), now())
+                     $17, $18, $19, now(), now())
              RETURNING reference, received_at",
         ),
         tx.prepare_cached(
@@ -310,6 +310,7 @@ pub(crate) async fn insert(
                 &d.total_customs_value,
                 &d.total_gross_mass,
                 &item_count,
+                &s.routing.version,
             ],
         ),
         tx.execute(
@@ -378,6 +379,274 @@ pub(crate) async fn insert(
         return Ok(Inserted::KeyTaken);
     }
     Ok(Inserted::Done(Submitted::Created(receipt)))
+}
+
+/// Whether storing `s` reads more than its own rows: licence lines to look up and draw on,
+/// routing rules to record, or a received certificate of origin to match (what
+/// `ledger::check_and_reserve` and `origin::check` do). Such a submission is stored by `insert`,
+/// one at a time; any other can be stored set-wise by `insert_many`, where those checks find
+/// nothing to do.
+pub(crate) fn needs_lookups(s: &Submission<'_>) -> bool {
+    let d = s.declaration;
+    let direction = d.direction.code();
+    let origin_checked = d.direction == crate::domain::Direction::Import
+        && s.origin_checked_from
+            .iter()
+            .any(|c| c == d.export_country.as_str());
+    d.items.iter().any(|item| {
+        let country = match d.direction {
+            crate::domain::Direction::Import => item.origin.as_str(),
+            crate::domain::Direction::Export => d.destination_country.as_str(),
+        };
+        item.documents
+            .iter()
+            .any(|doc| doc.kind == "LIC" || (origin_checked && doc.kind == "COO"))
+            || !s
+                .routing
+                .requirements(item.hs_code.as_str(), direction, Some(country))
+                .is_empty()
+    })
+}
+
+/// Every member's rows in one statement: one multi-row INSERT per table (documents,
+/// declarations, items, events, audit entries, idempotency records) for the whole set, instead
+/// of one statement set per member. Each member must pass `!needs_lookups`, and all share
+/// the first member's `country` and `routing`. Members with the same Idempotency-Key must not
+/// both be in `subs` (the second would fail the whole statement).
+///
+/// Returns, in the order of `subs`, the receipt of each member written, or `None` for a member
+/// that wrote nothing because its Idempotency-Key is already stored or its declarant's
+/// reference is taken (by a committed declaration, or by an earlier member of `subs`): answer
+/// those with `reference_taken`, which tells replay, key conflict and reference reuse apart.
+/// Any error (e.g. a key stored concurrently, which the statement meets as a unique
+/// violation) leaves the transaction aborted: run it under a savepoint and store the members
+/// one by one after rolling back to it.
+///
+/// Per-row triggers run per row as with single-row INSERTs: each event enters `event_pending`
+/// and each audit entry waits for the sealer, in the members' order.
+pub(crate) async fn insert_many(
+    tx: &deadpool_postgres::Transaction<'_>,
+    subs: &[&Submission<'_>],
+) -> Result<Vec<Option<Receipt>>, StoreError> {
+    let Some(first) = subs.first() else {
+        return Ok(Vec::new());
+    };
+    let n = subs.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut document_ids = Vec::with_capacity(n);
+    let mut shas: Vec<&[u8]> = Vec::with_capacity(n);
+    let mut bodies: Vec<&[u8]> = Vec::with_capacity(n);
+    let mut submitters = Vec::with_capacity(n);
+    let mut directions = Vec::with_capacity(n);
+    let mut lrns = Vec::with_capacity(n);
+    let mut declarants = Vec::with_capacity(n);
+    let mut exporters = Vec::with_capacity(n);
+    let mut importers = Vec::with_capacity(n);
+    let mut traders = Vec::with_capacity(n);
+    let mut export_countries = Vec::with_capacity(n);
+    let mut destinations = Vec::with_capacity(n);
+    let mut offices = Vec::with_capacity(n);
+    let mut issue_dates = Vec::with_capacity(n);
+    let mut currencies = Vec::with_capacity(n);
+    let mut totals: Vec<Decimal> = Vec::with_capacity(n);
+    let mut masses: Vec<Decimal> = Vec::with_capacity(n);
+    let mut item_counts = Vec::with_capacity(n);
+    let mut keys: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut details = Vec::with_capacity(n);
+    let mut responses_sha = Vec::with_capacity(n);
+    // Items of every member, flattened; each row names its declaration.
+    let mut item_decl = Vec::new();
+    let mut lines = Vec::new();
+    let mut hs = Vec::new();
+    let mut desc = Vec::new();
+    let mut origin = Vec::new();
+    let mut qty: Vec<Decimal> = Vec::new();
+    let mut unit = Vec::new();
+    let mut net: Vec<Decimal> = Vec::new();
+    let mut gross: Vec<Decimal> = Vec::new();
+    let mut value: Vec<Decimal> = Vec::new();
+    let mut docs = Vec::new();
+    for s in subs {
+        let d = s.declaration;
+        let id = Uuid::now_v7();
+        let sha_hex = hex::encode(s.sha256);
+        ids.push(id);
+        document_ids.push(Uuid::now_v7());
+        shas.push(&s.sha256[..]);
+        bodies.push(s.body);
+        submitters.push(s.principal.party_id.as_str());
+        directions.push(d.direction.code());
+        lrns.push(d.reference.as_str());
+        declarants.push(d.declarant.id.as_str());
+        exporters.push(d.exporter.id.as_str());
+        importers.push(d.importer.id.as_str());
+        traders.push(d.trader().id.as_str());
+        export_countries.push(d.export_country.as_str());
+        destinations.push(d.destination_country.as_str());
+        offices.push(d.customs_office.as_str());
+        issue_dates.push(d.issue_date);
+        currencies.push(d.currency.as_str());
+        totals.push(d.total_customs_value);
+        masses.push(d.total_gross_mass);
+        item_counts.push(d.items.len() as i32);
+        keys.push(s.idempotency_key);
+        // The same details as `insert` writes.
+        details.push(serde_json::json!(
+            {"id": id, "sha256": sha_hex, "size": s.body.len() as i32, "lrn": d.reference}
+        ));
+        responses_sha.push(sha_hex);
+        for it in &d.items {
+            item_decl.push(id);
+            lines.push(it.number as i32);
+            hs.push(it.hs_code.as_str());
+            desc.push(it.description.as_str());
+            origin.push(it.origin.as_str());
+            qty.push(it.quantity);
+            unit.push(it.unit.as_str());
+            net.push(it.net_mass);
+            gross.push(it.gross_mass);
+            value.push(it.customs_value);
+            docs.push(serde_json::to_value(&it.documents).unwrap_or_default());
+        }
+    }
+    let ordinals: Vec<i32> = (0..n as i32).collect();
+
+    // One statement, one round trip. The data-modifying CTEs all run to completion; each table
+    // after `decl` writes only for the members `decl` wrote (so a skipped member leaves no
+    // trace), and the foreign keys are checked at the end of the statement, when every row is
+    // in. `ON CONFLICT DO NOTHING` skips a member whose reference is taken instead of failing
+    // the set; waiting, as a single INSERT would, for a concurrent holder of that reference to
+    // commit or roll back. The receipt an idempotency record keeps is built here from the
+    // same fields `Receipt` serialises.
+    let stmt = tx
+        .prepare_cached(
+            "WITH input AS (
+                SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::bytea[], $5::bytea[],
+                    $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                    $12::text[], $13::text[], $14::text[], $15::text[], $16::date[], $17::text[],
+                    $18::numeric[], $19::numeric[], $20::int[], $21::text[], $22::jsonb[],
+                    $23::text[])
+                  AS t(n, id, document_id, sha256, body, submitter, direction, lrn, declarant_id,
+                       exporter_id, importer_id, trader_id, export_country, destination_country,
+                       customs_office, issue_date, currency, total_value, total_gross_mass,
+                       item_count, key, details, sha_hex)
+                 WHERE t.key IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM idempotency_keys k
+                        WHERE k.party_id = t.submitter AND k.key = t.key)
+             ),
+             decl AS (
+                INSERT INTO declarations (id, reference, document_id, submitter, status, direction,
+                    lrn, declarant_id, exporter_id, importer_id, trader_id, export_country,
+                    destination_country, customs_office, issue_date, currency, total_value,
+                    total_gross_mass, item_count, routing_version, received_at, updated_at)
+                SELECT id, $24 || '-DEC-' || to_char(now() AT TIME ZONE 'UTC', 'YYYY') || '-'
+                           || lpad(nextval('dossier_reference_seq')::text, 6, '0'),
+                       document_id, submitter, 'accepted', direction, lrn, declarant_id,
+                       exporter_id, importer_id, trader_id, export_country, destination_country,
+                       customs_office, issue_date, currency, total_value, total_gross_mass,
+                       item_count, $25, now(), now()
+                  FROM input ORDER BY n
+                ON CONFLICT DO NOTHING
+                RETURNING id, reference, received_at
+             ),
+             written AS (
+                SELECT i.*, d.reference, d.received_at FROM input i JOIN decl d ON d.id = i.id
+             ),
+             docs AS (
+                INSERT INTO documents (id, kind, sha256, size, body, received_at)
+                SELECT document_id, 'declaration', sha256, length(body), body, now()
+                  FROM written ORDER BY n
+             ),
+             items AS (
+                INSERT INTO declaration_items (declaration_id, line, hs_code, description,
+                    origin, quantity, unit, net_mass, gross_mass, customs_value, documents)
+                SELECT it.* FROM unnest($26::uuid[], $27::int[], $28::text[], $29::text[],
+                    $30::text[], $31::numeric[], $32::text[], $33::numeric[], $34::numeric[],
+                    $35::numeric[], $36::jsonb[])
+                    AS it(declaration_id, line, hs_code, description, origin, quantity, unit,
+                          net_mass, gross_mass, customs_value, documents)
+                 WHERE it.declaration_id IN (SELECT id FROM decl)
+             ),
+             events AS (
+                INSERT INTO dossier_events (dossier_id, status, at, actor, note)
+                SELECT id, 'accepted', now(), submitter, 'submitted and accepted'
+                  FROM written ORDER BY n
+             ),
+             audit AS (
+                INSERT INTO audit_log (actor, action, subject, details)
+                SELECT submitter, 'declaration.accepted', reference, details
+                  FROM written ORDER BY n
+             ),
+             keyed AS (
+                INSERT INTO idempotency_keys (party_id, key, request_sha256, status, response,
+                    location)
+                SELECT submitter, key, sha256, 201,
+                       jsonb_build_object('id', id, 'reference', reference, 'status', 'accepted',
+                           'received_at', received_at, 'sha256', sha_hex,
+                           'size', length(body)),
+                       '/api/v1/declarations/' || id
+                  FROM written WHERE key IS NOT NULL ORDER BY n
+             )
+             SELECT n, reference, received_at FROM written",
+        )
+        .await?;
+    let rows = tx
+        .query(
+            &stmt,
+            &[
+                &ordinals,
+                &ids,
+                &document_ids,
+                &shas,
+                &bodies,
+                &submitters,
+                &directions,
+                &lrns,
+                &declarants,
+                &exporters,
+                &importers,
+                &traders,
+                &export_countries,
+                &destinations,
+                &offices,
+                &issue_dates,
+                &currencies,
+                &totals,
+                &masses,
+                &item_counts,
+                &keys,
+                &details,
+                &responses_sha,
+                &first.country,
+                &first.routing.version,
+                &item_decl,
+                &lines,
+                &hs,
+                &desc,
+                &origin,
+                &qty,
+                &unit,
+                &net,
+                &gross,
+                &value,
+                &docs,
+            ],
+        )
+        .await?;
+    let mut receipts: Vec<Option<Receipt>> = (0..n).map(|_| None).collect();
+    for r in rows {
+        let i: i32 = r.get(0);
+        let i = i as usize;
+        receipts[i] = Some(Receipt {
+            id: ids[i],
+            reference: r.get(1),
+            status: "accepted".into(),
+            received_at: r.get(2),
+            sha256: std::mem::take(&mut responses_sha[i]),
+            size: subs[i].body.len() as i32,
+        });
+    }
+    Ok(receipts)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

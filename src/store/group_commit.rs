@@ -1,6 +1,6 @@
-//! Group commit for declarations. Concurrent submissions share one transaction, each inside its
-//! own savepoint, so a group of N accepted documents costs one durable commit (one WAL flush)
-//! instead of N. Each caller is answered only after the commit that holds its rows: a 201 still
+//! Group commit for declarations. Concurrent submissions share one transaction, so a group of N
+//! accepted documents costs one durable commit (one WAL flush) instead of N; most are written
+//! together, one multi-row statement per table, the others each inside its own savepoint. Each caller is answered only after the commit that holds its rows: a 201 still
 //! means committed. A submission that fails (licence exhausted, key conflict, any database
 //! error) rolls back to its savepoint and leaves the rest of its group untouched.
 //!
@@ -155,6 +155,13 @@ async fn commit_group(ctx: &Context, jobs: Vec<Job>) {
 }
 
 /// Each submission's own outcome, or an error that undid the whole group.
+///
+/// The members that need no licence, routing or origin look-ups (`declarations::needs_lookups`)
+/// are written set-wise, one multi-row statement per table for all of them
+/// (`declarations::insert_many`), under a savepoint; a member that statement skipped (its key
+/// already stored, its reference taken) is answered on its own. Every other member, and every
+/// member of a group whose set-wise statement failed (the savepoint is rolled back), then runs
+/// in its own savepoint as before, so one refused member never takes the others down.
 async fn run_group(
     ctx: &Context,
     subs: &[OwnedSubmission],
@@ -163,10 +170,9 @@ async fn run_group(
     let tx = client.transaction().await?;
     // Read inside the group's transaction: every member is held to the same routing version.
     let routing = ctx.routing.current(&tx).await?;
-    let mut outcomes = Vec::with_capacity(subs.len());
-    let mut open = false;
-    for sub in subs {
-        let s = Submission {
+    let members: Vec<Submission<'_>> = subs
+        .iter()
+        .map(|sub| Submission {
             principal: &sub.principal,
             body: &sub.body,
             sha256: sub.sha256,
@@ -176,11 +182,57 @@ async fn run_group(
             routing: &routing,
             origin_checked_from: &ctx.origin_checked_from,
             today: sub.today,
-        };
-        outcomes.push(one(&tx, &s, &mut open).await?);
+        })
+        .collect();
+    let mut outcomes: Vec<Option<Result<Submitted, StoreError>>> =
+        (0..members.len()).map(|_| None).collect();
+
+    // Set-wise: members without look-ups, each Idempotency-Key once (a repeated key waits for
+    // the per-member pass, where it finds the first one's record and replays it).
+    let mut keys = std::collections::HashSet::new();
+    let set: Vec<usize> = (0..members.len())
+        .filter(|&i| {
+            let s = &members[i];
+            !declarations::needs_lookups(s)
+                && s.idempotency_key
+                    .is_none_or(|k| keys.insert((s.principal.party_id.as_str(), k)))
+        })
+        .collect();
+    if !set.is_empty() {
+        let batch: Vec<&Submission<'_>> = set.iter().map(|&i| &members[i]).collect();
+        // Pipelined ahead of the statement, like a member's savepoint.
+        let (marked, written) = futures_util::future::join(
+            tx.batch_execute("SAVEPOINT grouped"),
+            declarations::insert_many(&tx, &batch),
+        )
+        .await;
+        marked?;
+        match written {
+            Ok(receipts) => {
+                for (&i, receipt) in set.iter().zip(receipts) {
+                    outcomes[i] = Some(match receipt {
+                        Some(r) => Ok(Submitted::Created(r)),
+                        // Nothing of it was written: a replay, a reused key or a taken reference.
+                        None => declarations::reference_taken(&tx, &members[i]).await,
+                    });
+                }
+            }
+            Err(e) => {
+                // Nothing of the set was written: every member goes the per-member way below.
+                tracing::info!(error = %e, size = set.len(), "set-wise group insert fell back");
+                tx.batch_execute("ROLLBACK TO SAVEPOINT grouped").await?;
+            }
+        }
+    }
+
+    let mut open = false;
+    for (s, outcome) in members.iter().zip(outcomes.iter_mut()) {
+        if outcome.is_none() {
+            *outcome = Some(one(&tx, s, &mut open).await?);
+        }
     }
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(outcomes.into_iter().flatten().collect())
 }
 
 /// One member of a group inside its savepoint. The outer error is for failures of the

@@ -355,11 +355,7 @@ pub async fn check_and_reserve<C: GenericClient>(
         )
         .await?;
     }
-    tx.execute(
-        "UPDATE declarations SET routing_version = $2 WHERE id = $1",
-        &[&declaration_id, &table.version],
-    )
-    .await?;
+    // The declaration's `routing_version` is written by its INSERT (store::declarations).
     Ok(violations)
 }
 
