@@ -376,18 +376,21 @@ pub fn endpoints() -> Vec<Endpoint> {
             M::POST,
             "/api/v1/admin/payments/reconciliations",
             Body::Json,
+            ADMIN,
             web::to(reconciliations::run),
         ),
         ep(
             M::GET,
             "/api/v1/admin/payments/reconciliations",
             Body::None,
+            ADMIN,
             web::to(reconciliations::list),
         ),
         ep(
             M::GET,
             "/api/v1/admin/payments/reconciliations/{id}",
             Body::None,
+            ADMIN,
             web::to(reconciliations::get),
         ),
         ep(
