@@ -335,3 +335,20 @@ async fn get_faults(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
     let result = control(&state, &req).map(|()| (StatusCode::OK, state.faults()));
     answer(&state, result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::day_bounds;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn a_settlement_day_is_local_midnight_to_midnight() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let (from, to) = day_bounds(day, 420).unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-11-29T17:00:00+00:00");
+        assert_eq!(to.to_rfc3339(), "2026-11-30T17:00:00+00:00");
+        let (from, _) = day_bounds(day, 0).unwrap();
+        assert_eq!(from.to_rfc3339(), "2026-11-30T00:00:00+00:00");
+        assert!(day_bounds(day, 24 * 60).is_none(), "not a UTC offset");
+    }
+}

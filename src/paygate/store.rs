@@ -344,20 +344,33 @@ pub async fn insert_refund(
     if updated == 0 {
         return Ok(None);
     }
-    tx.execute(
-        "INSERT INTO paygate_refunds (refund_id, merchant_id, refund_reference, order_id, \
+    let inserted = tx
+        .execute(
+            "INSERT INTO paygate_refunds (refund_id, merchant_id, refund_reference, order_id, \
          amount, reason, transaction_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            &refund_id,
-            &merchant_id,
-            &refund_reference,
-            &order_id,
-            &amount,
-            &reason,
-            &transaction_id,
-        ],
-    )
-    .await?;
+            &[
+                &refund_id,
+                &merchant_id,
+                &refund_reference,
+                &order_id,
+                &amount,
+                &reason,
+                &transaction_id,
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => {}
+        // The same refund reference committed meanwhile for another order of the merchant.
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            return Err(PaygateError::refused(
+                409,
+                "REFUND_CONFLICT",
+                format!("refund reference {refund_reference} is already used"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
     find_refund(tx, merchant_id, refund_reference).await
 }
 

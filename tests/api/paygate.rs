@@ -902,8 +902,18 @@ async fn the_settlement_file_lists_the_days_payments_and_refunds_signed_with_its
         )
         .await;
     assert_eq!(status, 201);
-    // Today in Viet Nam (the default settlement zone, UTC+7).
-    let today = (Utc::now() + Duration::hours(7))
+    // The day of the payments in Viet Nam (the default settlement zone, UTC+7).
+    let (_, first): (u16, Order) = g
+        .call(
+            "/api/orders/query",
+            &StatusQuery {
+                merchant_id: MERCHANT.into(),
+                reference: "FEE-SET-1".into(),
+                requested_at: Utc::now(),
+            },
+        )
+        .await;
+    let today = (first.paid_at.unwrap() + Duration::hours(7))
         .format("%Y-%m-%d")
         .to_string();
 
