@@ -640,8 +640,8 @@ mod tests {
         assert_eq!(
             kinds(&c),
             vec![
+                (MismatchKind::RefundNotSettled, ""),
                 (MismatchKind::PaidNotRecorded, "T1"),
-                (MismatchKind::RefundNotSettled, "")
             ]
         );
     }
