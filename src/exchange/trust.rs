@@ -794,7 +794,11 @@ mod tests {
         let (root, inter, signer) = chain();
         let sig = sign(&signer, &[&inter.0]);
         assert_eq!(code(&sig, &root.0), "OK");
-        let key = super::chain_key(&signer.0, &super::carried_of(&sig), &[root.0.clone()]);
+        let key = super::chain_key(
+            &signer.0,
+            &super::carried_of(&sig),
+            std::slice::from_ref(&root.0),
+        );
         let now = chrono::Utc::now().timestamp();
         assert!(super::CHAIN_CACHE.answers(&key.unwrap(), now, &Policy::default()));
         assert!(super::CHAIN_CACHE.len() >= 1);
@@ -894,11 +898,15 @@ mod tests {
             cache.remember(key, w, 10);
             assert!(cache.len() <= super::CHAIN_CACHE_CAPACITY);
         }
-        assert!(cache.answers(&{
-            let mut key = [0u8; 32];
-            key[..8].copy_from_slice(&((super::CHAIN_CACHE_CAPACITY + 9) as u64).to_be_bytes());
-            key
-        }, 10, &Policy::default()));
+        assert!(cache.answers(
+            &{
+                let mut key = [0u8; 32];
+                key[..8].copy_from_slice(&((super::CHAIN_CACHE_CAPACITY + 9) as u64).to_be_bytes());
+                key
+            },
+            10,
+            &Policy::default()
+        ));
     }
 
     /// `openssl cms -verify -CAfile root.crt` takes the same signature (intermediate carried,
