@@ -171,8 +171,10 @@ pub fn verify_cms(
 
     let carried = trust::carried(p7.signed().and_then(|s| s.certificates()))?;
     for signer in &signers {
-        trust::verify_chain(signer, &carried, anchors, trust, policy)?;
-        trust::check_signing_purpose(signer)?;
+        // The chain and purpose of a signer already verified under these anchors, with the
+        // same supplied certificates, are remembered while its dates hold (see
+        // `trust::verify_signer`); the signature below is checked for every message.
+        trust::verify_signer(signer, &carried, anchors, trust, policy)?;
     }
 
     // The chain and purpose are settled above, each with its own code; CMS_verify would

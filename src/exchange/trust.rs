@@ -103,6 +103,141 @@ pub fn verify_chain(
     Ok(chain)
 }
 
+/// [`verify_chain`] and [`check_signing_purpose`] for the signer of a message, with the
+/// outcome remembered: a partner signs thousands of messages with one certificate, and
+/// building its chain (an `X509_STORE` per call, the chain walked and every issuer's
+/// signature checked) costs several times the message's own ECDSA check.
+///
+/// Only a success is remembered, keyed by the SHA-256 of the signer certificate, of every
+/// anchor and of every certificate the sender supplied (so a message that leaves out an
+/// intermediate is judged afresh, and refused), and only for the part of its chain's
+/// validity that every certificate shares: the entry answers while now is at most the
+/// earliest notAfter, and the latest notBefore is at most now + the policy's skew, exactly
+/// [`check_time`]'s rules. Outside that window, or for any other key, the full check runs and
+/// gives the failure its own code. The signature over the bytes is always checked by the
+/// caller; this only spares the chain.
+pub fn verify_signer(
+    signer: &X509Ref,
+    untrusted: &StackRef<X509>,
+    anchors: &[X509],
+    trust: &str,
+    policy: &Policy,
+) -> Result<(), SignatureError> {
+    let key = chain_key(signer, untrusted, anchors);
+    let now = chrono::Utc::now().timestamp();
+    if let Some(key) = &key {
+        if CHAIN_CACHE.answers(key, now, policy) {
+            return Ok(());
+        }
+    }
+    let chain = verify_chain(signer, untrusted, anchors, trust, policy)?;
+    check_signing_purpose(signer)?;
+    if let (Some(key), Some(window)) = (key, Window::of(&chain)) {
+        CHAIN_CACHE.remember(key, window, now);
+    }
+    Ok(())
+}
+
+/// SHA-256 over the DER digests of the signer, the anchors and the supplied certificates.
+/// `None` (no caching) if a certificate cannot be encoded.
+fn chain_key(signer: &X509Ref, untrusted: &StackRef<X509>, anchors: &[X509]) -> Option<[u8; 32]> {
+    use openssl::hash::{Hasher, MessageDigest};
+    let mut h = Hasher::new(MessageDigest::sha256()).ok()?;
+    let mut put = |tag: &[u8], c: &X509Ref| -> Option<()> {
+        h.update(tag).ok()?;
+        h.update(&c.digest(MessageDigest::sha256()).ok()?).ok()
+    };
+    put(b"S", signer)?;
+    for a in anchors {
+        put(b"A", a)?;
+    }
+    for c in untrusted {
+        put(b"U", c)?;
+    }
+    let d = h.finish().ok()?;
+    d.as_ref().try_into().ok()
+}
+
+/// The dates within which a verified chain stays valid, in seconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    /// The latest notBefore of the chain.
+    not_before: i64,
+    /// The earliest notAfter of the chain.
+    not_after: i64,
+}
+
+impl Window {
+    fn of(chain: &[X509]) -> Option<Window> {
+        let epoch = Asn1Time::from_unix(0).ok()?;
+        let secs = |t: &openssl::asn1::Asn1TimeRef| -> Option<i64> {
+            let d = epoch.diff(t).ok()?;
+            Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
+        };
+        let mut w = Window {
+            not_before: i64::MIN,
+            not_after: i64::MAX,
+        };
+        for c in chain {
+            w.not_before = w.not_before.max(secs(c.not_before())?);
+            w.not_after = w.not_after.min(secs(c.not_after())?);
+        }
+        Some(w)
+    }
+
+    /// [`check_time`]'s rules for every certificate of the chain at once.
+    fn holds(&self, now: i64, policy: &Policy) -> bool {
+        let skew = i64::try_from(policy.clock_skew_secs).unwrap_or(i64::MAX / 2);
+        now <= self.not_after && self.not_before <= now.saturating_add(skew)
+    }
+}
+
+/// Entries the cache holds at most: far more signer certificates than the partners and
+/// agencies a window deals with use at once. When full, expired entries go, then all.
+const CHAIN_CACHE_CAPACITY: usize = 4096;
+
+static CHAIN_CACHE: ChainCache = ChainCache {
+    map: std::sync::Mutex::new(None),
+};
+
+/// Chains verified with their validity window (see [`verify_signer`]). Process-wide.
+struct ChainCache {
+    map: std::sync::Mutex<Option<std::collections::HashMap<[u8; 32], Window>>>,
+}
+
+impl ChainCache {
+    fn answers(&self, key: &[u8; 32], now: i64, policy: &Policy) -> bool {
+        let Ok(map) = self.map.lock() else {
+            return false;
+        };
+        map.as_ref()
+            .and_then(|m| m.get(key))
+            .is_some_and(|w| w.holds(now, policy))
+    }
+
+    fn remember(&self, key: [u8; 32], window: Window, now: i64) {
+        let Ok(mut map) = self.map.lock() else {
+            return;
+        };
+        let m = map.get_or_insert_with(Default::default);
+        if m.len() >= CHAIN_CACHE_CAPACITY && !m.contains_key(&key) {
+            m.retain(|_, w| w.not_after >= now);
+            if m.len() >= CHAIN_CACHE_CAPACITY {
+                m.clear();
+            }
+        }
+        m.insert(key, window);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map
+            .lock()
+            .map(|m| m.as_ref().map_or(0, |m| m.len()))
+            .unwrap_or(0)
+    }
+}
+
 /// OpenSSL's reason, naming the certificate it stopped at.
 fn describe(error: X509VerifyResult, at: Option<&str>) -> String {
     match at {
@@ -254,6 +389,13 @@ fn extended_key_usages(cert: &X509Ref) -> Option<Option<Vec<Vec<u8>>>> {
         return Some(Some(out));
     }
     Some(None)
+}
+
+/// The certificates a DER signature carries (tests).
+#[cfg(test)]
+fn carried_of(sig: &[u8]) -> Stack<X509> {
+    let p7 = openssl::pkcs7::Pkcs7::from_der(sig).unwrap();
+    carried(p7.signed().and_then(|s| s.certificates())).unwrap()
 }
 
 /// The certificates a CMS SignedData carries (its `certificates`), as the untrusted pool for
@@ -645,6 +787,126 @@ mod tests {
         assert_eq!(signers[0].to_der().unwrap(), signer.0.to_der().unwrap());
         let err = verify_cms(&sig, MSG, &[], "no anchors", &Policy::default()).unwrap_err();
         assert_eq!(err.code(), "CERTIFICATE_UNTRUSTED");
+    }
+
+    #[test]
+    fn a_remembered_chain_spares_nothing_but_the_chain() {
+        let (root, inter, signer) = chain();
+        let sig = sign(&signer, &[&inter.0]);
+        assert_eq!(code(&sig, &root.0), "OK");
+        let key = super::chain_key(
+            &signer.0,
+            &super::carried_of(&sig),
+            std::slice::from_ref(&root.0),
+        );
+        let now = chrono::Utc::now().timestamp();
+        assert!(super::CHAIN_CACHE.answers(&key.unwrap(), now, &Policy::default()));
+        assert!(super::CHAIN_CACHE.len() >= 1);
+        // The signature is still checked for every message: one changed byte is refused.
+        assert_eq!(code(&sig, &root.0), "OK");
+        let mut t = MSG.to_vec();
+        t[3] ^= 1;
+        assert_eq!(
+            code_with(&sig, &t, &root.0, &Policy::default()),
+            "SIGNATURE_INVALID"
+        );
+        // The same signer without its intermediate is judged afresh.
+        assert_eq!(code(&sign(&signer, &[]), &root.0), "CERTIFICATE_UNTRUSTED");
+        // Under another anchor, too.
+        let other = make(&Spec::ca("VN other root"), None);
+        assert_eq!(code(&sig, &other.0), "CERTIFICATE_UNTRUSTED");
+        // Another certificate of the same partner, expired, or not for signing, or from
+        // another CA, is refused with its own code after a valid one was remembered.
+        let expired = make(
+            &Spec {
+                not_before: -86_400,
+                not_after: -60,
+                ..Spec::signer("VN signing")
+            },
+            Some(&inter),
+        );
+        assert_eq!(
+            code(&sign(&expired, &[&inter.0]), &root.0),
+            "CERTIFICATE_EXPIRED"
+        );
+        let tls = make(
+            &Spec {
+                eku: Some(&["serverAuth"]),
+                ..Spec::signer("VN tls")
+            },
+            Some(&inter),
+        );
+        assert_eq!(
+            code(&sign(&tls, &[&inter.0]), &root.0),
+            "CERTIFICATE_PURPOSE"
+        );
+        let (_, stranger_inter, stranger) = chain();
+        assert_eq!(
+            code(&sign(&stranger, &[&stranger_inter.0]), &root.0),
+            "CERTIFICATE_UNTRUSTED"
+        );
+        // And the remembered one still verifies.
+        assert_eq!(code(&sig, &root.0), "OK");
+    }
+
+    #[test]
+    fn a_remembered_chain_answers_only_within_its_dates() {
+        let root = make(&Spec::ca("VN root"), None);
+        let soon = make(
+            &Spec {
+                not_before: 120,
+                ..Spec::signer("VN signing")
+            },
+            Some(&root),
+        );
+        let sig = sign(&soon, &[]);
+        // Accepted within the five minutes of skew, and remembered …
+        assert_eq!(code(&sig, &root.0), "OK");
+        // … but a strict policy is not answered from the cache.
+        let strict = Policy { clock_skew_secs: 0 };
+        assert_eq!(
+            code_with(&sig, MSG, &root.0, &strict),
+            "CERTIFICATE_NOT_YET_VALID"
+        );
+        // The window is the chain's common part of its dates.
+        let (root, inter, signer) = chain();
+        let w = super::Window::of(&[signer.0.clone(), inter.0.clone(), root.0.clone()]).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        assert!((w.not_before - (now - 3600)).abs() <= 5, "{w:?}");
+        assert!((w.not_after - (now + 86_400)).abs() <= 5, "{w:?}");
+        let p = Policy::default();
+        assert!(w.holds(now, &p));
+        assert!(w.holds(w.not_after, &p));
+        assert!(!w.holds(w.not_after + 1, &p), "expired: never stretched");
+        assert!(w.holds(w.not_before - 300, &p));
+        assert!(!w.holds(w.not_before - 301, &p));
+        assert!(!w.holds(w.not_before - 1, &strict));
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let cache = super::ChainCache {
+            map: std::sync::Mutex::new(None),
+        };
+        let w = super::Window {
+            not_before: 0,
+            not_after: 1_000,
+        };
+        for i in 0..super::CHAIN_CACHE_CAPACITY + 10 {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            cache.remember(key, w, 10);
+            assert!(cache.len() <= super::CHAIN_CACHE_CAPACITY);
+        }
+        assert!(cache.answers(
+            &{
+                let mut key = [0u8; 32];
+                key[..8].copy_from_slice(&((super::CHAIN_CACHE_CAPACITY + 9) as u64).to_be_bytes());
+                key
+            },
+            10,
+            &Policy::default()
+        ));
     }
 
     /// `openssl cms -verify -CAfile root.crt` takes the same signature (intermediate carried,

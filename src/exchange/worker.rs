@@ -123,6 +123,7 @@ async fn claim_and_deliver(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> 
             return 0;
         }
     };
+    let claimed = sign_batch(&client, ex, claimed).await;
     drop(client);
     let n = claimed.len();
     let jobs = claimed.into_iter().map(|c| {
@@ -131,6 +132,43 @@ async fn claim_and_deliver(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> 
     });
     futures_util::future::join_all(jobs).await;
     n
+}
+
+/// Signs the claimed messages not signed yet and records their signatures in one statement,
+/// before any is posted, so that every message is still signed once and sent with the
+/// signature stored for it, at one commit per batch instead of one per message. A message
+/// whose signature could not be made or recorded here keeps `None`, and its attempt signs and
+/// records it alone (or finds its lease lost), as before.
+async fn sign_batch(
+    client: &deadpool_postgres::Object,
+    ex: &Exchange,
+    mut claimed: Vec<Claimed>,
+) -> Vec<Claimed> {
+    let signed: Vec<(uuid::Uuid, Vec<u8>)> = claimed
+        .iter()
+        .filter(|c| c.signature.is_none() && !c.expired)
+        .filter_map(|c| {
+            signature::sign(&ex.identity, &c.envelope)
+                .ok()
+                .map(|s| (c.id, s))
+        })
+        .collect();
+    if signed.is_empty() {
+        return claimed;
+    }
+    match store::set_signatures(client, ex.worker_id, &signed).await {
+        Ok(written) => {
+            let mut by_id: std::collections::HashMap<uuid::Uuid, Vec<u8>> =
+                signed.into_iter().collect();
+            for c in &mut claimed {
+                if written.contains(&c.id) {
+                    c.signature = by_id.remove(&c.id);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "outbox: recording the batch's signatures failed"),
+    }
+    claimed
 }
 
 async fn deliver(pool: &Pool, ex: &Exchange, limits: &Limits, c: Claimed, lease_ends: Instant) {

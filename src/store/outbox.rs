@@ -178,6 +178,32 @@ pub async fn set_signature<C: GenericClient>(
     Ok(n == 1)
 }
 
+/// Records the signatures made for a claimed batch in one statement (each once; the database
+/// refuses a change). Returns the ids whose signature was written; a message missing from it
+/// was no longer this worker's, or already signed.
+pub async fn set_signatures<C: GenericClient>(
+    client: &C,
+    worker: Uuid,
+    signed: &[(Uuid, Vec<u8>)],
+) -> Result<Vec<Uuid>, StoreError> {
+    if signed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = signed.iter().map(|(id, _)| *id).collect();
+    let sigs: Vec<&[u8]> = signed.iter().map(|(_, s)| s.as_slice()).collect();
+    let rows = client
+        .query(
+            "UPDATE outbox o SET signature = s.sig
+               FROM unnest($1::uuid[], $2::bytea[]) AS s(id, sig)
+              WHERE o.id = s.id AND o.status = 'sending' AND o.locked_by = $3
+                AND o.signature IS NULL
+              RETURNING o.id",
+            &[&ids, &sigs, &worker],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// How one delivery attempt ended.
 pub enum Outcome<'a> {
     /// A verified, signed receipt: accepted → delivered, rejected → rejected.
