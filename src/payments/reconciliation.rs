@@ -28,9 +28,11 @@ pub const JOB_ACTOR: &str = "payments";
 /// How long the daily job's claim on a day lasts while its run is under way: longer than the
 /// platform request takes (its timeout), so an instance that died is taken over afterwards.
 const LEASE_SECS: i64 = 300;
-/// After a failed daily run, the day is tried again this much later (the platform may be down
-/// for a while; every attempt is a recorded run).
+/// After a failed daily run, the day is tried again this much later, doubled at each further
+/// failure of the day up to [`RETRY_MAX_SECS`] (every attempt is a recorded run).
 pub const RETRY_SECS: i64 = 900;
+/// The longest wait between two daily attempts at a day.
+pub const RETRY_MAX_SECS: i64 = 6 * 3600;
 
 /// Where the file of a run comes from.
 pub enum Input {
@@ -234,7 +236,8 @@ impl Reconciler {
 
     /// The daily job's step: reconciles the due day from the platform unless it was already
     /// (a successful run by anyone) or another instance holds it; a failed run is tried again
-    /// [`RETRY_SECS`] later. Returns the run it made, if it made one.
+    /// [`RETRY_SECS`] later, then at doubling intervals. Returns the run it made, if it made
+    /// one.
     pub async fn daily(&self, now: DateTime<Utc>) -> Result<Option<Run>, WorkflowError> {
         let Some(day) = self.due_day(now) else {
             return Ok(None);
@@ -243,7 +246,14 @@ impl Reconciler {
             return Ok(None);
         }
         let run = self.run(day, Input::Platform, JOB_ACTOR).await?;
-        store::release(&self.pool.get().await?, day, &run, RETRY_SECS).await?;
+        store::release(
+            &self.pool.get().await?,
+            day,
+            &run,
+            RETRY_SECS,
+            RETRY_MAX_SECS,
+        )
+        .await?;
         Ok(Some(run))
     }
 }

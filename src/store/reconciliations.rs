@@ -207,18 +207,21 @@ pub async fn claim<C: GenericClient>(
 }
 
 /// Ends this caller's claim on `date` after `run`: done for good when it did not fail,
-/// otherwise free to be claimed again after `retry_secs`.
+/// otherwise free to be claimed again after `retry_secs`, doubled at each failed attempt of
+/// the day up to `retry_max_secs` (a platform down for long is not asked every few minutes).
 pub async fn release<C: GenericClient>(
     client: &C,
     date: NaiveDate,
     run: &Run,
     retry_secs: i64,
+    retry_max_secs: i64,
 ) -> Result<(), StoreError> {
     client
         .execute(
             "UPDATE reconciliation_claims
                 SET claimed_until = CASE WHEN $3 THEN 'infinity'::timestamptz
-                                         ELSE now() + make_interval(secs => $4) END,
+                        ELSE now() + make_interval(secs => least(
+                            $4 * power(2, least(attempts, 30) - 1), $5)) END,
                     last_run = $2
               WHERE settlement_date = $1",
             &[
@@ -226,6 +229,7 @@ pub async fn release<C: GenericClient>(
                 &run.id,
                 &(run.outcome != Outcome::Failed),
                 &(retry_secs as f64),
+                &(retry_max_secs as f64),
             ],
         )
         .await?;

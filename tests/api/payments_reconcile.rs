@@ -659,8 +659,22 @@ async fn the_daily_job_reconciles_yesterday_once_across_instances_and_retries_a_
         pass.reconciled,
         Some(nsw::payments::reconcile::Outcome::Failed)
     );
-    // … and is not tried again before its retry delay.
+    // … and is not tried again before its retry delay (15 minutes after a first failure).
     assert_eq!(jobs.payments_once().await.reconciled, None);
+    let wait: f64 = p
+        .app
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT extract(epoch FROM claimed_until - now())::float8 FROM reconciliation_claims",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!((800.0..=900.0).contains(&wait), "{wait}");
     assert_eq!(
         runs_of_yesterday().await,
         vec![("failed".to_owned(), "payments".to_owned())]
