@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::apply::{self, Evidence, Outcome};
-use super::protocol::{Notification, NotificationKind, CURRENCY};
+use super::protocol::{Notification, NotificationKind, ProtocolError, CURRENCY};
 use super::refunds::{self, Completed, RefundReportError};
 use super::Payments;
 use crate::domain::fee_state::OrderStatus;
@@ -151,6 +151,18 @@ pub async fn receive(
 
 /// Whether the signature verified, and the answer.
 async fn judge(p: &Payments, body: &[u8], signature: Option<&str>) -> (bool, Result<Ack, Refusal>) {
+    let bad_signature = |e: ProtocolError| Refusal {
+        error: WorkflowError::SignatureInvalid {
+            code: "PAYMENT_SIGNATURE_INVALID",
+            detail: format!("the notification is refused: {e}"),
+        },
+        alert: Some("PAYMENT_SIGNATURE_INVALID"),
+    };
+    // No signature, or one that cannot be one, is refused before anything else: it needs no
+    // certificate to judge.
+    if let Err(e) = well_formed(signature) {
+        return (false, Err(bad_signature(e)));
+    }
     let verifier = match p.platform.trust.verifier() {
         Ok(v) => v,
         Err(e) => {
@@ -171,16 +183,7 @@ async fn judge(p: &Payments, body: &[u8], signature: Option<&str>) -> (bool, Res
         }
     };
     if let Err(e) = verifier.verify(body, signature) {
-        return (
-            false,
-            Err(Refusal {
-                error: WorkflowError::SignatureInvalid {
-                    code: "PAYMENT_SIGNATURE_INVALID",
-                    detail: format!("the notification is refused: {e}"),
-                },
-                alert: Some("PAYMENT_SIGNATURE_INVALID"),
-            }),
-        );
+        return (false, Err(bad_signature(e)));
     }
     let n: Notification = match serde_json::from_slice(body) {
         Ok(n) => n,
@@ -198,6 +201,18 @@ async fn judge(p: &Payments, body: &[u8], signature: Option<&str>) -> (bool, Res
         }
     };
     (true, apply(p, &n).await)
+}
+
+/// Whether the signature header is there and reads as base64 DER ECDSA.
+fn well_formed(signature: Option<&str>) -> Result<(), ProtocolError> {
+    use base64::Engine;
+    let sig = signature.ok_or(ProtocolError::Unsigned)?;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(sig.trim())
+        .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    openssl::ecdsa::EcdsaSig::from_der(&der)
+        .map(|_| ())
+        .map_err(|e| ProtocolError::Malformed(e.to_string()))
 }
 
 fn transaction_id_ok(t: &str) -> bool {

@@ -134,21 +134,24 @@ async fn ensure_template() -> String {
         .clone()
 }
 
-/// Drops what earlier runs left in the shared cluster: test databases more than six hours old
-/// (their names carry a UUIDv7, hence their creation time) and templates of older schemas.
+/// Drops what earlier runs left in the shared cluster: test databases (`t_…` clones, `e_…`
+/// empty ones such as the payment platform's) more than six hours old (their names carry a
+/// UUIDv7, hence their creation time) and templates of older schemas.
 /// Without this the cluster under target/ grows by every run until the disk is full.
 async fn prune_old_databases(admin: &tokio_postgres::Client, template: &str) {
     let cutoff_ms = (chrono::Utc::now() - chrono::Duration::hours(6)).timestamp_millis() as u64;
     let names: Vec<String> = admin
         .query(
-            "SELECT datname FROM pg_database WHERE datname LIKE 't\\_%' OR datname LIKE 'nsw\\_tpl\\_%'",
+            "SELECT datname FROM pg_database
+              WHERE datname LIKE 't\\_%' OR datname LIKE 'e\\_%' OR datname LIKE 'nsw\\_tpl\\_%'",
             &[],
         )
         .await
         .map(|rows| rows.iter().map(|r| r.get(0)).collect())
         .unwrap_or_default();
     for name in names {
-        let stale = match name.strip_prefix("t_").map(uuid::Uuid::parse_str) {
+        let run = name.strip_prefix("t_").or_else(|| name.strip_prefix("e_"));
+        let stale = match run.map(uuid::Uuid::parse_str) {
             Some(Ok(id)) => id
                 .get_timestamp()
                 .map(|ts| {

@@ -761,3 +761,46 @@ async fn the_database_and_the_code_agree_on_the_payment_state_machines() {
         .await
         .is_err());
 }
+
+/// `nsw payments certificate` prints the merchant certificate, made with its key on first use
+/// and the same afterwards: what the platform pins.
+#[tokio::test]
+async fn the_merchant_certificate_is_printed_by_the_command_line() {
+    let db = fresh_database().await;
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_nsw"))
+            .args(["payments", "certificate"])
+            .env_remove("NSW_CONFIG")
+            .env("NSW_DATABASE_URL", &db)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let pem = String::from_utf8(first.stdout).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let cert = openssl::x509::X509::from_pem(pem.as_bytes()).unwrap();
+    let subject = format!("{:?}", cert.subject_name());
+    assert!(subject.contains("NSW-VN payments"), "{subject}");
+    assert_eq!(String::from_utf8(run().stdout).unwrap(), pem, "made once");
+    let pool = nsw::db::pool(&db, 1).unwrap();
+    let stored = nsw::payments::keys::merchant_certificate(&pool, &test_settings(&db))
+        .await
+        .unwrap();
+    assert_eq!(stored, pem.as_bytes());
+    // The private key is stored sealed, never in clear.
+    let client = pool.get().await.unwrap();
+    let sealed: Vec<u8> = client
+        .query_one(
+            "SELECT private_key_pem FROM agency_keys WHERE agency = 'payments.merchant'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(sealed.starts_with(b"nswkek1:"));
+}
