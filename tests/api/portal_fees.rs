@@ -10,14 +10,14 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use nsw::domain::party::Role;
-use nsw::paygate::{self, CertificateSource, Faults, Merchant, NotificationFault, Running};
+use nsw::paygate::{Faults, NotificationFault};
 
-use crate::helpers::{empty_database, fixture, fresh_database, test_settings, TestApp};
+use crate::helpers::TestApp;
+use crate::payments::{PayWorld, MAIZE_APPLICANT as APPLICANT};
 
-const MAIZE: &str = "valid/licence-application/mard-plant-quarantine-maize.xml";
-const APPLICANT: &str = "0312345678";
 const OTHER_TRADER: &str = "0301234567";
-const OFFICER: &str = "PPD-OFFICER-1";
+/// The officer of MARD-PPD that [`PayWorld`] adds.
+const OFFICER: &str = "ppd-officer-1";
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A browser: keeps its cookies, follows no redirect.
@@ -144,104 +144,28 @@ async fn set_password(app: &TestApp, id: &str) {
         .unwrap();
 }
 
-/// A window collecting fees online and the payment platform it pins (and that pins it), with
-/// the maize importer, another trader and an officer of MARD-PPD, all with passwords. Nothing
-/// runs on its own: the test delivers the platform's notifications (`gate.deliver_once()`).
-struct World {
-    app: TestApp,
-    gate: Running,
-    applicant_token: String,
-    _dir: tempfile::TempDir,
+/// [`PayWorld`] (a window collecting fees online, the payment platform it pins and that pins
+/// it, the maize importer and an officer of MARD-PPD; nothing runs on its own: the test
+/// delivers the platform's notifications with `gate().deliver_once()`), with passwords for the
+/// portal and another trader.
+async fn world() -> PayWorld {
+    let w = PayWorld::start().await;
+    w.app.add_party(Role::Enterprise, OTHER_TRADER).await;
+    for id in [APPLICANT, OFFICER, OTHER_TRADER] {
+        set_password(&w.app, id).await;
+    }
+    w
 }
 
-impl World {
-    async fn start() -> World {
-        let database_url = fresh_database().await;
-        let dir = tempfile::tempdir().unwrap();
-        // The window's merchant key, made before either starts, so that the platform pins it.
-        let merchant = {
-            let pool = nsw::db::pool(&database_url, 2).unwrap();
-            nsw::payments::keys::merchant_certificate(&pool, &test_settings(&database_url))
-                .await
-                .expect("the merchant certificate")
-        };
-        let gate = paygate::start(paygate::Settings {
-            listen: "127.0.0.1:0".into(),
-            database_url: Some(empty_database().await),
-            data_dir: dir.path().join("paygate"),
-            merchants: vec![Merchant {
-                id: "NSW-VN".into(),
-                certificate: CertificateSource::Pem(merchant),
-            }],
-            retry_max_secs: 0,
-            run_jobs: false,
-            ..paygate::Settings::default()
-        })
-        .await
-        .expect("the payment platform starts");
-        let pinned = dir.path().join("platform.crt");
-        std::fs::write(&pinned, gate.certificate_pem()).unwrap();
-        let platform_url = gate.url().to_owned();
-        let app = TestApp::builder()
-            .database(&database_url)
-            .without_jobs()
-            .settings(move |s| {
-                s.payments.enabled = true;
-                s.payments.platform_url = platform_url;
-                s.payments.platform_certificate = pinned;
-            })
-            .spawn()
-            .await;
-        let applicant_token = app.add_party(Role::Enterprise, APPLICANT).await;
-        app.add_party(Role::Enterprise, OTHER_TRADER).await;
-        app.add_party_with_agency(Role::Ministry, OFFICER, "MARD-PPD")
-            .await;
-        for id in [APPLICANT, OTHER_TRADER, OFFICER] {
-            set_password(&app, id).await;
-        }
-        World {
-            app,
-            gate,
-            applicant_token,
-            _dir: dir,
-        }
-    }
+/// Files the maize import application (a fee of 350,000 đồng to MARD-PPD) through the API;
+/// answers its id.
+async fn apply(w: &PayWorld) -> String {
+    w.apply().await["id"].as_str().unwrap().to_owned()
+}
 
-    /// Files the maize import application (a fee of 350,000 đồng to MARD-PPD) through the
-    /// API; answers its id.
-    async fn apply(&self) -> String {
-        let r = self
-            .app
-            .post_xml(
-                &self.applicant_token,
-                "/api/v1/licence-applications",
-                fixture(MAIZE),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-        r.json()["id"].as_str().unwrap().to_owned()
-    }
-
-    /// The application's status and its fee notice, as the API tells the applicant.
-    async fn recorded(&self, id: &str) -> (String, serde_json::Value) {
-        let a = self
-            .app
-            .get(
-                &self.applicant_token,
-                &format!("/api/v1/licence-applications/{id}"),
-            )
-            .await
-            .json();
-        let fee = self
-            .app
-            .get(
-                &self.applicant_token,
-                &format!("/api/v1/licence-applications/{id}/fee"),
-            )
-            .await
-            .json();
-        (a["status"].as_str().unwrap().to_owned(), fee)
-    }
+/// The application's status and its fee notice, as the API tells the applicant.
+async fn recorded(w: &PayWorld, id: &str) -> (String, serde_json::Value) {
+    (w.status(id).await, w.fee(id).await)
 }
 
 /// The payment reference on a page: `FEE-<year>-<six digits>`.
@@ -271,8 +195,8 @@ fn openssl_verifies(dir: &std::path::Path, xml: &[u8], p7s: &[u8], pem: &[u8]) -
 
 #[tokio::test]
 async fn a_trader_pays_a_fee_through_the_platform_and_downloads_its_e_receipt() {
-    let w = World::start().await;
-    let id = w.apply().await;
+    let w = world().await;
+    let id = apply(&w).await;
     let mut b = Browser::login(&w.app, APPLICANT).await;
 
     // The application page shows the fee due, with "Pay now"; its policy lets that form's
@@ -292,7 +216,7 @@ async fn a_trader_pays_a_fee_through_the_platform_and_downloads_its_e_receipt() 
     assert!(text.contains("Nộp phí trực tuyến"));
     let csp = page.header("content-security-policy");
     assert!(
-        csp.contains(&format!("form-action 'self' {};", w.gate.url())),
+        csp.contains(&format!("form-action 'self' {};", w.gate().url())),
         "{csp}"
     );
     let csrf = page.csrf();
@@ -323,7 +247,7 @@ async fn a_trader_pays_a_fee_through_the_platform_and_downloads_its_e_receipt() 
     assert_eq!(paying.status, 303, "{}", paying.text());
     let pay_url = paying.location.clone().unwrap();
     assert!(
-        pay_url.starts_with(&format!("{}/pay/", w.gate.url())),
+        pay_url.starts_with(&format!("{}/pay/", w.gate().url())),
         "{pay_url}"
     );
     let platform_page = reqwest::get(&pay_url).await.unwrap().text().await.unwrap();
@@ -343,21 +267,21 @@ async fn a_trader_pays_a_fee_through_the_platform_and_downloads_its_e_receipt() 
         back.text()
     );
     assert!(back.text().contains("Chờ xác nhận thanh toán"));
-    let (status, fee) = w.recorded(&id).await;
+    let (status, fee) = recorded(&w, &id).await;
     assert_eq!(status, "awaiting_payment");
     assert_eq!(fee["status"], "due");
 
     // The payer pays at the platform; until its notification arrives the application page
     // (which asks no one) still shows the fee due.
-    w.gate.pay(&reference).await.unwrap();
+    w.gate().pay(&reference).await.unwrap();
     let page = b.get(&format!("/applications/{id}")).await;
     assert!(page.text().contains("Chưa nộp"));
     assert_eq!(
-        w.gate.deliver_once().await,
+        w.gate().deliver_once().await,
         1,
         "the notification is acknowledged"
     );
-    let (status, fee) = w.recorded(&id).await;
+    let (status, fee) = recorded(&w, &id).await;
     assert_eq!(status, "received");
     assert_eq!(fee["status"], "paid");
     let receipt = fee["receipt"]["number"].as_str().unwrap().to_owned();
@@ -404,10 +328,7 @@ async fn a_trader_pays_a_fee_through_the_platform_and_downloads_its_e_receipt() 
     assert_eq!(p7s.header("content-type"), "application/pkcs7-signature");
     let api_xml = w
         .app
-        .get(
-            &w.applicant_token,
-            &format!("/api/v1/fees/{reference}/receipt"),
-        )
+        .get(&w.applicant, &format!("/api/v1/fees/{reference}/receipt"))
         .await;
     assert_eq!(xml.body, api_xml.body, "the same bytes as the API");
     let pem = b.get("/fees/receipt-certificate.pem").await;
@@ -446,13 +367,13 @@ async fn a_trader_pays_a_fee_through_the_platform_and_downloads_its_e_receipt() 
     assert_eq!(r.status, 404);
     assert!(!other.get("/fees").await.text().contains(&reference));
 
-    w.gate.stop().await;
+    w.stop().await;
 }
 
 #[tokio::test]
 async fn a_lost_notification_is_learnt_from_the_platform_on_the_payers_return() {
-    let w = World::start().await;
-    let id = w.apply().await;
+    let w = world().await;
+    let id = apply(&w).await;
     let mut b = Browser::login(&w.app, APPLICANT).await;
     let page = b.get(&format!("/applications/{id}")).await;
     let reference = fee_reference(&page.text());
@@ -464,12 +385,12 @@ async fn a_lost_notification_is_learnt_from_the_platform_on_the_payers_return() 
         .await;
     assert_eq!(paying.status, 303);
 
-    w.gate.set_faults(Faults {
+    w.gate().set_faults(Faults {
         notification: Some(NotificationFault::Lost),
         ..Faults::default()
     });
-    w.gate.pay(&reference).await.unwrap();
-    assert_eq!(w.gate.deliver_once().await, 0, "nothing is sent");
+    w.gate().pay(&reference).await.unwrap();
+    assert_eq!(w.gate().deliver_once().await, 0, "nothing is sent");
     // The page asks the platform (a signed answer), which says paid.
     let back = b
         .get(&format!(
@@ -481,23 +402,23 @@ async fn a_lost_notification_is_learnt_from_the_platform_on_the_payers_return() 
         "{}",
         back.text()
     );
-    let (status, fee) = w.recorded(&id).await;
+    let (status, fee) = recorded(&w, &id).await;
     assert_eq!(status, "received");
     assert_eq!(fee["status"], "paid");
-    w.gate.stop().await;
+    w.stop().await;
 }
 
 #[tokio::test]
 async fn a_cancelled_payment_can_be_paid_again_and_a_platform_that_is_down_loses_nothing() {
-    let w = World::start().await;
-    let id = w.apply().await;
+    let w = world().await;
+    let id = apply(&w).await;
     let mut b = Browser::login(&w.app, APPLICANT).await;
     let page = b.get(&format!("/applications/{id}")).await;
     let reference = fee_reference(&page.text());
     let csrf = page.csrf();
 
     // The platform is down: the page again, the reason beside the button, 503; no order kept.
-    w.gate.set_faults(Faults {
+    w.gate().set_faults(Faults {
         create_down: true,
         ..Faults::default()
     });
@@ -514,12 +435,12 @@ async fn a_cancelled_payment_can_be_paid_again_and_a_platform_that_is_down_loses
         "the message comes right after the button"
     );
     assert_eq!(w.app.count("payment_orders").await, 0);
-    let (status, fee) = w.recorded(&id).await;
+    let (status, fee) = recorded(&w, &id).await;
     assert_eq!(status, "awaiting_payment");
     assert_eq!(fee["status"], "due");
 
     // Back up: pressing again works.
-    w.gate.set_faults(Faults::default());
+    w.gate().set_faults(Faults::default());
     let first = b
         .post_form(&format!("/applications/{id}/pay"), &[("csrf", &csrf)])
         .await;
@@ -528,8 +449,8 @@ async fn a_cancelled_payment_can_be_paid_again_and_a_platform_that_is_down_loses
 
     // The payer cancels at the platform; the notification says so; the return page says the
     // fee is still to pay and offers to pay again, which makes a new order.
-    w.gate.cancel(&reference).await.unwrap();
-    assert_eq!(w.gate.deliver_once().await, 1);
+    w.gate().cancel(&reference).await.unwrap();
+    assert_eq!(w.gate().deliver_once().await, 1);
     let back = b
         .get(&format!(
             "/payments/return?reference={reference}&result=cancelled"
@@ -549,8 +470,8 @@ async fn a_cancelled_payment_can_be_paid_again_and_a_platform_that_is_down_loses
 
     // The second order is paid; the payer comes back with its own platform reference.
     let second_reference = format!("{reference}-2");
-    w.gate.pay(&second_reference).await.unwrap();
-    assert_eq!(w.gate.deliver_once().await, 1);
+    w.gate().pay(&second_reference).await.unwrap();
+    assert_eq!(w.gate().deliver_once().await, 1);
     let back = b
         .get(&format!(
             "/payments/return?reference={second_reference}&result=paid"
@@ -565,12 +486,12 @@ async fn a_cancelled_payment_can_be_paid_again_and_a_platform_that_is_down_loses
         back.text().contains(&reference),
         "the notice's own reference"
     );
-    w.gate.stop().await;
+    w.stop().await;
 }
 
 #[tokio::test]
 async fn the_return_page_without_a_session_offers_a_link_back_to_itself() {
-    let w = World::start().await;
+    let w = world().await;
     let mut anonymous = Browser::new(&w.app);
     let path = "/payments/return?reference=FEE-2026-000001&result=paid";
     let r = anonymous.get(path).await;
@@ -587,13 +508,13 @@ async fn the_return_page_without_a_session_offers_a_link_back_to_itself() {
         !r.text().contains("FEE-2026-000001</"),
         "nothing about the fee is shown"
     );
-    w.gate.stop().await;
+    w.stop().await;
 }
 
 #[tokio::test]
 async fn the_officer_sees_an_unpaid_application_and_cannot_decide_it() {
-    let w = World::start().await;
-    let id = w.apply().await;
+    let w = world().await;
+    let id = apply(&w).await;
     let mut officer = Browser::login(&w.app, OFFICER).await;
 
     let inbox = officer.get("/inbox?status=awaiting_payment").await;
@@ -625,7 +546,7 @@ async fn the_officer_sees_an_unpaid_application_and_cannot_decide_it() {
         assert!(r.text().contains("id=\"refusal\""), "{action}");
         assert!(r.text().contains("chưa thể xử lý hay quyết định hồ sơ này"));
     }
-    let (status, fee) = w.recorded(&id).await;
+    let (status, fee) = recorded(&w, &id).await;
     assert_eq!(status, "awaiting_payment");
     assert_eq!(fee["status"], "due");
 
@@ -637,8 +558,8 @@ async fn the_officer_sees_an_unpaid_application_and_cannot_decide_it() {
         .post_form(&format!("/applications/{id}/pay"), &[("csrf", &csrf_t)])
         .await;
     assert_eq!(r.status, 303);
-    w.gate.pay(&reference).await.unwrap();
-    assert_eq!(w.gate.deliver_once().await, 1);
+    w.gate().pay(&reference).await.unwrap();
+    assert_eq!(w.gate().deliver_once().await, 1);
     let text = officer.get(&format!("/inbox/{id}")).await.text();
     assert!(!text.contains("id=\"fee-unpaid\""));
     assert!(text.contains("Đã nộp"));
@@ -654,6 +575,6 @@ async fn the_officer_sees_an_unpaid_application_and_cannot_decide_it() {
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.text());
-    assert_eq!(w.recorded(&id).await.0, "under_review");
-    w.gate.stop().await;
+    assert_eq!(recorded(&w, &id).await.0, "under_review");
+    w.stop().await;
 }
