@@ -77,13 +77,7 @@ pub async fn list(
     )
     .await?;
     let page = Page::new(&req, &state, Some(&person), "trader-declarations-title");
-    let current = status.clone().unwrap_or_default();
-    let mut statuses = vec![Opt::new("", page.t("trader-filter-all"), &current)];
-    statuses.extend(
-        STATUSES
-            .iter()
-            .map(|s| Opt::new(*s, page.status(s), &current)),
-    );
+    let statuses = Opt::status_filter(&page, &STATUSES, status.as_deref(), |s| page.status(s));
     let rows = found
         .items
         .iter()

@@ -70,13 +70,9 @@ pub async fn list(
     )
     .await?;
     let page = Page::new(&req, &state, Some(&person), "fees-title");
-    let current = status.clone().unwrap_or_default();
-    let mut statuses = vec![Opt::new("", page.t("trader-filter-all"), &current)];
-    statuses.extend(
-        STATUSES
-            .iter()
-            .map(|s| Opt::new(*s, fee_block::status_label(&page, s), &current)),
-    );
+    let statuses = Opt::status_filter(&page, &STATUSES, status.as_deref(), |s| {
+        fee_block::status_label(&page, s)
+    });
     let rows = found
         .items
         .iter()

@@ -15,7 +15,7 @@ mod source;
 use actix_web::web;
 use serde::Deserialize;
 
-use super::page::attachment;
+use super::page::{attachment, Page};
 use super::{Person, PortalError};
 use crate::domain::party::Role;
 
@@ -152,6 +152,20 @@ impl Opt {
             label: label.into(),
             value,
         }
+    }
+
+    /// A list's status filter: "all" first, then each of `statuses` named by `label`, the
+    /// one in force (`current`, none for all) selected.
+    pub fn status_filter(
+        page: &Page,
+        statuses: &[&str],
+        current: Option<&str>,
+        label: impl Fn(&str) -> String,
+    ) -> Vec<Opt> {
+        let current = current.unwrap_or_default();
+        std::iter::once(Opt::new("", page.t("trader-filter-all"), current))
+            .chain(statuses.iter().map(|s| Opt::new(*s, label(s), current)))
+            .collect()
     }
 }
 
