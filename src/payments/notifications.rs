@@ -267,6 +267,7 @@ async fn refunded(p: &Payments, n: &Notification) -> Result<Ack, Refusal> {
     };
     let report = refunds::Report::Notification {
         payment_transaction: &n.transaction_id,
+        at: n.at,
     };
     match refunds::complete(p, refund_reference, n.amount, report).await {
         Ok(Completed::Refunded) => Ok(ack(ACKNOWLEDGED)),

@@ -175,8 +175,12 @@ pub enum Report<'a> {
     /// transaction.
     Answer { refund_transaction: &'a str },
     /// The platform's signed `refunded` notification: it names the refunded payment's
-    /// transaction (protocol: `transaction_id` is the payment's).
-    Notification { payment_transaction: &'a str },
+    /// transaction (protocol: `transaction_id` is the payment's) and when the refund took
+    /// effect at the platform (`at`), which settles on that day.
+    Notification {
+        payment_transaction: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 /// Why a `refunded` report was not accepted.
@@ -240,9 +244,16 @@ pub async fn complete(
             got: amount,
         });
     }
+    // The platform's time when it says it (payments keep theirs too), else the time we learn
+    // it: the answer completes the refund at once and carries no time.
+    let refunded_at = match report {
+        Report::Notification { at, .. } => Some(at),
+        Report::Answer { .. } => None,
+    };
     let refund_transaction = match report {
         Report::Notification {
             payment_transaction,
+            ..
         } => {
             if payment_transaction != refund.payment_transaction_id {
                 return Err(RefundReportError::OtherTransaction {
@@ -269,11 +280,14 @@ pub async fn complete(
     if refund.status == Stored::Refunded {
         if let Some(t) = refund_transaction {
             store::set_refund_transaction(&tx, &refund, t).await?;
-            tx.commit().await?;
         }
+        if let Some(at) = refunded_at {
+            store::set_refunded_at(&tx, &refund, at).await?;
+        }
+        tx.commit().await?;
         return Ok(Completed::AlreadyRecorded);
     }
-    store::complete_refund(&tx, &refund, refund_transaction, ACTOR).await?;
+    store::complete_refund(&tx, &refund, refund_transaction, refunded_at, ACTOR).await?;
     if let Some(order) = store::order_by_platform_reference(&tx, &refund.platform_reference).await?
     {
         store::mark_order(&tx, order.id, OrderStatus::Refunded, None).await?;

@@ -727,11 +727,13 @@ pub async fn lock_refund<C: GenericClient>(
 }
 
 /// Records a locked refund as paid back; `transaction_id` is the refund's own transaction when
-/// known (the platform's answer names it, its notification does not).
+/// known (the platform's answer names it, its notification does not), `at` the platform's time
+/// when known (its notification says it; now otherwise).
 pub async fn complete_refund<C: GenericClient>(
     tx: &C,
     refund: &RefundRow,
     transaction_id: Option<&str>,
+    at: Option<DateTime<Utc>>,
     actor: &str,
 ) -> Result<(), StoreError> {
     if !refund.status.can_become(RefundStatus::Refunded) {
@@ -741,10 +743,10 @@ pub async fn complete_refund<C: GenericClient>(
         )));
     }
     tx.execute(
-        "UPDATE refunds SET status = 'refunded', transaction_id = $2, refunded_at = now(),
-                last_error = NULL, updated_at = now()
+        "UPDATE refunds SET status = 'refunded', transaction_id = $2,
+                refunded_at = coalesce($3, now()), last_error = NULL, updated_at = now()
           WHERE id = $1",
-        &[&refund.id, &transaction_id],
+        &[&refund.id, &transaction_id, &at],
     )
     .await?;
     audit::append(
@@ -774,6 +776,22 @@ pub async fn set_refund_transaction<C: GenericClient>(
         )
         .await?
         == 1)
+}
+
+/// Records the platform's time of a refund recorded before its notification said it (the
+/// answer carries none), so the refund falls on the platform's settlement day.
+pub async fn set_refunded_at<C: GenericClient>(
+    tx: &C,
+    refund: &RefundRow,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE refunds SET refunded_at = $2, updated_at = now()
+          WHERE id = $1 AND status = 'refunded' AND refunded_at IS DISTINCT FROM $2",
+        &[&refund.id, &at],
+    )
+    .await?;
+    Ok(())
 }
 
 /// A refund as recorded, for reconciliation.

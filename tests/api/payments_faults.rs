@@ -512,6 +512,17 @@ async fn a_paid_application_withdrawn_before_review_is_refunded_once() {
         )
         .await;
     assert_eq!(repeated, 1);
+    // The answer carried no time; the notification's time is the refund's.
+    assert_eq!(
+        w.scalar(
+            "SELECT count(*) FROM refunds r JOIN payment_notifications n
+                ON position('refunded' in convert_from(n.body, 'UTF8')) > 0
+             WHERE abs(extract(epoch FROM r.refunded_at
+                     - (convert_from(n.body, 'UTF8')::jsonb->>'at')::timestamptz)) < 0.001",
+        )
+        .await,
+        1
+    );
     assert_eq!(
         w.scalar("SELECT count(*) FROM audit_log WHERE action = 'fee_notice.refunded'")
             .await,
@@ -612,6 +623,11 @@ async fn a_refund_reported_by_its_notification_first_learns_its_transaction_from
     let mut n = paid_notification(&reference, &order_id, &payment_txn, MAIZE_FEE);
     n.kind = NotificationKind::Refunded;
     n.refund_reference = Some(format!("{reference}-R"));
+    // Refunded at the platform just before midnight (Viet Nam time) two days ago: the refund
+    // takes the platform's time, so it falls on the platform's settlement day.
+    let platform_time = chrono::Utc::now() - chrono::Duration::days(2);
+    let platform_time = chrono::DateTime::from_timestamp(platform_time.timestamp(), 0).unwrap();
+    n.at = platform_time;
     let body = serde_json::to_vec(&n).unwrap();
     let signer = w.platform_signer();
     assert_eq!(
@@ -629,6 +645,17 @@ async fn a_refund_reported_by_its_notification_first_learns_its_transaction_from
             .await,
         1
     );
+    let refunded_at: chrono::DateTime<chrono::Utc> = w
+        .app
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT refunded_at FROM refunds", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(refunded_at, platform_time);
     // One naming another payment's transaction is refused.
     n.transaction_id = "TXN-SOMEONE-ELSE".into();
     let r = w
