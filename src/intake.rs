@@ -192,7 +192,13 @@ async fn submit(
             ),
         });
     }
-    let outcome = match &intake.0 {
+    // A large document is written alone, its body streamed (`store::documents`): in a group
+    // its bytes would travel as one parameter of the group's statement.
+    let group = intake
+        .0
+        .as_ref()
+        .filter(|_| bytes.len() < crate::store::documents::STREAMED_FROM);
+    let outcome = match group {
         Some(group) => {
             group
                 .submit(OwnedSubmission {

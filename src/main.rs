@@ -70,6 +70,11 @@ enum Command {
         /// intake again, printing the ratio of the two rates.
         #[arg(long, default_value_t = 0)]
         prefill: i64,
+        /// Measure memory instead: how far one large document of each kind a client submits
+        /// (a ~10 MB declaration; a licence application and a certificate of origin at the
+        /// largest their schemas allow) raises a fresh server's peak resident memory.
+        #[arg(long, conflicts_with = "exchange")]
+        documents: bool,
         /// Measure the partner exchange instead: signed messages per second from a VN window
         /// to an SG window (`nsw serve` process), end to end, then with SG failing requests.
         #[arg(long)]
@@ -476,6 +481,21 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                 fail_ratio,
                 batch,
                 senders,
+                data_dir: settings.data_dir.clone(),
+                json,
+            })
+            .await
+            .map_err(|e| with_causes(&*e))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Loadtest {
+            documents: true,
+            database_url,
+            json,
+            ..
+        } => {
+            nsw::loadtest::documents::run(nsw::loadtest::documents::Options {
+                database_url,
                 data_dir: settings.data_dir.clone(),
                 json,
             })

@@ -187,7 +187,7 @@ pub struct FillError(String);
 /// The byte range of a leaf element's content: from after its start tag to its end tag.
 fn content_span(tree: &Tree<'_>, node: usize) -> Result<(usize, usize), FillError> {
     let src = tree.src;
-    let start = tree.node(node).offset;
+    let start = tree.offset(node);
     let gt = src[start..]
         .iter()
         .position(|&b| b == b'>')

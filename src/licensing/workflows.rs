@@ -329,6 +329,9 @@ pub async fn submit(
             message: e.to_string(),
         }])
     })?;
+    // Only errors needed the tree; the store works from `app` (a large document's tree is
+    // about its own size again).
+    drop(tree);
     let sha256: [u8; 32] = Sha256::digest(bytes).into();
     let agency_name = table
         .agency(&rule.agency)

@@ -4,6 +4,7 @@
 
 mod baseline;
 pub mod docgen;
+pub mod documents;
 mod driver;
 pub mod exchange;
 pub mod prefill;

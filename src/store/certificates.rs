@@ -58,13 +58,7 @@ pub async fn insert(tx: &Transaction<'_>, n: &NewCertificate<'_>) -> Result<Uuid
     let id = Uuid::now_v7();
     let document_id = Uuid::now_v7();
     let sha: [u8; 32] = Sha256::digest(n.body).into();
-    let size = n.body.len() as i32;
-    tx.execute(
-        "INSERT INTO documents (id, kind, sha256, size, body, received_at)
-         VALUES ($1, 'certificate-of-origin', $2, $3, $4, now())",
-        &[&document_id, &&sha[..], &size, &n.body],
-    )
-    .await?;
+    super::documents::insert(tx, document_id, "certificate-of-origin", &sha, n.body).await?;
     let inserted = tx
         .execute(
             "INSERT INTO certificates_of_origin (id, reference, application_id, agency,

@@ -6,6 +6,7 @@ use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use super::{audit, StoreError};
@@ -217,6 +218,60 @@ pub(crate) async fn replay_after_race<C: GenericClient>(
     }
 }
 
+/// The items of a declaration as the columns of `declaration_items`, one array each.
+struct ItemColumns<'d> {
+    lines: Vec<i32>,
+    hs: Vec<&'d str>,
+    desc: Vec<&'d str>,
+    origin: Vec<&'d str>,
+    qty: Vec<Decimal>,
+    unit: Vec<&'d str>,
+    net: Vec<Decimal>,
+    gross: Vec<Decimal>,
+    value: Vec<Decimal>,
+    /// Each item's supporting documents, serialised straight into the statement.
+    docs: Vec<Json<&'d Vec<crate::domain::declaration::SupportingDocument>>>,
+}
+
+impl<'d> ItemColumns<'d> {
+    fn of(items: &'d [crate::domain::declaration::Item]) -> Self {
+        let mut c = ItemColumns::with_capacity(items.len());
+        c.push_all(items);
+        c
+    }
+
+    fn with_capacity(n: usize) -> Self {
+        ItemColumns {
+            lines: Vec::with_capacity(n),
+            hs: Vec::with_capacity(n),
+            desc: Vec::with_capacity(n),
+            origin: Vec::with_capacity(n),
+            qty: Vec::with_capacity(n),
+            unit: Vec::with_capacity(n),
+            net: Vec::with_capacity(n),
+            gross: Vec::with_capacity(n),
+            value: Vec::with_capacity(n),
+            docs: Vec::with_capacity(n),
+        }
+    }
+
+    fn push_all(&mut self, items: &'d [crate::domain::declaration::Item]) {
+        let c = self;
+        for it in items {
+            c.lines.push(it.number as i32);
+            c.hs.push(it.hs_code.as_str());
+            c.desc.push(it.description.as_str());
+            c.origin.push(it.origin.as_str());
+            c.qty.push(it.quantity);
+            c.unit.push(it.unit.as_str());
+            c.net.push(it.net_mass);
+            c.gross.push(it.gross_mass);
+            c.value.push(it.customs_value);
+            c.docs.push(Json(&it.documents));
+        }
+    }
+}
+
 /// Every row of one accepted declaration, written through `tx` (a transaction, or a savepoint
 /// inside a group commit). Independent statements are sent together (tokio-postgres pipelines
 /// requests polled at once), so a submission costs about three round trips, not ten.
@@ -235,6 +290,8 @@ pub(crate) async fn insert(
     let document_id = Uuid::now_v7();
     let size = s.body.len() as i32;
 
+    // Every statement prepared before any is sent, so they reach the server in the order they
+    // are polled (a statement given as text would first be prepared, and overtaken).
     let (doc_stmt, decl_stmt, items_stmt, event_stmt) = futures_util::future::try_join4(
         tx.prepare_cached(
             "INSERT INTO documents (id, kind, sha256, size, body, received_at)
@@ -265,30 +322,37 @@ pub(crate) async fn insert(
     .await?;
 
     let item_count = d.items.len() as i32;
-    let mut lines = Vec::with_capacity(d.items.len());
-    let mut hs = Vec::with_capacity(d.items.len());
-    let mut desc = Vec::with_capacity(d.items.len());
-    let mut origin = Vec::with_capacity(d.items.len());
-    let mut qty: Vec<Decimal> = Vec::with_capacity(d.items.len());
-    let mut unit = Vec::with_capacity(d.items.len());
-    let mut net: Vec<Decimal> = Vec::with_capacity(d.items.len());
-    let mut gross: Vec<Decimal> = Vec::with_capacity(d.items.len());
-    let mut value: Vec<Decimal> = Vec::with_capacity(d.items.len());
-    let mut docs = Vec::with_capacity(d.items.len());
-    for it in &d.items {
-        lines.push(it.number as i32);
-        hs.push(it.hs_code.as_str());
-        desc.push(it.description.as_str());
-        origin.push(it.origin.as_str());
-        qty.push(it.quantity);
-        unit.push(it.unit.as_str());
-        net.push(it.net_mass);
-        gross.push(it.gross_mass);
-        value.push(it.customs_value);
-        docs.push(serde_json::to_value(&it.documents).unwrap_or_default());
+    // A large document's body is streamed first and its items go in pieces, one after the
+    // other, so no statement carries more than a piece of it; a small one's statements travel
+    // together.
+    let large = s.body.len() >= super::documents::STREAMED_FROM;
+    if large {
+        super::documents::insert(tx, document_id, "declaration", &s.sha256, s.body).await?;
     }
+    let items_per_statement = if large { 64 } else { d.items.len().max(1) };
+    let write_items = async {
+        for items in d.items.chunks(items_per_statement) {
+            let c = ItemColumns::of(items);
+            tx.execute(
+                &items_stmt,
+                &[
+                    &id, &c.lines, &c.hs, &c.desc, &c.origin, &c.qty, &c.unit, &c.net, &c.gross,
+                    &c.value, &c.docs,
+                ],
+            )
+            .await?;
+        }
+        Ok::<_, tokio_postgres::Error>(())
+    };
+    let write_document = async {
+        if large {
+            return Ok(0);
+        }
+        tx.execute(&doc_stmt, &[&document_id, &&s.sha256[..], &size, &s.body])
+            .await
+    };
     let joined = futures_util::future::try_join3(
-        tx.execute(&doc_stmt, &[&document_id, &&s.sha256[..], &size, &s.body]),
+        write_document,
         tx.query_one(
             &decl_stmt,
             &[
@@ -313,12 +377,7 @@ pub(crate) async fn insert(
                 &s.routing.version,
             ],
         ),
-        tx.execute(
-            &items_stmt,
-            &[
-                &id, &lines, &hs, &desc, &origin, &qty, &unit, &net, &gross, &value, &docs,
-            ],
-        ),
+        write_items,
     )
     .await
     .map_err(StoreError::from);
@@ -456,16 +515,7 @@ pub(crate) async fn insert_many(
     let mut responses_sha = Vec::with_capacity(n);
     // Items of every member, flattened; each row names its declaration.
     let mut item_decl = Vec::new();
-    let mut lines = Vec::new();
-    let mut hs = Vec::new();
-    let mut desc = Vec::new();
-    let mut origin = Vec::new();
-    let mut qty: Vec<Decimal> = Vec::new();
-    let mut unit = Vec::new();
-    let mut net: Vec<Decimal> = Vec::new();
-    let mut gross: Vec<Decimal> = Vec::new();
-    let mut value: Vec<Decimal> = Vec::new();
-    let mut docs = Vec::new();
+    let mut items = ItemColumns::with_capacity(0);
     for s in subs {
         let d = s.declaration;
         let id = Uuid::now_v7();
@@ -495,19 +545,8 @@ pub(crate) async fn insert_many(
             {"id": id, "sha256": sha_hex, "size": s.body.len() as i32, "lrn": d.reference}
         ));
         responses_sha.push(sha_hex);
-        for it in &d.items {
-            item_decl.push(id);
-            lines.push(it.number as i32);
-            hs.push(it.hs_code.as_str());
-            desc.push(it.description.as_str());
-            origin.push(it.origin.as_str());
-            qty.push(it.quantity);
-            unit.push(it.unit.as_str());
-            net.push(it.net_mass);
-            gross.push(it.gross_mass);
-            value.push(it.customs_value);
-            docs.push(serde_json::to_value(&it.documents).unwrap_or_default());
-        }
+        item_decl.extend(std::iter::repeat_n(id, d.items.len()));
+        items.push_all(&d.items);
     }
     let ordinals: Vec<i32> = (0..n as i32).collect();
 
@@ -620,16 +659,16 @@ pub(crate) async fn insert_many(
                 &first.country,
                 &first.routing.version,
                 &item_decl,
-                &lines,
-                &hs,
-                &desc,
-                &origin,
-                &qty,
-                &unit,
-                &net,
-                &gross,
-                &value,
-                &docs,
+                &items.lines,
+                &items.hs,
+                &items.desc,
+                &items.origin,
+                &items.qty,
+                &items.unit,
+                &items.net,
+                &items.gross,
+                &items.value,
+                &items.docs,
             ],
         )
         .await?;

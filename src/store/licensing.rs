@@ -89,25 +89,14 @@ pub async fn submit_application(
     let id = Uuid::now_v7();
     let document_id = Uuid::now_v7();
     let size = n.body.len() as i32;
-    let details = serde_json::to_value(a)
-        .map_err(|e| StoreError::Conflict(format!("application not serialisable: {e}")))?;
+    // Serialised straight into the statement (no intermediate JSON tree).
+    let details = tokio_postgres::types::Json(a);
     // Table validation bounds limits to 1000 days of at most 24 hours: far below i32::MAX.
     let sla = i32::try_from(n.sla_minutes).unwrap_or(i32::MAX);
     // Table validation has no upper bound on fees; a bigint holds any real one.
     let fee = i64::try_from(n.rule.fee_vnd).unwrap_or(i64::MAX);
     let tx = client.transaction().await?;
-    tx.execute(
-        "INSERT INTO documents (id, kind, sha256, size, body, received_at)
-         VALUES ($1, $5, $2, $3, $4, now())",
-        &[
-            &document_id,
-            &&n.sha256[..],
-            &size,
-            &n.body,
-            &n.document_kind,
-        ],
-    )
-    .await?;
+    super::documents::insert(&tx, document_id, n.document_kind, &n.sha256, n.body).await?;
     let row = tx
         .query_one(
             "INSERT INTO licence_applications (id, reference, document_id, applicant_id, lrn,
@@ -143,18 +132,23 @@ pub async fn submit_application(
         .await?;
     let reference: String = row.get(0);
     let received_at: DateTime<Utc> = row.get(1);
-    let numbers: Vec<i32> = a.lines.iter().map(|l| l.number).collect();
-    let hs: Vec<&str> = a.lines.iter().map(|l| l.hs_code.as_str()).collect();
-    let desc: Vec<&str> = a.lines.iter().map(|l| l.description.as_str()).collect();
-    let qty: Vec<Decimal> = a.lines.iter().map(|l| l.quantity).collect();
-    let unit: Vec<&str> = a.lines.iter().map(|l| l.unit.as_str()).collect();
-    tx.execute(
-        "INSERT INTO licence_application_lines (application_id, line, hs_code, description,
-            quantity, unit)
-         SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::numeric[], $6::text[])",
-        &[&id, &numbers, &hs, &desc, &qty, &unit],
-    )
-    .await?;
+    // In pieces of 128 lines: a statement with all 999 lines of 512 characters would be
+    // copied whole into the connection's buffers.
+    for lines in a.lines.chunks(128) {
+        let numbers: Vec<i32> = lines.iter().map(|l| l.number).collect();
+        let hs: Vec<&str> = lines.iter().map(|l| l.hs_code.as_str()).collect();
+        let desc: Vec<&str> = lines.iter().map(|l| l.description.as_str()).collect();
+        let qty: Vec<Decimal> = lines.iter().map(|l| l.quantity).collect();
+        let unit: Vec<&str> = lines.iter().map(|l| l.unit.as_str()).collect();
+        tx.execute(
+            "INSERT INTO licence_application_lines (application_id, line, hs_code, description,
+                quantity, unit)
+             SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::numeric[],
+                $6::text[])",
+            &[&id, &numbers, &hs, &desc, &qty, &unit],
+        )
+        .await?;
+    }
     event(&tx, id, "submitted", n.applicant, Some("submitted")).await?;
     let routed = format!(
         "routed to {} procedure {} by rule {} (routing version {})",
@@ -544,13 +538,7 @@ async fn insert_licence(tx: &Transaction<'_>, n: &NewLicence<'_>) -> Result<Uuid
     let document_id = Uuid::now_v7();
     let sha: [u8; 32] =
         sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(n.body)).into();
-    let size = n.body.len() as i32;
-    tx.execute(
-        "INSERT INTO documents (id, kind, sha256, size, body, received_at)
-         VALUES ($1, 'licence', $2, $3, $4, now())",
-        &[&document_id, &&sha[..], &size, &n.body],
-    )
-    .await?;
+    super::documents::insert(tx, document_id, "licence", &sha, n.body).await?;
     let origin = if n.application_id.is_some() {
         "issued"
     } else {

@@ -7,6 +7,7 @@ pub mod customs;
 pub mod dashboard;
 pub mod declarations;
 pub mod desk;
+pub mod documents;
 pub mod dossiers;
 pub mod events;
 pub mod fees;

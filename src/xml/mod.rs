@@ -298,7 +298,6 @@ pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> Xml
         Err(e) => return Err(e),
     };
     let src = body;
-    let root = tree.node(tree::ROOT);
     let Some(kind) = DocKind::from_namespace(&tree.root_ns) else {
         let ns = if tree.root_ns.is_empty() {
             "no namespace".to_string()
@@ -313,7 +312,7 @@ pub fn check<'a>(src: &'a [u8], limits: &Limits, expect: Option<DocKind>) -> Xml
             code: "NAMESPACE_UNKNOWN",
             message: format!(
                 "root element '{}' is in {ns}, which is not one of this window's document namespaces",
-                root.name
+                tree.name(tree::ROOT)
             ),
         }]}));
     };

@@ -10,7 +10,7 @@ use quick_xml::Reader;
 
 use super::{Limits, Position, XmlError};
 
-/// Names and values borrow from the document; only text with escapes is copied.
+/// Names and values borrow from the document; only values with escapes are copied.
 #[derive(Debug, Clone)]
 pub struct Attr<'a> {
     pub name: &'a str,
@@ -18,20 +18,50 @@ pub struct Attr<'a> {
     pub offset: usize,
 }
 
-#[derive(Debug, Clone)]
-pub struct Node<'a> {
-    pub name: &'a str,
-    pub attrs: Vec<Attr<'a>>,
-    pub text: Cow<'a, str>,
-    pub children: Vec<usize>,
-    pub parent: Option<usize>,
-    pub offset: usize,
+/// "No node": the root's parent, a leaf's first child, a last child's next sibling.
+const NONE: u32 = u32::MAX;
+
+/// One element, 36 bytes: offsets and indices instead of slices and vectors, so a document
+/// of a few hundred thousand elements costs about its own size (issue 14: a 10 MB
+/// declaration within 4× its size). Children are a chain of siblings; attributes are a
+/// range of [`Tree::attrs`], from this node's `attrs` to the next node's.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    /// The local name: `name_len` bytes of the source from `name_at`.
+    name_at: u32,
+    name_len: u32,
+    /// The text ([`Text`]).
+    text: Text,
+    parent: u32,
+    first_child: u32,
+    next_sibling: u32,
+    /// Byte offset of the start tag's `<` in the source.
+    offset: u32,
+    /// Index of this node's first attribute in [`Tree::attrs`].
+    attrs: u32,
+}
+
+/// An element's text: a slice of the source when it has no escapes (the usual case), an
+/// entry of [`Tree::owned`] otherwise (`at == NONE`, `len` the entry's index).
+#[derive(Debug, Clone, Copy)]
+struct Text {
+    at: u32,
+    len: u32,
+}
+
+impl Text {
+    const EMPTY: Text = Text { at: 0, len: 0 };
 }
 
 #[derive(Debug)]
 pub struct Tree<'a> {
     pub src: &'a [u8],
-    pub nodes: Vec<Node<'a>>,
+    /// The source as text (checked UTF-8 once): names and texts are slices of it.
+    text: &'a str,
+    nodes: Vec<Node>,
+    attrs: Vec<Attr<'a>>,
+    /// Texts that needed unescaping or were assembled from several pieces.
+    owned: Vec<String>,
     /// Namespace URI of the root element (empty when it has none).
     pub root_ns: String,
     lines: std::sync::OnceLock<Lines>,
@@ -118,6 +148,13 @@ impl<'a> Tree<'a> {
             pos: Position::at(src, 0),
             message: "document is not valid UTF-8".into(),
         })?;
+        // Offsets are kept in 32 bits; the body limit is far below.
+        if u32::try_from(src.len()).is_err() {
+            return Err(XmlError::TooLarge {
+                size: src.len(),
+                limit: u32::MAX as usize,
+            });
+        }
         let mut reader = Reader::from_str(text);
         let config = reader.config_mut();
         config.check_end_names = true;
@@ -128,8 +165,13 @@ impl<'a> Tree<'a> {
             pos: Position::at(src, at),
             message,
         };
-        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(src.len() / 40);
-        let mut stack: Vec<usize> = Vec::new();
+        // Sized once from a count of start tags (an upper bound: one inside a comment counts
+        // too), so the nodes are never copied into a bigger vector.
+        let mut nodes: Vec<Node> = Vec::with_capacity(start_tags(src).min(limits.max_elements) + 1);
+        let mut attrs: Vec<Attr<'a>> = Vec::new();
+        let mut owned: Vec<String> = Vec::new();
+        // The open elements, each with its last child so far (to chain the next one).
+        let mut stack: Vec<(u32, u32)> = Vec::new();
         // Namespace declarations made by each open element, and their sum (those in scope).
         let mut ns_stack: Vec<usize> = Vec::new();
         let mut ns_in_scope = 0usize;
@@ -182,13 +224,13 @@ impl<'a> Tree<'a> {
                     names.see(qname, src, before)?;
                     let name = utf8(src, local(qname), before)?;
                     let prefix = qname.len().checked_sub(name.len() + 1).map(|n| &qname[..n]);
-                    let mut attrs = Vec::new();
+                    let first_attr = attrs.len();
                     let mut declared = 0usize;
                     // Counted before each attribute is read: the reader's own duplicate check
                     // compares every attribute with the earlier ones, so it must not run on an
                     // unbounded number of them.
                     for a in e.attributes() {
-                        if attrs.len() >= limits.max_attributes {
+                        if attrs.len() - first_attr >= limits.max_attributes {
                             return Err(XmlError::TooManyAttributes {
                                 pos: Position::at(src, before),
                                 limit: limits.max_attributes,
@@ -231,20 +273,29 @@ impl<'a> Tree<'a> {
                             offset: before,
                         });
                     }
-                    let id = nodes.len();
-                    let parent = stack.last().copied();
+                    let id = nodes.len() as u32;
+                    let parent = match stack.last_mut() {
+                        Some((p, last)) => {
+                            match *last {
+                                NONE => nodes[*p as usize].first_child = id,
+                                prev => nodes[prev as usize].next_sibling = id,
+                            }
+                            *last = id;
+                            *p
+                        }
+                        None => NONE,
+                    };
                     nodes.push(Node {
-                        name,
-                        attrs,
-                        text: Cow::Borrowed(""),
-                        children: Vec::new(),
+                        name_at: offset_in(text, name),
+                        name_len: name.len() as u32,
+                        text: Text::EMPTY,
                         parent,
-                        offset: before,
+                        first_child: NONE,
+                        next_sibling: NONE,
+                        offset: before as u32,
+                        attrs: first_attr as u32,
                     });
-                    if let Some(p) = parent {
-                        nodes[p].children.push(id);
-                    }
-                    stack.push(id);
+                    stack.push((id, NONE));
                     ns_stack.push(declared);
                     ns_in_scope += declared;
                 }
@@ -260,7 +311,9 @@ impl<'a> Tree<'a> {
                     let piece = quick_xml::escape::unescape(utf8(src, raw, before)?)
                         .map_err(|err| malformed(before, err.to_string()))?;
                     match stack.last() {
-                        Some(&top) => append(&mut nodes[top].text, piece),
+                        Some(&(top, _)) => {
+                            append(text, &mut owned, &mut nodes[top as usize].text, piece)
+                        }
                         None if piece.trim().is_empty() => {}
                         None => {
                             return Err(malformed(before, "text outside the root element".into()))
@@ -268,9 +321,14 @@ impl<'a> Tree<'a> {
                     }
                 }
                 Event::CData(t) => {
-                    if let Some(&top) = stack.last() {
+                    if let Some(&(top, _)) = stack.last() {
                         let piece = String::from_utf8_lossy(&t).into_owned();
-                        append(&mut nodes[top].text, Cow::Owned(piece));
+                        append(
+                            text,
+                            &mut owned,
+                            &mut nodes[top as usize].text,
+                            Cow::Owned(piece),
+                        );
                     }
                 }
                 Event::Decl(d) => {
@@ -301,31 +359,71 @@ impl<'a> Tree<'a> {
         }
         Ok(Tree {
             src,
+            text,
             nodes,
+            attrs,
+            owned,
             root_ns,
             lines: std::sync::OnceLock::new(),
         })
     }
 
-    pub fn node(&self, id: usize) -> &Node<'a> {
-        &self.nodes[id]
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Always false: a tree has at least its root.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Local name of an element.
+    pub fn name(&self, id: usize) -> &'a str {
+        let n = &self.nodes[id];
+        &self.text[n.name_at as usize..(n.name_at + n.name_len) as usize]
+    }
+
+    /// Byte offset of an element's start tag (its `<`) in [`Tree::src`].
+    pub fn offset(&self, id: usize) -> usize {
+        self.nodes[id].offset as usize
+    }
+
+    /// The element an element is in (none for the root).
+    pub fn parent(&self, id: usize) -> Option<usize> {
+        match self.nodes[id].parent {
+            NONE => None,
+            p => Some(p as usize),
+        }
+    }
+
+    /// Every child element, in document order.
+    pub fn all_children(&self, id: usize) -> impl Iterator<Item = usize> + '_ {
+        let first = self.nodes[id].first_child;
+        std::iter::successors((first != NONE).then_some(first), move |&c| {
+            let next = self.nodes[c as usize].next_sibling;
+            (next != NONE).then_some(next)
+        })
+        .map(|c| c as usize)
+    }
+
+    /// An element's attributes, namespace declarations aside.
+    pub fn attrs(&self, id: usize) -> &[Attr<'a>] {
+        let from = self.nodes[id].attrs as usize;
+        let to = self
+            .nodes
+            .get(id + 1)
+            .map_or(self.attrs.len(), |n| n.attrs as usize);
+        &self.attrs[from..to]
     }
 
     /// First child element named `name`.
     pub fn child(&self, id: usize, name: &str) -> Option<usize> {
-        self.nodes[id]
-            .children
-            .iter()
-            .copied()
-            .find(|&c| self.nodes[c].name == name)
+        self.all_children(id).find(|&c| self.name(c) == name)
     }
 
     pub fn children<'s>(&'s self, id: usize, name: &'s str) -> impl Iterator<Item = usize> + 's {
-        self.nodes[id]
-            .children
-            .iter()
-            .copied()
-            .filter(move |&c| self.nodes[c].name == name)
+        self.all_children(id).filter(move |&c| self.name(c) == name)
     }
 
     /// Follows a `/`-separated chain of first children, e.g. `"Header/Reference"`.
@@ -335,14 +433,23 @@ impl<'a> Tree<'a> {
             .try_fold(id, |cur, name| self.child(cur, name))
     }
 
+    /// Text of an element as written (unescaped), whitespace included.
+    pub fn raw_text(&self, id: usize) -> &str {
+        let t = self.nodes[id].text;
+        if t.at == NONE {
+            &self.owned[t.len as usize]
+        } else {
+            &self.text[t.at as usize..(t.at + t.len) as usize]
+        }
+    }
+
     /// Text of an element without surrounding whitespace (schema types here are tokens).
     pub fn text(&self, id: usize) -> &str {
-        self.nodes[id].text.trim()
+        self.raw_text(id).trim()
     }
 
     pub fn attr(&self, id: usize, name: &str) -> Option<&str> {
-        self.nodes[id]
-            .attrs
+        self.attrs(id)
             .iter()
             .find(|a| a.name == name)
             .map(|a| a.value.trim())
@@ -353,7 +460,7 @@ impl<'a> Tree<'a> {
     pub fn position(&self, id: usize) -> Position {
         self.lines
             .get_or_init(|| Lines::index(self.src))
-            .at(self.src, self.nodes[id].offset)
+            .at(self.src, self.offset(id))
     }
 
     /// XPath-like path: local names, `[n]` only among several same-name siblings.
@@ -361,21 +468,21 @@ impl<'a> Tree<'a> {
         let mut parts = Vec::new();
         let mut cur = Some(id);
         while let Some(n) = cur {
-            let node = &self.nodes[n];
-            let segment = match node.parent {
+            let name = self.name(n);
+            let segment = match self.parent(n) {
                 Some(p) => {
-                    let same: Vec<usize> = self.children(p, node.name).collect();
+                    let same: Vec<usize> = self.children(p, name).collect();
                     if same.len() > 1 {
                         let idx = same.iter().position(|&s| s == n).unwrap_or(0) + 1;
-                        format!("{}[{}]", node.name, idx)
+                        format!("{name}[{idx}]")
                     } else {
-                        node.name.to_owned()
+                        name.to_owned()
                     }
                 }
-                None => node.name.to_owned(),
+                None => name.to_owned(),
             };
             parts.push(segment);
-            cur = node.parent;
+            cur = self.parent(n);
         }
         parts.reverse();
         format!("/{}", parts.join("/"))
@@ -390,7 +497,7 @@ impl<'a> Tree<'a> {
     pub fn find(&self, path: &str) -> Option<usize> {
         let mut steps = path.trim_start_matches('/').split('/');
         let first = steps.next()?;
-        if self.nodes[ROOT].name != first {
+        if self.name(ROOT) != first {
             return None;
         }
         let mut cur = ROOT;
@@ -449,13 +556,58 @@ fn borrowed<'a>(src: &'a [u8], start: usize, event: &[u8]) -> Result<&'a [u8], X
 }
 
 /// Adds a text piece to an element. Whitespace between child elements is dropped (no schema
-/// here has mixed content), so container elements never allocate for it.
-fn append<'a>(text: &mut Cow<'a, str>, piece: Cow<'a, str>) {
-    if text.is_empty() {
-        if !piece.trim().is_empty() {
-            *text = piece;
+/// here has mixed content), so container elements never allocate for it. A piece that is a
+/// slice of `src` is kept as its span; anything else goes to `owned`.
+fn append(src: &str, owned: &mut Vec<String>, text: &mut Text, piece: Cow<'_, str>) {
+    let is_empty = text.at != NONE && text.len == 0;
+    if is_empty {
+        if piece.trim().is_empty() {
+            return;
         }
-    } else {
-        text.to_mut().push_str(&piece);
+        *text = match piece {
+            Cow::Borrowed(p) if within(src, p) => Text {
+                at: offset_in(src, p),
+                len: p.len() as u32,
+            },
+            other => {
+                owned.push(other.into_owned());
+                Text {
+                    at: NONE,
+                    len: (owned.len() - 1) as u32,
+                }
+            }
+        };
+        return;
     }
+    if text.at == NONE {
+        owned[text.len as usize].push_str(&piece);
+    } else {
+        let mut joined = src[text.at as usize..(text.at + text.len) as usize].to_owned();
+        joined.push_str(&piece);
+        owned.push(joined);
+        *text = Text {
+            at: NONE,
+            len: (owned.len() - 1) as u32,
+        };
+    }
+}
+
+/// Whether `part` is a slice of `src`.
+fn within(src: &str, part: &str) -> bool {
+    let (s, p) = (src.as_ptr() as usize, part.as_ptr() as usize);
+    p >= s && p + part.len() <= s + src.len()
+}
+
+/// Offset of `part`, a slice of `src`, in it.
+fn offset_in(src: &str, part: &str) -> u32 {
+    debug_assert!(within(src, part));
+    (part.as_ptr() as usize - src.as_ptr() as usize) as u32
+}
+
+/// Start tags in `src` (`<` followed by anything but `/`, `?` or `!`): an upper bound on its
+/// elements.
+fn start_tags(src: &[u8]) -> usize {
+    src.windows(2)
+        .filter(|w| w[0] == b'<' && !matches!(w[1], b'/' | b'?' | b'!'))
+        .count()
 }

@@ -246,3 +246,65 @@ async fn health_reports_the_database() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["database"]["status"], "up");
 }
+
+#[tokio::test]
+async fn a_ten_megabyte_declaration_is_stored_byte_for_byte_with_every_item_and_reference() {
+    let app = TestApp::spawn().await;
+    let token = app
+        .add_party(Role::Enterprise, nsw::loadtest::docgen::DECLARANT)
+        .await;
+    // 999 items of 99 supporting documents each: its body is streamed to the database and its
+    // items written in pieces.
+    let xml = nsw::loadtest::docgen::large_declaration(999, 10 * 1024 * 1024, 7);
+    assert!(xml.len() > 9 * 1024 * 1024);
+    let resp = app.submit(&token, xml.clone()).await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+    let receipt = resp.json();
+    let id = receipt["id"].as_str().unwrap().to_owned();
+    assert_eq!(receipt["sha256"], hex::encode(Sha256::digest(&xml)));
+    assert_eq!(receipt["size"], xml.len());
+
+    let doc = app
+        .get(&token, &format!("/api/v1/declarations/{id}/document"))
+        .await;
+    assert_eq!(doc.status, 200);
+    assert!(doc.body == xml, "stored bytes differ from the bytes sent");
+    assert_eq!(app.count("documents").await, 1);
+    assert_eq!(app.count("declaration_items").await, 999);
+    let client = app.pool.get().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT sum(jsonb_array_length(i.documents))::int8,
+                    count(DISTINCT i.line)::int8,
+                    bool_and(d.received_at = x.received_at),
+                    bool_and(d.size = length(d.body)),
+                    bool_and(d.kind = 'declaration')
+               FROM declarations x
+               JOIN documents d ON d.id = x.document_id
+               JOIN declaration_items i ON i.declaration_id = x.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let references = xml.windows(10).filter(|w| w == b"<Document>").count();
+    assert!(references > 999 * 50, "{references}");
+    assert_eq!(row.get::<_, i64>(0), references as i64);
+    assert_eq!(row.get::<_, i64>(1), 999);
+    assert!(
+        row.get::<_, bool>(2),
+        "the document's time is the declaration's"
+    );
+    assert!(row.get::<_, bool>(3));
+    assert!(row.get::<_, bool>(4));
+    let last = client
+        .query_one(
+            "SELECT documents->(jsonb_array_length(documents) - 1)->>'reference'
+               FROM declaration_items WHERE line = 999",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(last
+        .get::<_, String>(0)
+        .starts_with("PACKING-LIST-00000007-998-"));
+}

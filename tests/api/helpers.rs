@@ -18,6 +18,23 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs `nsw loadtest <args> --json` on its own embedded cluster under `target/<data_dir>`
+/// (apart from the one the other tests share) and answers its JSON report.
+pub fn loadtest_report(data_dir: &str, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nsw"))
+        .arg("loadtest")
+        .args(args)
+        .arg("--json")
+        .env("NSW_DATA_DIR", repo_root().join("target").join(data_dir))
+        .env_remove("NSW_CONFIG")
+        .env_remove("NSW_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
+
 pub fn fixture(rel: &str) -> Vec<u8> {
     std::fs::read(repo_root().join("fixtures").join(rel))
         .unwrap_or_else(|e| panic!("fixture {rel}: {e}"))

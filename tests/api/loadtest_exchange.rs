@@ -1,36 +1,22 @@
 //! `nsw loadtest --exchange` end to end on a small run: two `nsw serve` windows, every
 //! message delivered and stored exactly once, with and without the partner failing requests.
 
-use std::process::Command;
-
-use serde_json::Value;
-
-use crate::helpers::repo_root;
+use crate::helpers::loadtest_report;
 
 #[test]
 fn exchange_load_test_delivers_every_message_exactly_once() {
-    // Its own cluster under target/, apart from the one the other tests share.
-    let data_dir = repo_root().join("target/nsw-test-loadtest-exchange");
-    let out = Command::new(env!("CARGO_BIN_EXE_nsw"))
-        .args([
-            "loadtest",
+    let report = loadtest_report(
+        "nsw-test-loadtest-exchange",
+        &[
             "--exchange",
-            "--json",
             "--messages",
             "60",
             "--seconds",
             "1",
             "--fail-ratio",
             "0.3",
-        ])
-        .env("NSW_DATA_DIR", &data_dir)
-        .env_remove("NSW_CONFIG")
-        .env_remove("NSW_DATABASE_URL")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+        ],
+    );
     let phases = report["phases"].as_array().unwrap();
     assert_eq!(phases.len(), 2);
     for p in phases {

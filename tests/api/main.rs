@@ -20,6 +20,7 @@ mod fixtures;
 mod group_commit;
 mod intake_rules;
 mod jobs;
+mod loadtest_documents;
 mod loadtest_exchange;
 mod metrics;
 mod openapi;
