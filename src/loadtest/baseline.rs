@@ -43,6 +43,12 @@ pub async fn db_commits(
         }
     };
     let docs = Arc::new(docs.to_vec());
+    // A declarant's reference identifies one declaration, also across runs on one database
+    // (the baseline runs again on the prefilled database, and `--database-url` may name one
+    // loaded before): a reference taken by an earlier run would be refused, not counted.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() % 1_000_000_000);
     let count = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;
     let started = Instant::now();
@@ -63,9 +69,9 @@ pub async fn db_commits(
             while Instant::now() < deadline {
                 let (bytes, decl) = &docs[i % docs.len()];
                 i += 1;
-                // A declarant's reference identifies one declaration: each submission its own.
+                // Each submission its own reference.
                 let mut decl = decl.clone();
-                decl.reference = format!("BL-{w}-{i}-{}", decl.reference);
+                decl.reference = format!("BL-{run}-{w}-{i}-{}", decl.reference);
                 let sha256: [u8; 32] = Sha256::digest(bytes).into();
                 let r = declarations::submit(
                     &mut client,
