@@ -126,7 +126,7 @@ fn replace_text(block: &str, element: &str, text: &str) -> String {
 }
 
 pub async fn run(opts: Options) -> Result<(), BoxError> {
-    let (database_url, _cluster) = match &opts.database_url {
+    let (database_url, cluster) = match &opts.database_url {
         Some(url) => (url.clone(), None),
         None => {
             let (url, cluster) = fresh_embedded_database(&opts.data_dir).await?;
@@ -178,6 +178,11 @@ pub async fn run(opts: Options) -> Result<(), BoxError> {
             peak_after_mib: after as f64 / 1024.0,
             growth_over_size: growth / kind.large.len() as f64,
         });
+    }
+    drop(pool);
+    // Leave the machine as we found it: a cluster this run started is stopped.
+    if let Some(c) = cluster.filter(|c| c.started_here()) {
+        c.stop()?;
     }
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&figures)?);
