@@ -6,7 +6,6 @@
 //! sees an unpaid application and cannot decide it, even with a forged form; a platform that
 //! is down gives a message beside the button and loses nothing; another trader gets 404.
 
-use std::collections::HashMap;
 use std::process::Command;
 
 use nsw::domain::party::Role;
@@ -14,127 +13,11 @@ use nsw::paygate::{Faults, NotificationFault};
 
 use crate::helpers::TestApp;
 use crate::payments::{PayWorld, MAIZE_APPLICANT as APPLICANT};
+use crate::portal_trader::{Browser, PASSWORD};
 
 const OTHER_TRADER: &str = "0301234567";
 /// The officer of MARD-PPD that [`PayWorld`] adds.
 const OFFICER: &str = "ppd-officer-1";
-const PASSWORD: &str = "correct horse battery staple";
-
-/// A browser: keeps its cookies, follows no redirect.
-struct Browser {
-    address: String,
-    client: reqwest::Client,
-    cookies: HashMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Page {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The value of the first hidden `csrf` input.
-    fn csrf(&self) -> String {
-        let t = self.text();
-        let marker = "name=\"csrf\" value=\"";
-        let start = t.find(marker).expect("a csrf field") + marker.len();
-        let end = start + t[start..].find('"').unwrap();
-        t[start..end].to_owned()
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-}
-
-impl Browser {
-    async fn send(&mut self, rb: reqwest::RequestBuilder) -> Page {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let rb = if cookie.is_empty() {
-            rb
-        } else {
-            rb.header("cookie", cookie)
-        };
-        let r = rb.send().await.expect("request");
-        for v in r.headers().get_all("set-cookie") {
-            let v = v.to_str().unwrap();
-            let (name, value) = v.split(';').next().unwrap().split_once('=').unwrap();
-            if value.is_empty() || v.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        Page {
-            status: r.status().as_u16(),
-            location: r
-                .headers()
-                .get("location")
-                .map(|l| l.to_str().unwrap().to_owned()),
-            headers: r.headers().clone(),
-            body: r.bytes().await.unwrap().to_vec(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let rb = self.client.get(format!("{}{}", self.address, path));
-        self.send(rb).await
-    }
-
-    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let rb = self
-            .client
-            .post(format!("{}{}", self.address, path))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string(form).unwrap());
-        self.send(rb).await
-    }
-
-    /// A browser with no session yet.
-    fn new(app: &TestApp) -> Browser {
-        Browser {
-            address: app.address.clone(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    /// Logs in as `party` through the log-in form.
-    async fn login(app: &TestApp, party: &str) -> Browser {
-        let mut b = Browser::new(app);
-        let csrf = b.get("/login").await.csrf();
-        let r = b
-            .post_form(
-                "/login",
-                &[
-                    ("party_id", party),
-                    ("password", PASSWORD),
-                    ("csrf", &csrf),
-                    ("next", "/"),
-                ],
-            )
-            .await;
-        assert_eq!(r.status, 303, "{}", r.text());
-        b
-    }
-}
 
 async fn set_password(app: &TestApp, id: &str) {
     let mut client = app.pool.get().await.unwrap();

@@ -14,39 +14,48 @@ const LAPTOPS: &str = "valid/declaration/01-import-laptops-10-items.xml";
 const LAPTOPS_IMPORTER: &str = "0301234567";
 const HS_UNKNOWN: &str = "invalid/declaration/hs-unknown-6-digit.xml";
 const RICE_EXPORTER: &str = "1401234568";
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
-/// A browser: keeps its cookies, follows no redirect.
-struct Browser {
+/// A browser: keeps its cookies, follows no redirect (also used by the portal's fee tests).
+pub(crate) struct Browser {
     address: String,
     client: reqwest::Client,
     cookies: HashMap<String, String>,
 }
 
-struct Page {
-    status: u16,
-    location: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
 }
 
 impl Page {
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
     /// The value of the first hidden `csrf` input.
-    fn csrf(&self) -> String {
+    pub fn csrf(&self) -> String {
         let t = self.text();
         let marker = "name=\"csrf\" value=\"";
         let start = t.find(marker).expect("a csrf field") + marker.len();
         let end = start + t[start..].find('"').unwrap();
         t[start..end].to_owned()
     }
+
+    /// A response header's value ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Browser {
+    /// A browser with no session yet.
+    pub fn new(app: &TestApp) -> Browser {
         Browser {
             address: app.address.clone(),
             client: reqwest::Client::builder()
@@ -65,7 +74,7 @@ impl Browser {
             .join("; ")
     }
 
-    async fn send(&mut self, rb: reqwest::RequestBuilder) -> Page {
+    pub async fn send(&mut self, rb: reqwest::RequestBuilder) -> Page {
         let rb = if self.cookies.is_empty() {
             rb
         } else {
@@ -93,12 +102,12 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub async fn get(&mut self, path: &str) -> Page {
         let rb = self.client.get(format!("{}{}", self.address, path));
         self.send(rb).await
     }
 
-    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let body = serde_urlencoded::to_string(form).unwrap();
         let rb = self
             .client
@@ -141,7 +150,7 @@ impl Browser {
     }
 
     /// Logs in as `party` through the log-in form.
-    async fn login(app: &TestApp, party: &str) -> Browser {
+    pub async fn login(app: &TestApp, party: &str) -> Browser {
         let mut b = Browser::new(app);
         let form = b.get("/login").await;
         assert_eq!(form.status, 200);
