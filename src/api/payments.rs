@@ -200,13 +200,28 @@ pub async fn receipt(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let doc = receipt_of(&path, &principal, &state).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/xml"))
+    Ok(receipt_file(
+        &doc.number,
+        "xml",
+        "application/xml",
+        doc.body,
+    ))
+}
+
+/// A receipt's file to download, named after the receipt's number (`RCPT-2026-000001.xml`).
+fn receipt_file(
+    number: &str,
+    extension: &str,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{}.xml\"", doc.number),
+            format!("attachment; filename=\"{number}.{extension}\""),
         ))
-        .body(doc.body))
+        .body(body)
 }
 
 #[utoipa::path(
@@ -227,13 +242,12 @@ pub async fn receipt_signature(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let doc = receipt_of(&path, &principal, &state).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/pkcs7-signature"))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{}.p7s\"", doc.number),
-        ))
-        .body(doc.signature))
+    Ok(receipt_file(
+        &doc.number,
+        "p7s",
+        "application/pkcs7-signature",
+        doc.signature,
+    ))
 }
 
 #[utoipa::path(
