@@ -80,12 +80,10 @@ done
 curl -fsS "$base/health" >/dev/null
 
 status=0
-for who in admin enterprise; do
-    token=${!who}
-    echo "schemathesis: as the $who" >&2
+run_as() {
     # From the temporary folder: schemathesis keeps its cache in the current directory.
     (cd "$work" && schemathesis run "$base/api/v1/openapi.json" \
-        --header "Authorization: Bearer $token" \
+        --header "Authorization: Bearer $1" \
         --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
         --exclude-path /exchange/v1/messages \
         --exclude-path /api/v1/admin/exchange/fault \
@@ -94,8 +92,22 @@ for who in admin enterprise; do
         --workers 2 \
         --request-timeout 40 \
         --seed 20261130 \
-        --no-color) \
-        || status=$?
+        --no-color)
+}
+for who in admin enterprise; do
+    token=${!who}
+    echo "schemathesis: as the $who" >&2
+    rc=0
+    run_as "$token" 2>&1 | tee "$work/run-$who.log" || rc=$?
+    # CPython 3.11's parser is not thread-safe where hypothesis reads a lambda's source with
+    # two workers ("SystemError: AST constructor recursion depth mismatch"): an error of the
+    # tool, not a finding. The run is seeded, so a second run repeats every real failure.
+    if [ "$rc" != 0 ] && grep -q "AST constructor recursion depth mismatch" "$work/run-$who.log"; then
+        echo "schemathesis: the tool itself failed (CPython parser race); running again" >&2
+        rc=0
+        run_as "$token" || rc=$?
+    fi
+    [ "$rc" = 0 ] || status=$rc
 done
 if [ "$status" != 0 ]; then
     echo "schemathesis: failures above; the server's log follows" >&2
