@@ -48,6 +48,12 @@ pub struct Database {
     pub connections: db::Connections,
 }
 
+/// Committer tasks per HTTP worker for messages received from partner windows: two, so one
+/// group gathers while the other commits.
+const INBOUND_COMMITTERS: usize = 2;
+/// At most this many received messages per transaction.
+const INBOUND_MAX_GROUP: usize = 64;
+
 /// Longest wait for the pool's connections to end on shutdown.
 const CONNECTIONS_CLOSE: Duration = Duration::from_secs(5);
 
@@ -291,9 +297,19 @@ impl Application {
                         None
                     }
                 }));
+                // Received partner messages are committed in groups by this worker's own
+                // committers, as declarations are.
+                let inbound = api::Inbound(main_state.exchange.as_ref().map(|_| {
+                    crate::store::inbound_group_commit::InboundCommit::spawn(
+                        main_state.pool.clone(),
+                        INBOUND_COMMITTERS,
+                        INBOUND_MAX_GROUP,
+                    )
+                }));
                 let app = App::new()
                     .app_data(main_state.clone())
                     .app_data(web::Data::new(intake))
+                    .app_data(web::Data::new(inbound))
                     .app_data(hub.clone())
                     .app_data(
                         web::PathConfig::default()

@@ -107,6 +107,8 @@ pub async fn receive(
         &body,
         sig,
         peer_country.as_ref().map(|c| c.as_deref()),
+        req.app_data::<web::Data<super::Inbound>>()
+            .and_then(|i| i.0.as_ref()),
     )
     .await?;
     let mut receipt_sig = answer.signature;

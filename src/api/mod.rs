@@ -38,6 +38,10 @@ use crate::validation::Validator;
 /// request commits its own transaction.
 pub struct Intake(pub Option<crate::store::group_commit::GroupCommit>);
 
+/// This HTTP worker's committers of messages received from partner windows; `None` when the
+/// window has no exchange keys.
+pub struct Inbound(pub Option<crate::store::inbound_group_commit::InboundCommit>);
+
 pub struct AppState {
     pub pool: Pool,
     pub validator: Validator,

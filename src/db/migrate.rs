@@ -98,6 +98,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "reconciliation",
         sql: include_str!("../../migrations/0017_reconciliation.sql"),
     },
+    Migration {
+        version: 18,
+        name: "audit_seal_set",
+        sql: include_str!("../../migrations/0018_audit_seal_set.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

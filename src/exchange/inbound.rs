@@ -10,6 +10,11 @@ use uuid::Uuid;
 use super::receipt::{self, Reason, Receipt};
 use super::{envelope, keys, signature, trust, Exchange, ExchangeError};
 use crate::store::inbound::{self as store, NewInbound, Stored};
+use crate::store::inbound_group_commit::{InboundCommit, OwnedInbound};
+
+/// Messages smaller than this are stored through the group committers (a copy of a few
+/// kilobytes); larger ones are written by their own transaction, without the copy.
+const GROUPED_BELOW: usize = 256 * 1024;
 use crate::validation::{Validator, Verdict};
 use crate::xml::{DocKind, Tree};
 
@@ -31,6 +36,7 @@ pub async fn receive(
     body: &[u8],
     signature_b64: Option<&str>,
     tls_peer_country: Option<Option<&str>>,
+    committers: Option<&InboundCommit>,
 ) -> Result<Answer, ExchangeError> {
     let sig_b64 = signature_b64.ok_or(ExchangeError::SignatureMissing)?;
     let sig = base64::engine::general_purpose::STANDARD
@@ -38,9 +44,14 @@ pub async fn receive(
         .map_err(|e| ExchangeError::SignatureEncoding(e.to_string()))?;
     // A signature that is not even a CMS structure is refused before the envelope is read:
     // an unauthenticated sender gets no parsing for a signature that cannot verify.
-    openssl::cms::CmsContentInfo::from_der(&sig).map_err(|_| {
-        ExchangeError::SignatureEncoding("the signature is not a DER-encoded CMS SignedData".into())
-    })?;
+    // The usual shape is recognised without decoding it; any other goes through OpenSSL.
+    if !super::signed_data::is_usual(&sig) {
+        openssl::cms::CmsContentInfo::from_der(&sig).map_err(|_| {
+            ExchangeError::SignatureEncoding(
+                "the signature is not a DER-encoded CMS SignedData".into(),
+            )
+        })?;
+    }
     match validator.validate(body, Some(DocKind::Envelope)) {
         Verdict::Valid(_) => {}
         Verdict::Unusable(e) => return Err(e.into()),
@@ -108,26 +119,51 @@ pub async fn receive(
             duplicate: false,
         });
     }
-    let mut client = pool.get().await?;
-    let stored = store::insert(
-        &mut client,
-        &NewInbound {
-            sender: &header.sender,
-            message_id: header.message_id,
-            conversation_id: header.conversation_id,
-            document_type: &header.document_type,
-            function: &header.function,
-            reference: &header.reference,
-            previous_reference: header.previous_reference.as_deref(),
-            envelope: body,
-            sha256: &digest,
-            signature: &sig,
-            signer_subject: &keys::subject_line(&signer),
-            receipt: &receipt_bytes,
-            receipt_signature: &receipt_sig,
-        },
-    )
-    .await?;
+    let signer_subject = keys::subject_line(&signer);
+    let stored = match committers {
+        // A large message is written alone rather than copied to a committer.
+        Some(committers) if body.len() < GROUPED_BELOW => {
+            committers
+                .insert(OwnedInbound {
+                    sender: header.sender.clone(),
+                    message_id: header.message_id,
+                    conversation_id: header.conversation_id,
+                    document_type: header.document_type.clone(),
+                    function: header.function.clone(),
+                    reference: header.reference.clone(),
+                    previous_reference: header.previous_reference.clone(),
+                    envelope: bytes::Bytes::copy_from_slice(body),
+                    sha256: digest,
+                    signature: sig,
+                    signer_subject,
+                    receipt: receipt_bytes.clone(),
+                    receipt_signature: receipt_sig.clone(),
+                })
+                .await?
+        }
+        _ => {
+            let mut client = pool.get().await?;
+            store::insert(
+                &mut client,
+                &NewInbound {
+                    sender: &header.sender,
+                    message_id: header.message_id,
+                    conversation_id: header.conversation_id,
+                    document_type: &header.document_type,
+                    function: &header.function,
+                    reference: &header.reference,
+                    previous_reference: header.previous_reference.as_deref(),
+                    envelope: body,
+                    sha256: &digest,
+                    signature: &sig,
+                    signer_subject: &signer_subject,
+                    receipt: &receipt_bytes,
+                    receipt_signature: &receipt_sig,
+                },
+            )
+            .await?
+        }
+    };
     match stored {
         Stored::New(id) => {
             tracing::info!(sender = %header.sender, message_id = %header.message_id,

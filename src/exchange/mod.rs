@@ -14,6 +14,7 @@ pub mod ping;
 pub mod receipt;
 pub mod respond;
 pub mod signature;
+pub mod signed_data;
 pub use crate::domain::message_state as state;
 pub mod tls;
 pub mod trust;

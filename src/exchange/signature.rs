@@ -143,7 +143,25 @@ pub fn verify_with(
 /// A signer certificate is looked up among `anchors` first, then among the carried ones, so a
 /// signature made without certificates by a pinned certificate verifies too. Returns the
 /// signer certificates.
+///
+/// The usual shape (one signer, carried certificate, signed attributes, ECDSA with SHA-256)
+/// is verified by [`super::signed_data::verify`] with the carried certificates decoded once;
+/// whatever it does not accept goes through OpenSSL's CMS verification below, which decides.
 pub fn verify_cms(
+    signature: &[u8],
+    data: &[u8],
+    anchors: &[X509],
+    trust: &str,
+    policy: &Policy,
+) -> Result<Vec<X509>, SignatureError> {
+    if let Some(signer) = super::signed_data::verify(signature, data, anchors, trust, policy) {
+        return Ok(vec![signer]);
+    }
+    verify_cms_openssl(signature, data, anchors, trust, policy)
+}
+
+/// [`verify_cms`] through OpenSSL's CMS layer alone: every shape, every error code.
+pub(super) fn verify_cms_openssl(
     signature: &[u8],
     data: &[u8],
     anchors: &[X509],
@@ -217,28 +235,10 @@ pub fn require_sha256(der: &[u8]) -> Result<(), SignatureError> {
 /// Content octets of the DER OID 2.16.840.1.101.3.4.2.1 (id-sha256).
 const SHA256_OID: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
 
-/// Reads one DER element: (tag, content, rest). Definite lengths only (`to_der` output), and
-/// single-byte tags, which is all CMS SignedData uses.
+/// Reads one DER element: (tag, content, rest). DER only (definite, shortest lengths;
+/// single-byte tags), which is what `to_der` writes.
 pub(super) fn der_next(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, b) = b.split_first()?;
-    if tag & 0x1f == 0x1f {
-        return None;
-    }
-    let (&first, b) = b.split_first()?;
-    let (len, b) = match first {
-        0..=0x7f => (first as usize, b),
-        0x81..=0x84 => {
-            let n = (first & 0x7f) as usize;
-            let len_bytes = b.get(..n)?;
-            let len = len_bytes
-                .iter()
-                .fold(0usize, |acc, &x| (acc << 8) | x as usize);
-            (len, &b[n..])
-        }
-        _ => return None,
-    };
-    let content = b.get(..len)?;
-    Some((tag, content, &b[len..]))
+    super::signed_data::tlv(b).map(|e| (e.tag, e.content, e.rest))
 }
 
 /// The digestAlgorithm OID (content octets) of every SignerInfo in a DER ContentInfo holding

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use deadpool_postgres::Pool;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -126,11 +128,23 @@ async fn claim_and_deliver(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> 
     let claimed = sign_batch(&client, ex, claimed).await;
     drop(client);
     let n = claimed.len();
-    let jobs = claimed.into_iter().map(|c| {
-        let span = tracing::info_span!("job.outbox.deliver", message_id = %c.message_id, receiver = %c.receiver, attempt = c.attempts);
-        deliver(pool, ex, limits, c, lease_ends).instrument(span)
-    });
-    futures_util::future::join_all(jobs).await;
+    let mut pending: FuturesUnordered<_> = claimed
+        .into_iter()
+        .map(|c| {
+            let span = tracing::info_span!("job.outbox.deliver", message_id = %c.message_id, receiver = %c.receiver, attempt = c.attempts);
+            deliver(pool, ex, limits, c, lease_ends).instrument(span)
+        })
+        .collect();
+    // Outcomes are recorded as they come, together with every other one ready by then: one
+    // transaction for those instead of one per message, and no message waits for a slower
+    // one of its batch to be recorded.
+    while let Some(first) = pending.next().await {
+        let mut done = vec![first];
+        while let Some(Some(d)) = pending.next().now_or_never() {
+            done.push(d);
+        }
+        record(pool, ex, done).await;
+    }
     n
 }
 
@@ -171,65 +185,96 @@ async fn sign_batch(
     claimed
 }
 
-async fn deliver(pool: &Pool, ex: &Exchange, limits: &Limits, c: Claimed, lease_ends: Instant) {
+/// One attempt's end, waiting to be recorded.
+struct Attempted {
+    c: Claimed,
+    outcome: Result<Verified, String>,
+    /// For a failure: the delay before the next attempt, or `None` for the dead letters.
+    retry_in_secs: Option<f64>,
+    started: Instant,
+}
+
+async fn deliver(
+    pool: &Pool,
+    ex: &Exchange,
+    limits: &Limits,
+    c: Claimed,
+    lease_ends: Instant,
+) -> Attempted {
     let started = Instant::now();
     let outcome = attempt(pool, ex, limits, &c, lease_ends).await;
     let took = started.elapsed();
-    let (counted, settled) = match &outcome {
-        Ok((true, ..)) => ("delivered", Some("delivered")),
-        Ok((false, ..)) => ("rejected", Some("rejected")),
-        Err(_) if c.attempts < c.max_attempts && !c.expired => ("failed", None),
-        Err(_) => ("failed", Some("dead_letter")),
+    let can_retry = c.attempts < c.max_attempts && !c.expired;
+    let counted = match &outcome {
+        Ok((true, ..)) => "delivered",
+        Ok((false, ..)) => "rejected",
+        Err(_) => "failed",
     };
     crate::metrics::outbox_attempt(&c.receiver, counted, took);
-    let mut client = match pool.get().await {
-        Ok(cl) => cl,
-        Err(e) => {
-            // The lease runs out and the reaper puts the message back: nothing is lost.
-            tracing::warn!(error = %e, "outbox: cannot record the outcome");
-            return;
+    let mut retry_in_secs = None;
+    match &outcome {
+        Ok((accepted, ..)) => tracing::info!(accepted, "receipt verified"),
+        Err(error) => {
+            retry_in_secs = can_retry
+                .then(|| backoff_secs(ex.policy.retry_base_ms, ex.policy.retry_max_ms, c.attempts));
+            tracing::warn!(%error, retry_in_secs = ?retry_in_secs, "delivery attempt failed");
         }
-    };
-    let result = match &outcome {
-        Ok((accepted, body, sig)) => {
-            tracing::info!(accepted, "receipt verified");
-            store::finish(
-                &mut client,
-                c.id,
-                ex.worker_id,
-                Outcome::Receipt {
+    }
+    Attempted {
+        c,
+        outcome,
+        retry_in_secs,
+        started,
+    }
+}
+
+/// Records the outcomes of finished attempts in one transaction (`store::settle`). When it
+/// cannot, nothing is lost: the leases run out and the reaper puts the messages back.
+async fn record(pool: &Pool, ex: &Exchange, done: Vec<Attempted>) {
+    let outcomes: Vec<(uuid::Uuid, Outcome)> = done
+        .iter()
+        .map(|d| {
+            let outcome = match &d.outcome {
+                Ok((accepted, body, sig)) => Outcome::Receipt {
                     accepted: *accepted,
                     receipt: body,
                     signature: sig,
                 },
-            )
-            .await
-        }
-        Err(error) => {
-            let retry = (c.attempts < c.max_attempts && !c.expired)
-                .then(|| backoff_secs(ex.policy.retry_base_ms, ex.policy.retry_max_ms, c.attempts));
-            tracing::warn!(%error, retry_in_secs = ?retry, "delivery attempt failed");
-            store::finish(
-                &mut client,
-                c.id,
-                ex.worker_id,
-                Outcome::Failed {
+                Err(error) => Outcome::Failed {
                     error,
-                    retry_in_secs: retry,
+                    retry_in_secs: d.retry_in_secs,
                 },
-            )
+            };
+            (d.c.id, outcome)
+        })
+        .collect();
+    let result = match pool.get().await {
+        Ok(mut client) => store::settle(&mut client, ex.worker_id, &outcomes)
             .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(format!("no database connection: {e}")),
+    };
+    let settled = match result {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!(error = %e, messages = done.len(), "outbox: recording the outcomes failed");
+            return;
         }
     };
-    match result {
-        Ok(true) => {
-            if let Some(status) = settled {
-                let latency = c.queued_secs + started.elapsed().as_secs_f64();
-                crate::metrics::outbox_settled(&c.receiver, status, latency);
-            }
+    for d in &done {
+        let c = &d.c;
+        if !settled.contains(&c.id) {
+            tracing::warn!(message_id = %c.message_id, "outbox: lease lost before the outcome was recorded");
+            continue;
         }
-        Ok(false) => tracing::warn!("outbox: lease lost before the outcome was recorded"),
-        Err(e) => tracing::warn!(error = %e, "outbox: recording the outcome failed"),
+        let status = match &d.outcome {
+            Ok((true, ..)) => "delivered",
+            Ok((false, ..)) => "rejected",
+            Err(_) if d.retry_in_secs.is_some() => continue,
+            Err(_) => "dead_letter",
+        };
+        let latency = c.queued_secs + d.started.elapsed().as_secs_f64();
+        crate::metrics::outbox_settled(&c.receiver, status, latency);
     }
 }
 

@@ -722,22 +722,24 @@ async fn sender_db_baseline(
                         tx.commit().await?;
                         ids.push(e.message_id);
                     }
+                    // As the worker does: one signature statement and one settling
+                    // transaction per claimed batch.
                     let claimed = store::claim(&client, worker, 60.0, ids.len() as i64).await?;
-                    for c in claimed {
-                        store::set_signature(&client, c.id, worker, &[0; 600]).await?;
-                        store::finish(
-                            &mut client,
-                            c.id,
-                            worker,
-                            Outcome::Receipt {
+                    let signed: Vec<(Uuid, Vec<u8>)> =
+                        claimed.iter().map(|c| (c.id, vec![0; 600])).collect();
+                    store::set_signatures(&client, worker, &signed).await?;
+                    let outcomes: Vec<(Uuid, Outcome)> = claimed
+                        .iter()
+                        .map(|c| {
+                            let receipt = Outcome::Receipt {
                                 accepted: true,
                                 receipt: &[0; 700],
                                 signature: &[0; 600],
-                            },
-                        )
-                        .await?;
-                        n += 1;
-                    }
+                            };
+                            (c.id, receipt)
+                        })
+                        .collect();
+                    n += store::settle(&mut client, worker, &outcomes).await?.len() as u64;
                 }
                 Ok::<u64, BoxError>(n)
             })

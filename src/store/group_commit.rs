@@ -110,22 +110,23 @@ impl GroupCommit {
     }
 }
 
-async fn committer(n: usize, rx: Arc<Mutex<mpsc::Receiver<Job>>>, ctx: Arc<Context>, max: usize) {
-    loop {
-        let mut jobs = Vec::with_capacity(max);
-        {
-            let mut rx = rx.lock().await;
-            match rx.recv().await {
-                Some(job) => jobs.push(job),
-                None => return,
-            }
-            while jobs.len() < max {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
-                }
-            }
+/// A committer's next group: waits for one job, then takes whatever else is queued, up to
+/// `max` in all. `None` once every sender is gone.
+pub(crate) async fn gather<T>(rx: &Mutex<mpsc::Receiver<T>>, max: usize) -> Option<Vec<T>> {
+    let mut rx = rx.lock().await;
+    let mut jobs = Vec::with_capacity(max);
+    jobs.push(rx.recv().await?);
+    while jobs.len() < max {
+        match rx.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
         }
+    }
+    Some(jobs)
+}
+
+async fn committer(n: usize, rx: Arc<Mutex<mpsc::Receiver<Job>>>, ctx: Arc<Context>, max: usize) {
+    while let Some(jobs) = gather(&rx, max).await {
         let size = jobs.len();
         let span = tracing::info_span!("job.group_commit", committer = n, size);
         let started = std::time::Instant::now();

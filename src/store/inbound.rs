@@ -115,6 +115,81 @@ pub async fn insert(
     Ok(Stored::New(id))
 }
 
+/// Stores several verified, valid messages with their receipts and audit entries in one
+/// transaction (one multi-row statement for the messages and their entries, one commit).
+/// Answers in the order given: `Stored::New` for a message whose row this call wrote,
+/// `Stored::AlreadyThere` for one stored before (or by an earlier member of the same call).
+/// An error leaves nothing written.
+pub async fn insert_many(
+    client: &mut deadpool_postgres::Object,
+    messages: &[NewInbound<'_>],
+) -> Result<Vec<Stored>, StoreError> {
+    let ids: Vec<Uuid> = messages.iter().map(|_| Uuid::now_v7()).collect();
+    fn col<'a, T: ?Sized>(
+        m: &'a [NewInbound<'a>],
+        f: impl Fn(&NewInbound<'a>) -> &'a T,
+    ) -> Vec<&'a T> {
+        m.iter().map(f).collect()
+    }
+    let message_ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
+    let conversations: Vec<Uuid> = messages.iter().map(|m| m.conversation_id).collect();
+    let previous: Vec<Option<&str>> = messages.iter().map(|m| m.previous_reference).collect();
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "WITH m AS (
+                INSERT INTO inbound_messages (id, sender, message_id, conversation_id,
+                    document_type, function, reference, previous_reference, envelope, sha256,
+                    signature, signer_subject, receipt, receipt_signature)
+                SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[],
+                    $6::text[], $7::text[], $8::text[], $9::bytea[], $10::bytea[], $11::bytea[],
+                    $12::text[], $13::bytea[], $14::bytea[])
+                ON CONFLICT (sender, message_id) DO NOTHING
+                RETURNING id, sender, message_id, document_type, function, reference,
+                          previous_reference, sha256, signer_subject),
+             a AS (
+                INSERT INTO audit_log (actor, action, subject, details)
+                SELECT 'partner:' || sender, 'exchange.received', message_id::text,
+                       jsonb_build_object('id', id, 'document_type', document_type,
+                           'function', function, 'reference', reference,
+                           'previous_reference', previous_reference,
+                           'sha256', encode(sha256, 'hex'), 'signer', signer_subject)
+                  FROM m ORDER BY id)
+             SELECT id FROM m",
+            &[
+                &ids,
+                &col(messages, |m| m.sender),
+                &message_ids,
+                &conversations,
+                &col(messages, |m| m.document_type),
+                &col(messages, |m| m.function),
+                &col(messages, |m| m.reference),
+                &previous,
+                &col(messages, |m| m.envelope),
+                &col(messages, |m| m.sha256),
+                &col(messages, |m| m.signature),
+                &col(messages, |m| m.signer_subject),
+                &col(messages, |m| m.receipt),
+                &col(messages, |m| m.receipt_signature),
+            ],
+        )
+        .await?;
+    tx.commit().await?;
+    let written: std::collections::HashSet<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    let mut stored = Vec::with_capacity(messages.len());
+    for (m, id) in messages.iter().zip(ids) {
+        if written.contains(&id) {
+            stored.push(Stored::New(id));
+        } else {
+            let earlier = find(&*client, m.sender, m.message_id)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            stored.push(Stored::AlreadyThere(earlier));
+        }
+    }
+    Ok(stored)
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[schema(as = InboundMessage)]
 pub struct InboundRow {

@@ -13,6 +13,7 @@ pub mod events;
 pub mod fees;
 pub mod group_commit;
 pub mod inbound;
+pub mod inbound_group_commit;
 pub mod keys;
 pub mod ledger;
 pub mod licensing;

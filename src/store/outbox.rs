@@ -227,83 +227,124 @@ pub async fn finish(
     worker: Uuid,
     outcome: Outcome<'_>,
 ) -> Result<bool, StoreError> {
+    Ok(settle(client, worker, &[(id, outcome)])
+        .await?
+        .contains(&id))
+}
+
+/// Ends this worker's lease on several messages in one transaction: one statement for the
+/// receipts, one for the failures, each writing its audit entries in the same statement (as
+/// the claim does), and one commit for all. Returns the ids settled; a message missing from
+/// it was no longer this worker's (the reaper returned it after its lease), and nothing
+/// changed for it. If the process dies before the commit, none is settled: the reaper
+/// returns them after the lease, and the partner answers a repeat with the same receipt.
+pub async fn settle(
+    client: &mut deadpool_postgres::Object,
+    worker: Uuid,
+    outcomes: &[(Uuid, Outcome<'_>)],
+) -> Result<Vec<Uuid>, StoreError> {
+    let mut receipts = (
+        Vec::new(),
+        Vec::new(),
+        Vec::<&[u8]>::new(),
+        Vec::<&[u8]>::new(),
+    );
+    let mut failures = (Vec::new(), Vec::new(), Vec::<&str>::new(), Vec::new());
+    for (id, outcome) in outcomes {
+        match outcome {
+            Outcome::Receipt {
+                accepted,
+                receipt,
+                signature,
+            } => {
+                let to = if *accepted {
+                    Status::Delivered
+                } else {
+                    Status::Rejected
+                };
+                transition(Status::Sending, to)?;
+                receipts.0.push(*id);
+                receipts.1.push(to.as_str());
+                receipts.2.push(receipt);
+                receipts.3.push(signature);
+            }
+            Outcome::Failed {
+                error,
+                retry_in_secs,
+            } => {
+                let (to, delay) = match retry_in_secs {
+                    Some(s) => (Status::RetryWait, *s),
+                    None => (Status::DeadLetter, 0.0),
+                };
+                transition(Status::Sending, to)?;
+                failures.0.push(*id);
+                failures.1.push(to.as_str());
+                failures.2.push(error);
+                failures.3.push(delay);
+            }
+        }
+    }
     let tx = client.transaction().await?;
-    let row = match &outcome {
-        Outcome::Receipt {
-            accepted,
-            receipt,
-            signature,
-        } => {
-            let to = if *accepted {
-                Status::Delivered
-            } else {
-                Status::Rejected
-            };
-            transition(Status::Sending, to)?;
-            tx.query_opt(
-                "UPDATE outbox SET status = $3, receipt = $4, receipt_signature = $5,
-                        locked_by = NULL, locked_until = NULL, last_error = NULL,
-                        delivered_at = now(), updated_at = now()
-                  WHERE id = $1 AND status = $6 AND locked_by = $2
-                  RETURNING message_id, status, attempts",
+    let mut settled = Vec::with_capacity(outcomes.len());
+    if !receipts.0.is_empty() {
+        let rows = tx
+            .query(
+                "WITH s AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[])
+                                AS s(id, status, receipt, signature)),
+                      u AS (UPDATE outbox o SET status = s.status, receipt = s.receipt,
+                                   receipt_signature = s.signature, locked_by = NULL,
+                                   locked_until = NULL, last_error = NULL,
+                                   delivered_at = now(), updated_at = now()
+                              FROM s
+                             WHERE o.id = s.id AND o.status = $5 AND o.locked_by = $6
+                             RETURNING o.id, o.message_id, o.status, o.attempts),
+                      a AS (INSERT INTO audit_log (actor, action, subject, details)
+                            SELECT 'exchange-worker', 'exchange.' || status, message_id::text,
+                                   jsonb_build_object('attempts', attempts, 'error', NULL)
+                              FROM u ORDER BY id)
+                 SELECT id FROM u",
                 &[
-                    &id,
-                    &worker,
-                    &to.as_str(),
-                    receipt,
-                    signature,
+                    &receipts.0,
+                    &receipts.1,
+                    &receipts.2,
+                    &receipts.3,
                     &Status::Sending.as_str(),
+                    &worker,
                 ],
             )
-            .await?
-        }
-        Outcome::Failed {
-            error,
-            retry_in_secs,
-        } => {
-            let (to, delay) = match retry_in_secs {
-                Some(s) => (Status::RetryWait, *s),
-                None => (Status::DeadLetter, 0.0),
-            };
-            transition(Status::Sending, to)?;
-            tx.query_opt(
-                "UPDATE outbox SET status = $3, last_error = $4,
-                        available_at = now() + make_interval(secs => $5),
-                        locked_by = NULL, locked_until = NULL, updated_at = now()
-                  WHERE id = $1 AND status = $6 AND locked_by = $2
-                  RETURNING message_id, status, attempts",
+            .await?;
+        settled.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    }
+    if !failures.0.is_empty() {
+        let rows = tx
+            .query(
+                "WITH s AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[])
+                                AS s(id, status, error, delay)),
+                      u AS (UPDATE outbox o SET status = s.status, last_error = s.error,
+                                   available_at = now() + make_interval(secs => s.delay),
+                                   locked_by = NULL, locked_until = NULL, updated_at = now()
+                              FROM s
+                             WHERE o.id = s.id AND o.status = $5 AND o.locked_by = $6
+                             RETURNING o.id, o.message_id, o.status, o.attempts, s.error),
+                      a AS (INSERT INTO audit_log (actor, action, subject, details)
+                            SELECT 'exchange-worker', 'exchange.' || status, message_id::text,
+                                   jsonb_build_object('attempts', attempts, 'error', error)
+                              FROM u ORDER BY id)
+                 SELECT id FROM u",
                 &[
-                    &id,
-                    &worker,
-                    &to.as_str(),
-                    error,
-                    &delay,
+                    &failures.0,
+                    &failures.1,
+                    &failures.2,
+                    &failures.3,
                     &Status::Sending.as_str(),
+                    &worker,
                 ],
             )
-            .await?
-        }
-    };
-    let Some(row) = row else {
-        return Ok(false);
-    };
-    let message_id: Uuid = row.get(0);
-    let status: String = row.get(1);
-    let attempts: i32 = row.get(2);
-    let error = match &outcome {
-        Outcome::Failed { error, .. } => Some(*error),
-        Outcome::Receipt { .. } => None,
-    };
-    audit::append(
-        &tx,
-        "exchange-worker",
-        &format!("exchange.{status}"),
-        &message_id.to_string(),
-        &serde_json::json!({ "attempts": attempts, "error": error }),
-    )
-    .await?;
+            .await?;
+        settled.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    }
     tx.commit().await?;
-    Ok(true)
+    Ok(settled)
 }
 
 /// Returns messages whose lease ran out (a worker died mid-delivery) to the retry queue, or
