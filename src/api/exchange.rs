@@ -253,7 +253,15 @@ pub async fn send_form_d(
     let tx = client.transaction().await?;
     // An operator's send is its own cause: the same Form D may be sent again by hand.
     let cause = Cause::Operator(Uuid::now_v7());
-    let queued = form_d::enqueue(&tx, &state.settings, prepared, cause, &p.party_id).await?;
+    let queued = form_d::enqueue(
+        &tx,
+        &state.settings,
+        &ex.identity,
+        prepared,
+        cause,
+        &p.party_id,
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(Enqueued {
         message_id: queued.message_id,

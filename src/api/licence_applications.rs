@@ -189,7 +189,7 @@ pub fn licensing_context(state: &AppState) -> licensing::Context<'_> {
         settings: &state.settings,
         limits: &state.validator.limits,
         today: state.today(),
-        partners: state.exchange.as_deref().map(|ex| &ex.partners),
+        exchange: state.exchange.as_deref(),
         calendar: &state.calendar,
         payments: &state.payments,
     }

@@ -241,6 +241,7 @@ pub async fn enqueue_for_declaration(
     let queued = super::outbox::enqueue(
         tx,
         settings,
+        &exchange.identity,
         super::outbox::NewMessage {
             cause: super::outbox::Cause::Acdd(declaration_id),
             receiver: partner.country.clone(),

@@ -83,6 +83,7 @@ pub fn partner_takes(partners: &Partners, country: &str) -> bool {
 pub async fn enqueue<C: deadpool_postgres::GenericClient>(
     tx: &C,
     settings: &crate::config::Settings,
+    identity: &super::keys::Identity,
     prepared: Prepared,
     cause: super::outbox::Cause,
     actor: &str,
@@ -90,6 +91,7 @@ pub async fn enqueue<C: deadpool_postgres::GenericClient>(
     super::outbox::enqueue(
         tx,
         settings,
+        identity,
         super::outbox::NewMessage {
             cause,
             receiver: prepared.receiver,

@@ -1,12 +1,13 @@
-//! Enqueuing outbound messages in the caller's transaction: the envelope is built here, once,
-//! with its message id; the worker signs and sends those exact bytes, however many times it
-//! has to.
+//! Enqueuing outbound messages in the caller's transaction: the envelope is built and signed
+//! here, once, with its message id, and written with its signature in one row; the worker
+//! sends those exact bytes and that signature, however many times it has to.
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::envelope::{self, Header};
-use super::ExchangeError;
+use super::keys::Identity;
+use super::{signature, ExchangeError};
 use crate::config::Settings;
 use crate::store::outbox::{self as store, NewOutbound};
 use crate::validation::{Validator, Verdict};
@@ -80,11 +81,14 @@ pub struct Enqueued {
     pub conversation_id: Uuid,
 }
 
-/// Builds the envelope and writes it to the outbox in `tx`, with its audit entry. The payload
-/// is validated against its schema first, so a partner never gets a document we would refuse.
+/// Builds the envelope, signs it as `identity` (the window's signing key), and writes both to
+/// the outbox in `tx`, with its audit entry. The payload is validated against its schema
+/// first, so a partner never gets a document we would refuse. Signing here writes the row
+/// once: the worker has no signature to record before the first send.
 pub async fn enqueue<C: deadpool_postgres::GenericClient>(
     tx: &C,
     settings: &Settings,
+    identity: &Identity,
     msg: NewMessage,
 ) -> Result<Enqueued, ExchangeError> {
     let kind = envelope::kind_of(&msg.document_type).ok_or_else(|| ExchangeError::Refused {
@@ -117,6 +121,7 @@ pub async fn enqueue<C: deadpool_postgres::GenericClient>(
         created_at: envelope::now_rfc3339(),
     };
     let bytes = envelope::build(&header, &msg.payload);
+    let signature = signature::sign(identity, &bytes)?;
     store::insert(
         tx,
         &NewOutbound {
@@ -129,6 +134,7 @@ pub async fn enqueue<C: deadpool_postgres::GenericClient>(
             reference: &header.reference,
             previous_reference: header.previous_reference.as_deref(),
             envelope: &bytes,
+            signature: Some(&signature),
             max_attempts: settings.exchange.max_attempts,
             ttl_secs: settings.exchange.ttl_secs as f64,
         },

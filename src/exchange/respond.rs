@@ -177,6 +177,7 @@ pub async fn respond(
     let queued = outbox::enqueue(
         &tx,
         settings,
+        &ex.identity,
         NewMessage {
             cause,
             receiver: msg.sender.clone(),

@@ -235,10 +235,11 @@ pub fn require_sha256(der: &[u8]) -> Result<(), SignatureError> {
 /// Content octets of the DER OID 2.16.840.1.101.3.4.2.1 (id-sha256).
 const SHA256_OID: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
 
-/// Reads one DER element: (tag, content, rest). DER only (definite, shortest lengths;
-/// single-byte tags), which is what `to_der` writes.
+/// Reads one DER element: (tag, content, rest). Definite lengths and single-byte tags, which
+/// is all CMS SignedData and certificates use; a length in a longer form than needed is read
+/// too, as OpenSSL reads it in certificates (unlike `signed_data::tlv`).
 pub(super) fn der_next(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    super::signed_data::tlv(b).map(|e| (e.tag, e.content, e.rest))
+    super::signed_data::element(b, false).map(|e| (e.tag, e.content, e.rest))
 }
 
 /// The digestAlgorithm OID (content octets) of every SignerInfo in a DER ContentInfo holding

@@ -40,6 +40,8 @@ const INTEGER: u8 = 0x02;
 const OCTET_STRING: u8 = 0x04;
 const NULL: u8 = 0x05;
 const OID: u8 = 0x06;
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
 const CONTEXT_0: u8 = 0xa0;
 
 /// 1.2.840.113549.1.7.2
@@ -50,6 +52,10 @@ const ID_DATA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
 const ID_CONTENT_TYPE: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03];
 /// 1.2.840.113549.1.9.4
 const ID_MESSAGE_DIGEST: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x04];
+/// 1.2.840.113549.1.9.5
+const ID_SIGNING_TIME: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x05];
+/// 1.2.840.113549.1.9.15
+const ID_SMIME_CAPABILITIES: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0f];
 /// 2.16.840.1.101.3.4.2.1
 const ID_SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
 /// 1.2.840.10045.4.3.2
@@ -68,6 +74,12 @@ pub(super) struct Element<'a> {
 /// The DER element at the front of `b`. Single-byte tags and definite lengths in their
 /// shortest form only (DER); anything else is `None`.
 pub(super) fn tlv(b: &[u8]) -> Option<Element<'_>> {
+    element(b, true)
+}
+
+/// The element at the front of `b`: single-byte tags, definite lengths, in their shortest
+/// form only when `minimal`.
+pub(super) fn element(b: &[u8], minimal: bool) -> Option<Element<'_>> {
     let (&tag, after_tag) = b.split_first()?;
     if tag & 0x1f == 0x1f {
         return None;
@@ -78,11 +90,8 @@ pub(super) fn tlv(b: &[u8]) -> Option<Element<'_>> {
         0x81..=0x84 => {
             let n = (first & 0x7f) as usize;
             let bytes = after_len.get(..n)?;
-            if bytes[0] == 0 {
-                return None;
-            }
             let len = bytes.iter().fold(0usize, |acc, &x| (acc << 8) | x as usize);
-            if len < 0x80 {
+            if minimal && (bytes[0] == 0 || len < 0x80) {
                 return None;
             }
             (len, &after_len[n..])
@@ -216,11 +225,16 @@ fn parse(der: &[u8]) -> Option<Parsed<'_>> {
     })
 }
 
-/// Checks the signed attributes (in DER order; exactly one contentType, `id-data`; exactly one
-/// messageDigest) and returns the messageDigest's octets.
+/// Checks the signed attributes and returns the messageDigest's octets. They must be in DER
+/// order and hold exactly one contentType (`id-data`) and one messageDigest, and besides them
+/// at most one signingTime (one UTCTime or GeneralizedTime) and one smimeCapabilities (one
+/// SEQUENCE): what OpenSSL and the usual CMS libraries write. Any other attribute, or any of
+/// these repeated or with another number of values, is left to OpenSSL, which holds each kind
+/// of attribute to its own rules.
 fn signed_attributes(mut attrs: &[u8]) -> Option<&[u8]> {
     let mut previous: Option<&[u8]> = None;
     let (mut content_type, mut digest) = (None, None);
+    let (mut signing_time, mut capabilities) = (false, false);
     while !attrs.is_empty() {
         let (attr, whole, rest) = expect(attrs, SEQUENCE)?;
         // DER sorts a SET OF by the elements' encodings; OpenSSL hashes the attributes in
@@ -235,54 +249,27 @@ fn signed_attributes(mut attrs: &[u8]) -> Option<&[u8]> {
         if !rest.is_empty() {
             return None;
         }
-        if !valid_oid(oid) {
+        // Exactly one value, of the tag the attribute has.
+        let value = tlv(values).filter(|v| v.rest.is_empty())?;
+        let seen = match oid {
+            ID_CONTENT_TYPE if value.tag == OID => content_type.replace(value.content).is_some(),
+            ID_MESSAGE_DIGEST if value.tag == OCTET_STRING => {
+                digest.replace(value.content).is_some()
+            }
+            ID_SIGNING_TIME if matches!(value.tag, UTC_TIME | GENERALIZED_TIME) => {
+                std::mem::replace(&mut signing_time, true)
+            }
+            ID_SMIME_CAPABILITIES if value.tag == SEQUENCE => {
+                std::mem::replace(&mut capabilities, true)
+            }
+            _ => return None,
+        };
+        if seen {
             return None;
-        }
-        if oid == ID_CONTENT_TYPE {
-            let (value, _, more) = expect(values, OID)?;
-            if content_type.is_some() || !more.is_empty() {
-                return None;
-            }
-            content_type = Some(value);
-        } else if oid == ID_MESSAGE_DIGEST {
-            let (value, _, more) = expect(values, OCTET_STRING)?;
-            if digest.is_some() || !more.is_empty() {
-                return None;
-            }
-            digest = Some(value);
-        } else {
-            // Any other attribute (signing time, S/MIME capabilities): values of the kinds
-            // OpenSSL's decoder keeps as they are, each a well-formed element.
-            let mut v = values;
-            while !v.is_empty() {
-                let e = tlv(v)?;
-                if !OPAQUE_VALUES.contains(&e.tag) {
-                    return None;
-                }
-                v = e.rest;
-            }
         }
     }
     (content_type? == ID_DATA).then_some(())?;
     digest
-}
-
-/// Tags of attribute values kept as their bytes: SEQUENCE, SET, UTCTime, GeneralizedTime,
-/// OCTET STRING, UTF8String, PrintableString.
-const OPAQUE_VALUES: [u8; 7] = [SEQUENCE, SET, 0x17, 0x18, OCTET_STRING, 0x0c, 0x13];
-
-/// An OID's content octets as DER has them: not empty, no arc starting with 0x80, the last
-/// byte closing an arc.
-fn valid_oid(oid: &[u8]) -> bool {
-    let starts = std::iter::once(0).chain(
-        oid.iter()
-            .enumerate()
-            .filter(|(_, &b)| b & 0x80 == 0)
-            .map(|(i, _)| i + 1),
-    );
-    !oid.is_empty()
-        && oid.last().is_some_and(|&b| b & 0x80 == 0)
-        && starts.filter(|&i| i < oid.len()).all(|i| oid[i] != 0x80)
 }
 
 /// X.690 §11.6: encodings compared as octet strings, the shorter padded with zeros.
@@ -302,6 +289,8 @@ struct Decoded {
     key: PKey<Public>,
     issuer: Vec<u8>,
     serial: Vec<u8>,
+    /// Bytes of its DER.
+    size: usize,
 }
 
 /// The issuer Name (whole element) and serial number (INTEGER content) of a certificate.
@@ -318,13 +307,18 @@ fn issuer_and_serial(cert: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((issuer, serial))
 }
 
-/// Certificates decoded at most this many at once; when full, all go.
+/// Certificates remembered at most this many at once; when full, all go.
 const CAPACITY: usize = 1024;
+/// Only certificates up to this size are remembered (so the cache holds at most 8 MB).
+const LARGEST_REMEMBERED: usize = 8 * 1024;
 
+/// Carried certificates of signatures that verified, decoded, by the SHA-256 of their DER.
 static DECODED: Mutex<Option<HashMap<[u8; 32], Arc<Decoded>>>> = Mutex::new(None);
 
-/// The carried certificate `der`, decoded (from the cache when it was seen before).
-fn decoded(der: &[u8]) -> Option<Arc<Decoded>> {
+/// The carried certificate `der`, decoded: from the cache when a verified signature carried it
+/// before, else decoded here (and remembered by [`remember`] only once its signature verifies,
+/// so a sender whose signatures fail cannot fill or flush the cache).
+fn decoded(der: &[u8]) -> Option<([u8; 32], Arc<Decoded>)> {
     let key: [u8; 32] = Sha256::digest(der).into();
     if let Some(d) = DECODED
         .lock()
@@ -332,7 +326,7 @@ fn decoded(der: &[u8]) -> Option<Arc<Decoded>> {
         .as_ref()
         .and_then(|m| m.get(&key).cloned())
     {
-        return Some(d);
+        return Some((key, d));
     }
     let cert = X509::from_der(der).ok()?;
     // The decoder must have read exactly these bytes back.
@@ -345,15 +339,27 @@ fn decoded(der: &[u8]) -> Option<Arc<Decoded>> {
         key: public,
         issuer: issuer.to_vec(),
         serial: serial.to_vec(),
+        size: der.len(),
         cert,
     });
-    let mut map = DECODED.lock().ok()?;
+    Some((key, d))
+}
+
+/// Keeps the certificates of a signature that verified.
+fn remember(certificates: &[([u8; 32], Arc<Decoded>)]) {
+    let Ok(mut map) = DECODED.lock() else {
+        return;
+    };
     let m = map.get_or_insert_with(HashMap::new);
-    if m.len() >= CAPACITY {
-        m.clear();
+    for (key, d) in certificates {
+        if d.size > LARGEST_REMEMBERED || m.contains_key(key) {
+            continue;
+        }
+        if m.len() >= CAPACITY {
+            m.clear();
+        }
+        m.insert(*key, d.clone());
     }
-    m.insert(key, d.clone());
-    Some(d)
 }
 
 /// The fast verification (see the module's documentation): `Some(signer)` only when the
@@ -367,34 +373,59 @@ pub fn verify(
     policy: &Policy,
 ) -> Option<X509> {
     let p = parse(signature)?;
-    let carried: Vec<Arc<Decoded>> = p
+    if Sha256::digest(data).as_slice() != p.message_digest {
+        return None;
+    }
+    let carried: Vec<([u8; 32], Arc<Decoded>)> = p
         .certificates
         .iter()
         .map(|c| decoded(c))
         .collect::<Option<_>>()?;
-    let mut signers = carried
-        .iter()
-        .filter(|d| d.issuer == p.issuer && d.serial == p.serial);
-    let signer = signers.next()?;
-    if signers.next().is_some() || signer.key.id() != openssl::pkey::Id::EC {
+    // OpenSSL looks the signer up among the anchors first, then takes the first carried
+    // certificate that matches (names compared in canonical form). The answer is the same
+    // only when exactly one certificate in all of them has this serial number.
+    let same_serial = |serial: &[u8]| serial == p.serial;
+    let mut signers = carried.iter().filter(|(_, d)| same_serial(&d.serial));
+    let (_, signer) = signers.next()?;
+    if signers.next().is_some()
+        || signer.issuer != p.issuer
+        || signer.key.id() != openssl::pkey::Id::EC
+    {
         return None;
     }
-    if Sha256::digest(data).as_slice() != p.message_digest {
-        return None;
+    for anchor in anchors {
+        let serial = anchor.serial_number().to_bn().ok()?.to_vec();
+        if integer_value(p.serial).is_some_and(|v| v == serial.as_slice()) {
+            return None;
+        }
     }
-    let mut untrusted = Stack::new().ok()?;
-    for d in &carried {
-        untrusted.push(d.cert.clone()).ok()?;
-    }
-    trust::verify_signer(&signer.cert, &untrusted, anchors, trust, policy).ok()?;
     let mut verifier = Verifier::new(MessageDigest::sha256(), &signer.key).ok()?;
     // RFC 5652 §5.4: the signature is over the attributes' DER with the SET OF tag.
     verifier.update(&[SET]).ok()?;
     verifier.update(&p.signed_attrs[1..]).ok()?;
-    verifier
-        .verify(p.signature)
-        .ok()?
-        .then(|| signer.cert.clone())
+    if !verifier.verify(p.signature).ok()? {
+        return None;
+    }
+    let mut untrusted = Stack::new().ok()?;
+    for (_, d) in &carried {
+        untrusted.push(d.cert.clone()).ok()?;
+    }
+    trust::verify_signer(&signer.cert, &untrusted, anchors, trust, policy).ok()?;
+    remember(&carried);
+    Some(signer.cert.clone())
+}
+
+/// The magnitude of a DER INTEGER's content as `BigNum::to_vec` writes it (no leading zero
+/// bytes); `None` for a negative one.
+fn integer_value(content: &[u8]) -> Option<&[u8]> {
+    if content.first().is_some_and(|&b| b & 0x80 != 0) {
+        return None;
+    }
+    let start = content
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(content.len());
+    Some(&content[start..])
 }
 
 /// Whether `der` has the shape [`verify`] reads (a cheap check before any other work).
@@ -548,14 +579,89 @@ mod tests {
         assert!(tlv(&[0x1f, 0x01, 0x00]).is_none());
     }
 
+    /// An attribute: SEQUENCE { type, SET { values } } (short lengths only).
+    fn attr(oid: &[u8], values: &[&[u8]]) -> Vec<u8> {
+        let set: Vec<u8> = values.concat();
+        let mut inner = vec![OID, oid.len() as u8];
+        inner.extend_from_slice(oid);
+        inner.extend_from_slice(&[SET, set.len() as u8]);
+        inner.extend_from_slice(&set);
+        let mut out = vec![SEQUENCE, inner.len() as u8];
+        out.extend_from_slice(&inner);
+        out
+    }
+
+    /// A set of attributes in DER order.
+    fn attrs(mut list: Vec<Vec<u8>>) -> Vec<u8> {
+        list.sort_by(|a, b| der_set_order(a, b));
+        list.concat()
+    }
+
     #[test]
-    fn oids_are_read_as_der_writes_them() {
-        assert!(valid_oid(ID_DATA));
-        assert!(valid_oid(&[0x2a, 0x86, 0x48]));
-        assert!(!valid_oid(&[]));
-        assert!(!valid_oid(&[0x2a, 0x86]));
-        assert!(!valid_oid(&[0x2a, 0x80, 0x01]));
-        assert!(!valid_oid(&[0x80, 0x01]));
+    fn only_the_usual_signed_attributes_take_the_fast_road() {
+        let content_type = || attr(ID_CONTENT_TYPE, &[&[&[OID, 9][..], ID_DATA].concat()]);
+        let digest = || attr(ID_MESSAGE_DIGEST, &[&[OCTET_STRING, 2, 0xab, 0xcd]]);
+        let time: &[u8] = b"\x17\x0d261201000000Z";
+        let signing_time = |values: &[&[u8]]| attr(ID_SIGNING_TIME, values);
+        let usual = attrs(vec![content_type(), digest(), signing_time(&[time])]);
+        assert_eq!(signed_attributes(&usual), Some(&[0xab, 0xcd][..]));
+        // Each of these is refused by OpenSSL's attribute rules, or simply not the usual shape.
+        let counter_signature = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x06][..];
+        let refused = [
+            attrs(vec![
+                content_type(),
+                digest(),
+                signing_time(&[time]),
+                signing_time(&[time]),
+            ]),
+            attrs(vec![content_type(), digest(), signing_time(&[time, time])]),
+            attrs(vec![content_type(), digest(), signing_time(&[])]),
+            attrs(vec![
+                content_type(),
+                digest(),
+                attr(counter_signature, &[&[SEQUENCE, 0]]),
+            ]),
+            attrs(vec![content_type(), digest(), digest()]),
+            attrs(vec![content_type(), content_type(), digest()]),
+            attrs(vec![digest()]),
+            attrs(vec![content_type()]),
+            attrs(vec![
+                content_type(),
+                attr(
+                    ID_MESSAGE_DIGEST,
+                    &[&[OCTET_STRING, 1, 1], &[OCTET_STRING, 1, 2]],
+                ),
+            ]),
+            attrs(vec![
+                attr(
+                    ID_CONTENT_TYPE,
+                    &[&[&[OID, 9][..], ID_SIGNED_DATA].concat()],
+                ),
+                digest(),
+            ]),
+        ];
+        for (i, a) in refused.iter().enumerate() {
+            assert_eq!(signed_attributes(a), None, "case {i}");
+        }
+        // Out of DER order.
+        let mut list = [content_type(), digest(), signing_time(&[time])];
+        list.sort_by(|a, b| der_set_order(b, a));
+        assert_eq!(signed_attributes(&list.concat()), None);
+    }
+
+    #[test]
+    fn serial_numbers_compare_by_value() {
+        assert_eq!(integer_value(&[0x00, 0x80]), Some(&[0x80][..]));
+        assert_eq!(integer_value(&[0x01]), Some(&[0x01][..]));
+        assert_eq!(integer_value(&[0x80]), None);
+        assert_eq!(integer_value(&[0x00]), Some(&[][..]));
+    }
+
+    #[test]
+    fn certificates_are_read_with_longer_lengths_than_needed_elsewhere() {
+        assert!(element(&[0x04, 0x81, 0x01, 0xaa], false).is_some());
+        assert!(crate::exchange::signature::der_next(&[0x30, 0x82, 0x00, 0x01, 0x05]).is_some());
+        assert!(tlv(&[0x04, 0x81, 0x01, 0xaa]).is_none());
     }
 
     #[test]

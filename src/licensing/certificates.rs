@@ -393,14 +393,15 @@ pub async fn issue(
     .await?;
     // The e-Form D leaves with the decision or not at all: same transaction.
     let sent = match ctx
-        .partners
-        .filter(|p| form_d::partner_takes(p, &app.import_country))
+        .exchange
+        .filter(|ex| form_d::partner_takes(&ex.partners, &app.import_country))
     {
-        Some(p) => {
-            let prepared = form_d::prepare(&bytes, p)?;
+        Some(ex) => {
+            let prepared = form_d::prepare(&bytes, &ex.partners)?;
             let (receiver, document_type) = (prepared.receiver.clone(), prepared.document_type);
+            let cause = Cause::FormD(id);
             let queued =
-                form_d::enqueue(&tx, ctx.settings, prepared, Cause::FormD(id), actor).await?;
+                form_d::enqueue(&tx, ctx.settings, &ex.identity, prepared, cause, actor).await?;
             Some(super::EFormD {
                 message_id: queued.message_id,
                 conversation_id: queued.conversation_id,

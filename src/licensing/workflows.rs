@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::documents::{self, Issue};
 use super::{certificates, signing};
 use crate::config::Settings;
-use crate::exchange::partners::Partners;
 use crate::exchange::signature::SignatureError;
 use crate::store::licensing::{
     self as store, AppScope, ApplicationSummary, LicenceView, NewLicence, Status,
@@ -33,8 +32,9 @@ pub struct Context<'a> {
     pub limits: &'a Limits,
     /// The window's date: issue dates and validity are judged by it.
     pub today: NaiveDate,
-    /// The partner table, when this window exchanges with partners (e-Form D).
-    pub partners: Option<&'a Partners>,
+    /// The partner exchange (its partner table and signing key), when this window exchanges
+    /// with partners (e-Form D).
+    pub exchange: Option<&'a crate::exchange::Exchange>,
     /// The working-time calendar time limits are counted on.
     pub calendar: &'a crate::calendar::Calendar,
     /// Fees paid online: notices issued with applications, refunds on withdrawal.

@@ -256,6 +256,7 @@ async fn scenario(
     dir: &Path,
     cores: usize,
 ) -> Result<(), BoxError> {
+    let vn_identity = Arc::new(keys::load(&keys::KeyDir::at(&dir.join("VN")), "VN")?);
     let vn_url = recreate_database(cluster, "nsw_xbench_vn").await?;
     let sg_url = recreate_database(cluster, "nsw_xbench_sg").await?;
     let senders = opts.senders.max(1);
@@ -353,7 +354,8 @@ async fn scenario(
             "loadtest --exchange: phase '{name}' (SG fails {ratio:.0$} of requests)",
             2
         );
-        phases.push(phase(name, ratio, opts, &settings, &vn_pool, &sg_pool, &pids).await?);
+        let pools = (&vn_pool, &sg_pool);
+        phases.push(phase(name, ratio, opts, &settings, &vn_identity, pools, &pids).await?);
     }
     for mut v in vns {
         v.stop();
@@ -371,7 +373,8 @@ async fn scenario(
     eprintln!("loadtest --exchange: baseline, SG inbound insert");
     let insert = receiver_insert_baseline(&sg_pool, opts.duration).await?;
     eprintln!("loadtest --exchange: baseline, VN outbox database work");
-    let sender_db = sender_db_baseline(&vn_pool, &settings, batch, opts.duration).await?;
+    let sender_db =
+        sender_db_baseline(&vn_pool, &settings, &vn_identity, batch, opts.duration).await?;
 
     let clean = phases[0].per_second;
     let report = Report {
@@ -402,13 +405,15 @@ async fn scenario(
     }
 }
 
+/// One phase: enqueues `opts.messages` ACDDs as VN's clearances would (built, validated and
+/// signed with VN's key in the enqueuing transaction), then waits for them to settle.
 async fn phase(
     name: &str,
     ratio: f64,
     opts: &Options,
     settings: &Arc<Settings>,
-    vn: &Pool,
-    sg: &Pool,
+    identity: &Arc<keys::Identity>,
+    (vn, sg): (&Pool, &Pool),
     pids: &Pids,
 ) -> Result<Phase, BoxError> {
     let started = Instant::now();
@@ -419,6 +424,7 @@ async fn phase(
         .map(|_| {
             let (next, pool, settings, prefix) =
                 (next.clone(), vn.clone(), settings.clone(), prefix.clone());
+            let identity = identity.clone();
             let n = opts.messages;
             tokio::spawn(async move {
                 loop {
@@ -432,6 +438,7 @@ async fn phase(
                     enqueue(
                         &tx,
                         &settings,
+                        &identity,
                         NewMessage {
                             cause: crate::exchange::outbox::Cause::Operator(uuid::Uuid::now_v7()),
                             receiver: "SG".into(),
@@ -681,6 +688,7 @@ async fn receiver_insert_baseline(pool: &Pool, duration: Duration) -> Result<f64
 async fn sender_db_baseline(
     pool: &Pool,
     settings: &Arc<Settings>,
+    identity: &Arc<keys::Identity>,
     batch: i64,
     duration: Duration,
 ) -> Result<f64, BoxError> {
@@ -692,6 +700,7 @@ async fn sender_db_baseline(
     let tasks: Vec<_> = (0..ENQUEUERS)
         .map(|_| {
             let (pool, settings, seq) = (pool.clone(), settings.clone(), seq.clone());
+            let identity = identity.clone();
             tokio::spawn(async move {
                 let mut n = 0u64;
                 let mut client = pool.get().await?;
@@ -704,6 +713,7 @@ async fn sender_db_baseline(
                         let e = enqueue(
                             &tx,
                             &settings,
+                            &identity,
                             NewMessage {
                                 cause: crate::exchange::outbox::Cause::Operator(
                                     uuid::Uuid::now_v7(),
@@ -722,12 +732,9 @@ async fn sender_db_baseline(
                         tx.commit().await?;
                         ids.push(e.message_id);
                     }
-                    // As the worker does: one signature statement and one settling
-                    // transaction per claimed batch.
+                    // As the worker does: the rows come signed from the enqueue; one claim
+                    // and one settling transaction per batch.
                     let claimed = store::claim(&client, worker, 60.0, ids.len() as i64).await?;
-                    let signed: Vec<(Uuid, Vec<u8>)> =
-                        claimed.iter().map(|c| (c.id, vec![0; 600])).collect();
-                    store::set_signatures(&client, worker, &signed).await?;
                     let outcomes: Vec<(Uuid, Outcome)> = claimed
                         .iter()
                         .map(|c| {

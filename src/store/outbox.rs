@@ -47,6 +47,9 @@ pub struct NewOutbound<'a> {
     pub reference: &'a str,
     pub previous_reference: Option<&'a str>,
     pub envelope: &'a [u8],
+    /// The window's detached CMS signature over `envelope`, made at enqueue; `None` leaves
+    /// signing to the worker's first attempt.
+    pub signature: Option<&'a [u8]>,
     pub max_attempts: i32,
     pub ttl_secs: f64,
 }
@@ -61,9 +64,10 @@ pub async fn insert<C: GenericClient>(
     let sha = Sha256::digest(m.envelope).to_vec();
     tx.execute(
         "INSERT INTO outbox (id, message_id, conversation_id, receiver, document_type, function,
-            reference, previous_reference, envelope, sha256, max_attempts, expires_at, cause)
+            reference, previous_reference, envelope, sha256, max_attempts, expires_at, cause,
+            signature)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                 now() + make_interval(secs => $12), $13)",
+                 now() + make_interval(secs => $12), $13, $14)",
         &[
             &id,
             &m.message_id,
@@ -78,6 +82,7 @@ pub async fn insert<C: GenericClient>(
             &m.max_attempts,
             &m.ttl_secs,
             &m.cause,
+            &m.signature,
         ],
     )
     .await?;
@@ -467,7 +472,8 @@ pub async fn get<C: GenericClient>(
     Ok(r.as_ref().map(row))
 }
 
-/// The stored envelope and its signature (None until the first send signs it).
+/// The stored envelope and its signature (made at enqueue; `None` only for a message enqueued
+/// unsigned and not sent yet).
 pub async fn envelope<C: GenericClient>(
     client: &C,
     message_id: Uuid,
