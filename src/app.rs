@@ -54,6 +54,18 @@ const INBOUND_COMMITTERS: usize = 2;
 /// At most this many received messages per transaction.
 const INBOUND_MAX_GROUP: usize = 64;
 
+/// This HTTP worker's committers of received partner messages (called on the worker's thread,
+/// so they run on its runtime, as intake's do); none without exchange keys.
+fn inbound_committers(state: &web::Data<AppState>) -> api::Inbound {
+    api::Inbound(state.exchange.as_ref().map(|_| {
+        crate::store::inbound_group_commit::InboundCommit::spawn(
+            state.pool.clone(),
+            INBOUND_COMMITTERS,
+            INBOUND_MAX_GROUP,
+        )
+    }))
+}
+
 /// Longest wait for the pool's connections to end on shutdown.
 const CONNECTIONS_CLOSE: Duration = Duration::from_secs(5);
 
@@ -181,6 +193,7 @@ fn partner_listener(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(web::Data::new(inbound_committers(&state)))
             .wrap(from_fn(api::request_id_header))
             .wrap(TracingLogger::default())
             .wrap(from_fn(crate::metrics::track_requests))
@@ -297,15 +310,7 @@ impl Application {
                         None
                     }
                 }));
-                // Received partner messages are committed in groups by this worker's own
-                // committers, as declarations are.
-                let inbound = api::Inbound(main_state.exchange.as_ref().map(|_| {
-                    crate::store::inbound_group_commit::InboundCommit::spawn(
-                        main_state.pool.clone(),
-                        INBOUND_COMMITTERS,
-                        INBOUND_MAX_GROUP,
-                    )
-                }));
+                let inbound = inbound_committers(&main_state);
                 let app = App::new()
                     .app_data(main_state.clone())
                     .app_data(web::Data::new(intake))

@@ -1,6 +1,6 @@
-//! The outbox worker: claims due messages (FOR UPDATE SKIP LOCKED, with a lease), signs each
-//! once, posts it to the partner, and settles it only on a receipt whose signature, message id
-//! and digest all check out. Anything else is a failed attempt, retried with exponential
+//! The outbox worker: claims due messages (FOR UPDATE SKIP LOCKED, with a lease), posts each
+//! with the signature made at enqueue (or signs it once, for a message stored unsigned), and
+//! settles it only on a receipt whose signature, message id and digest all check out. Anything else is a failed attempt, retried with exponential
 //! backoff and jitter until the attempts or the time to live run out (dead letter).
 
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use deadpool_postgres::Pool;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::FutureExt;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -128,23 +127,33 @@ async fn claim_and_deliver(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> 
     let claimed = sign_batch(&client, ex, claimed).await;
     drop(client);
     let n = claimed.len();
-    let mut pending: FuturesUnordered<_> = claimed
-        .into_iter()
-        .map(|c| {
-            let span = tracing::info_span!("job.outbox.deliver", message_id = %c.message_id, receiver = %c.receiver, attempt = c.attempts);
-            deliver(pool, ex, limits, c, lease_ends).instrument(span)
-        })
-        .collect();
-    // Outcomes are recorded as they come, together with every other one ready by then: one
-    // transaction for those instead of one per message, and no message waits for a slower
-    // one of its batch to be recorded.
-    while let Some(first) = pending.next().await {
-        let mut done = vec![first];
-        while let Some(Some(d)) = pending.next().now_or_never() {
-            done.push(d);
+    let (finished, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+    // The deliveries run on while outcomes are recorded (both halves are polled together), so
+    // a post is never held up by the recording of another.
+    let deliveries = async move {
+        let mut pending: FuturesUnordered<_> = claimed
+            .into_iter()
+            .map(|c| {
+                let span = tracing::info_span!("job.outbox.deliver", message_id = %c.message_id, receiver = %c.receiver, attempt = c.attempts);
+                deliver(pool, ex, limits, c, lease_ends).instrument(span)
+            })
+            .collect();
+        while let Some(d) = pending.next().await {
+            let _ = finished.send(d);
         }
-        record(pool, ex, done).await;
-    }
+    };
+    // Outcomes are recorded as they come, together with every other one ready by then: one
+    // transaction for those instead of one per message.
+    let recording = async {
+        while let Some(first) = outcomes.recv().await {
+            let mut done = vec![first];
+            while let Ok(d) = outcomes.try_recv() {
+                done.push(d);
+            }
+            record(pool, ex, done).await;
+        }
+    };
+    tokio::join!(deliveries, recording);
     n
 }
 
@@ -202,7 +211,9 @@ async fn deliver(
     lease_ends: Instant,
 ) -> Attempted {
     let started = Instant::now();
-    let outcome = attempt(pool, ex, limits, &c, lease_ends).await;
+    let outcome = attempt(pool, ex, limits, &c, lease_ends)
+        .await
+        .map_err(|e| recordable(&e));
     let took = started.elapsed();
     let can_retry = c.attempts < c.max_attempts && !c.expired;
     let counted = match &outcome {
@@ -228,8 +239,23 @@ async fn deliver(
     }
 }
 
-/// Records the outcomes of finished attempts in one transaction (`store::settle`). When it
-/// cannot, nothing is lost: the leases run out and the reaper puts the messages back.
+/// Longest error text kept for an attempt, in characters.
+const ERROR_CHARS: usize = 1000;
+
+/// An attempt's error as it can be stored: without NUL (which PostgreSQL's text refuses, and
+/// which a partner's answer could carry into it), at most `ERROR_CHARS` characters.
+fn recordable(error: &str) -> String {
+    error
+        .chars()
+        .filter(|&c| c != '\0')
+        .take(ERROR_CHARS)
+        .collect()
+}
+
+/// Records the outcomes of finished attempts in one transaction (`store::settle`); if that
+/// fails, each alone, so one outcome the database refuses does not cost the others theirs.
+/// When even that fails, nothing is lost: the leases run out and the reaper puts the
+/// messages back.
 async fn record(pool: &Pool, ex: &Exchange, done: Vec<Attempted>) {
     let outcomes: Vec<(uuid::Uuid, Outcome)> = done
         .iter()
@@ -248,16 +274,28 @@ async fn record(pool: &Pool, ex: &Exchange, done: Vec<Attempted>) {
             (d.c.id, outcome)
         })
         .collect();
-    let result = match pool.get().await {
-        Ok(mut client) => store::settle(&mut client, ex.worker_id, &outcomes)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(format!("no database connection: {e}")),
-    };
-    let settled = match result {
-        Ok(ids) => ids,
+    let mut client = match pool.get().await {
+        Ok(client) => client,
         Err(e) => {
-            tracing::warn!(error = %e, messages = done.len(), "outbox: recording the outcomes failed");
+            tracing::warn!(error = %e, messages = done.len(), "outbox: no database connection to record the outcomes");
+            return;
+        }
+    };
+    let settled = match store::settle(&mut client, ex.worker_id, &outcomes).await {
+        Ok(ids) => ids,
+        Err(e) if outcomes.len() > 1 => {
+            tracing::warn!(error = %e, messages = done.len(), "outbox: recording the outcomes together failed; recording each alone");
+            let mut ids = Vec::new();
+            for one in outcomes.chunks(1) {
+                match store::settle(&mut client, ex.worker_id, one).await {
+                    Ok(settled) => ids.extend(settled),
+                    Err(e) => tracing::warn!(error = %e, "outbox: recording an outcome failed"),
+                }
+            }
+            ids
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "outbox: recording the outcome failed");
             return;
         }
     };

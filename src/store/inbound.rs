@@ -119,7 +119,9 @@ pub async fn insert(
 /// transaction (one multi-row statement for the messages and their entries, one commit).
 /// Answers in the order given: `Stored::New` for a message whose row this call wrote,
 /// `Stored::AlreadyThere` for one stored before (or by an earlier member of the same call).
-/// An error leaves nothing written.
+/// An error leaves nothing written. Concurrent callers should give their messages in one order
+/// (the committers sort them by sender and message id), so that two transactions storing the
+/// same messages never wait on each other in opposite orders.
 pub async fn insert_many(
     client: &mut deadpool_postgres::Object,
     messages: &[NewInbound<'_>],
@@ -174,19 +176,21 @@ pub async fn insert_many(
             ],
         )
         .await?;
-    tx.commit().await?;
     let written: std::collections::HashSet<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     let mut stored = Vec::with_capacity(messages.len());
+    // The rows that were there already, read before the commit: once it succeeds, every answer
+    // is known, so a stored message is never answered as anything else.
     for (m, id) in messages.iter().zip(ids) {
         if written.contains(&id) {
             stored.push(Stored::New(id));
         } else {
-            let earlier = find(&*client, m.sender, m.message_id)
+            let earlier = find(&tx, m.sender, m.message_id)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             stored.push(Stored::AlreadyThere(earlier));
         }
     }
+    tx.commit().await?;
     Ok(stored)
 }
 

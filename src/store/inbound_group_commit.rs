@@ -100,7 +100,13 @@ async fn committer(rx: Arc<Mutex<mpsc::Receiver<Job>>>, pool: Pool, max: usize) 
     }
 }
 
-async fn commit(pool: &Pool, jobs: Vec<Job>) {
+async fn commit(pool: &Pool, mut jobs: Vec<Job>) {
+    // One order for every group, so two groups holding the same messages never wait on each
+    // other in opposite orders (see `inbound::insert_many`).
+    jobs.sort_by(|a, b| {
+        (a.message.sender.as_str(), a.message.message_id)
+            .cmp(&(b.message.sender.as_str(), b.message.message_id))
+    });
     let mut client = match pool.get().await {
         Ok(c) => c,
         Err(e) => {

@@ -224,19 +224,6 @@ pub enum Outcome<'a> {
     },
 }
 
-/// Ends this worker's lease on a message. Returns false when the lease was lost meanwhile
-/// (the reaper gave the message to another worker), in which case nothing changes.
-pub async fn finish(
-    client: &mut deadpool_postgres::Object,
-    id: Uuid,
-    worker: Uuid,
-    outcome: Outcome<'_>,
-) -> Result<bool, StoreError> {
-    Ok(settle(client, worker, &[(id, outcome)])
-        .await?
-        .contains(&id))
-}
-
 /// Ends this worker's lease on several messages in one transaction: one statement for the
 /// receipts, one for the failures, each writing its audit entries in the same statement (as
 /// the claim does), and one commit for all. Returns the ids settled; a message missing from

@@ -420,3 +420,69 @@ async fn a_forbidden_message_transition_from_the_database_is_a_transition_error(
         nsw::store::StoreError::Transition(_)
     ));
 }
+
+/// Messages enqueued by an earlier version were stored unsigned; the worker's first attempt
+/// signs such a message once, records the signature, and sends it with that signature.
+#[tokio::test]
+async fn a_message_stored_unsigned_is_signed_once_by_its_first_attempt() {
+    let plan = Plan::new(&["VN", "SG"]);
+    let db = fresh_database().await;
+    let vn = plan.window("VN").database(&db).start().await;
+    let sg = plan.start("SG").await;
+    let payload = crate::helpers::fixture("valid/acdd/vn-th-rice-export.xml");
+    let (header, envelope) = super::acdd_envelope("VN", "SG", &payload);
+    let cause = format!("operator:{}", Uuid::now_v7());
+    let pool = nsw::db::pool(&db, 1).unwrap();
+    let client = pool.get().await.unwrap();
+    nsw::store::outbox::insert(
+        &client,
+        &nsw::store::outbox::NewOutbound {
+            cause: &cause,
+            message_id: header.message_id,
+            conversation_id: header.conversation_id,
+            receiver: "SG",
+            document_type: "ACDD",
+            function: "submit",
+            reference: &header.reference,
+            previous_reference: None,
+            envelope: &envelope,
+            signature: None,
+            max_attempts: 5,
+            ttl_secs: 3600.0,
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+
+    let id = header.message_id.to_string();
+    let done = vn.wait_status(&id, "delivered").await;
+    assert_eq!(done["attempts"], 1, "{done}");
+    let signature: Option<Vec<u8>> = client
+        .query_one(
+            "SELECT signature FROM outbox WHERE message_id = $1",
+            &[&header.message_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let signature = signature.expect("the first attempt recorded its signature");
+    let vn_ca = plan.identity_of("VN").ca;
+    nsw::exchange::signature::verify(&signature, &envelope, &vn_ca, "VN").unwrap();
+    // SG holds it once, with the signature that was recorded.
+    let stored: Vec<u8> = sg
+        .app
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT signature FROM inbound_messages WHERE message_id = $1",
+            &[&header.message_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, signature);
+    assert_eq!(sg.inbound_count().await, 1);
+}
