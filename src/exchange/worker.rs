@@ -47,13 +47,22 @@ impl Outbox {
     }
 
     /// Claims and delivers until cancelled. A full batch means more are probably due: it
-    /// claims again at once rather than letting a backlog wait a poll interval per batch.
+    /// claims again at once rather than letting a backlog wait a poll interval per batch. A
+    /// message this pass sent back to wait for a retry sooner than the poll interval is
+    /// claimed when it falls due, not up to a poll interval later.
     pub async fn run(self, cancel: CancellationToken) {
         let batch = self.ex.policy.batch.max(1);
-        crate::jobs::repeat(cancel, self.poll(), || async {
-            (self.run_once().await as i64) >= batch
-        })
-        .await;
+        while !cancel.is_cancelled() {
+            let (claimed, next_retry) = self.pass().await;
+            if claimed as i64 >= batch {
+                continue;
+            }
+            let wait = next_retry.map_or(self.poll(), |r| r.min(self.poll()));
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
     }
 
     /// Returns expired leases every poll interval until cancelled.
@@ -68,6 +77,12 @@ impl Outbox {
     /// One pass: claims a batch of due messages and delivers it concurrently; returns how many
     /// were claimed.
     pub async fn run_once(&self) -> usize {
+        self.pass().await.0
+    }
+
+    /// One pass: how many were claimed, and in how long the soonest retry it scheduled falls
+    /// due.
+    async fn pass(&self) -> (usize, Option<Duration>) {
         let span = tracing::debug_span!("job.outbox", worker = %self.ex.worker_id);
         claim_and_deliver(&self.pool, &self.ex, &self.limits)
             .instrument(span)
@@ -99,12 +114,16 @@ impl Outbox {
     }
 }
 
-async fn claim_and_deliver(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> usize {
+async fn claim_and_deliver(
+    pool: &Pool,
+    ex: &Arc<Exchange>,
+    limits: &Limits,
+) -> (usize, Option<Duration>) {
     let client = match pool.get().await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "outbox: no database connection");
-            return 0;
+            return (0, None);
         }
     };
     // The lease is measured on this process's monotonic clock from before the claim, so it
@@ -121,7 +140,7 @@ async fn claim_and_deliver(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> 
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "outbox: claim failed");
-            return 0;
+            return (0, None);
         }
     };
     let claimed = sign_batch(&client, ex, claimed).await;
@@ -145,16 +164,20 @@ async fn claim_and_deliver(pool: &Pool, ex: &Arc<Exchange>, limits: &Limits) -> 
     // Outcomes are recorded as they come, together with every other one ready by then: one
     // transaction for those instead of one per message.
     let recording = async {
+        let mut next_retry: Option<f64> = None;
         while let Some(first) = outcomes.recv().await {
             let mut done = vec![first];
             while let Ok(d) = outcomes.try_recv() {
                 done.push(d);
             }
-            record(pool, ex, done).await;
+            if let Some(soonest) = record(pool, ex, done).await {
+                next_retry = Some(next_retry.map_or(soonest, |r| r.min(soonest)));
+            }
         }
+        next_retry
     };
-    tokio::join!(deliveries, recording);
-    n
+    let ((), next_retry) = tokio::join!(deliveries, recording);
+    (n, next_retry.map(Duration::from_secs_f64))
 }
 
 /// Signs the claimed messages not signed yet and records their signatures in one statement,
@@ -255,8 +278,8 @@ fn recordable(error: &str) -> String {
 /// Records the outcomes of finished attempts in one transaction (`store::settle`); if that
 /// fails, each alone, so one outcome the database refuses does not cost the others theirs.
 /// When even that fails, nothing is lost: the leases run out and the reaper puts the
-/// messages back.
-async fn record(pool: &Pool, ex: &Exchange, done: Vec<Attempted>) {
+/// messages back. Returns the soonest retry delay recorded, in seconds.
+async fn record(pool: &Pool, ex: &Exchange, done: Vec<Attempted>) -> Option<f64> {
     let outcomes: Vec<(uuid::Uuid, Outcome)> = done
         .iter()
         .map(|d| {
@@ -278,7 +301,7 @@ async fn record(pool: &Pool, ex: &Exchange, done: Vec<Attempted>) {
         Ok(client) => client,
         Err(e) => {
             tracing::warn!(error = %e, messages = done.len(), "outbox: no database connection to record the outcomes");
-            return;
+            return None;
         }
     };
     let settled = match store::settle(&mut client, ex.worker_id, &outcomes).await {
@@ -296,24 +319,29 @@ async fn record(pool: &Pool, ex: &Exchange, done: Vec<Attempted>) {
         }
         Err(e) => {
             tracing::warn!(error = %e, "outbox: recording the outcome failed");
-            return;
+            return None;
         }
     };
+    let mut soonest: Option<f64> = None;
     for d in &done {
         let c = &d.c;
         if !settled.contains(&c.id) {
             tracing::warn!(message_id = %c.message_id, "outbox: lease lost before the outcome was recorded");
             continue;
         }
-        let status = match &d.outcome {
-            Ok((true, ..)) => "delivered",
-            Ok((false, ..)) => "rejected",
-            Err(_) if d.retry_in_secs.is_some() => continue,
-            Err(_) => "dead_letter",
+        let status = match (&d.outcome, d.retry_in_secs) {
+            (Ok((true, ..)), _) => "delivered",
+            (Ok((false, ..)), _) => "rejected",
+            (Err(_), Some(retry)) => {
+                soonest = Some(soonest.map_or(retry, |s| s.min(retry)));
+                continue;
+            }
+            (Err(_), None) => "dead_letter",
         };
         let latency = c.queued_secs + d.started.elapsed().as_secs_f64();
         crate::metrics::outbox_settled(&c.receiver, status, latency);
     }
+    soonest
 }
 
 type Verified = (bool, Vec<u8>, Vec<u8>);
