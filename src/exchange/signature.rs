@@ -334,11 +334,14 @@ pub(super) fn oid_name(oid: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::exchange::keys::{issue, make_ca, Validity};
 
-    fn identity(country: &str) -> (Identity, openssl::pkey::PKey<openssl::pkey::Private>) {
+    /// A fresh CA and an identity it issued (tests here and in `signed_data`).
+    pub(in crate::exchange) fn identity(
+        country: &str,
+    ) -> (Identity, openssl::pkey::PKey<openssl::pkey::Private>) {
         let (ca, ca_key) = make_ca(country, 30).unwrap();
         let (cert, key) =
             issue(&ca, &ca_key, country, "test", &Validity::days_from_now(30)).unwrap();

@@ -439,20 +439,11 @@ mod tests {
     use openssl::stack::Stack;
 
     use super::*;
-    use crate::exchange::keys::{issue, make_ca, Identity, Validity};
+    use crate::exchange::keys::Identity;
     use crate::exchange::signature::{sign, verify_cms_openssl};
 
     fn identity(country: &str) -> Identity {
-        let (ca, ca_key) = make_ca(country, 30).unwrap();
-        let (cert, key) =
-            issue(&ca, &ca_key, country, "test", &Validity::days_from_now(30)).unwrap();
-        Identity {
-            country: country.into(),
-            ca,
-            cert,
-            key,
-            chain: Vec::new(),
-        }
+        crate::exchange::signature::tests::identity(country).0
     }
 
     const MSG: &[u8] = b"<?xml version=\"1.0\"?>\n<Envelope xmlns=\"urn:nsw:envelope:1\"/>\r\n";
