@@ -11,12 +11,12 @@ use super::receipt::{self, Reason, Receipt};
 use super::{envelope, keys, signature, trust, Exchange, ExchangeError};
 use crate::store::inbound::{self as store, NewInbound, Stored};
 use crate::store::inbound_group_commit::{InboundCommit, OwnedInbound};
+use crate::validation::{Validator, Verdict};
+use crate::xml::{DocKind, Tree};
 
 /// Messages smaller than this are stored through the group committers (a copy of a few
 /// kilobytes); larger ones are written by their own transaction, without the copy.
 const GROUPED_BELOW: usize = 256 * 1024;
-use crate::validation::{Validator, Verdict};
-use crate::xml::{DocKind, Tree};
 
 /// The signed receipt to answer with.
 pub struct Answer {
