@@ -67,7 +67,8 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// After the first measurements, store this many dossiers (e.g. 1000000) and measure
-        /// intake again, printing the ratio of the two rates.
+        /// intake again, printing the ratio of the two rates. With --exchange: store this
+        /// many exchanged messages in both windows and measure a third, clean phase.
         #[arg(long, default_value_t = 0)]
         prefill: i64,
         /// Measure memory instead: how far one large document of each kind a client submits
@@ -473,6 +474,7 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             fail_ratio,
             batch,
             senders,
+            prefill,
             ..
         } => {
             nsw::loadtest::exchange::run(nsw::loadtest::exchange::Options {
@@ -481,6 +483,7 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                 fail_ratio,
                 batch,
                 senders,
+                prefill,
                 data_dir: settings.data_dir.clone(),
                 json,
             })

@@ -44,6 +44,9 @@ pub struct Options {
     pub batch: i64,
     /// VN `nsw serve` processes sharing VN's database, each with its outbox worker.
     pub senders: usize,
+    /// Exchanged messages stored in both windows after the first two phases, before a third
+    /// (clean) phase measured against that history; 0 for none.
+    pub prefill: i64,
     pub data_dir: PathBuf,
     pub json: bool,
 }
@@ -188,6 +191,12 @@ struct Report {
     exchange_over_cms: f64,
     exchange_over_receiver_insert: f64,
     exchange_over_sender_db: f64,
+    /// Messages stored in each window by `--prefill` before the third phase.
+    prefilled_messages: i64,
+    /// Time to store them, seal both audit chains and analyze.
+    prefill_seconds: f64,
+    /// Third phase (prefilled history) over the first (empty databases), when prefilled.
+    prefilled_over_empty: Option<f64>,
 }
 
 fn acdd(reference: &str) -> Vec<u8> {
@@ -334,19 +343,48 @@ async fn scenario(
             .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok())),
     };
     let http = reqwest::Client::new();
-    let mut phases = Vec::new();
-    for (name, ratio) in [("clean", 0.0), ("fail", opts.fail_ratio)] {
+    let set_fault = |ratio: f64| {
         let fault = if ratio > 0.0 {
             serde_json::json!({ "mode": "fail_ratio", "ratio": ratio })
         } else {
             serde_json::json!({ "mode": "none" })
         };
-        let r = http
-            .put(format!("{}/api/v1/admin/exchange/fault", sg.address))
+        http.put(format!("{}/api/v1/admin/exchange/fault", sg.address))
             .bearer_auth(&sg_admin)
             .json(&serde_json::json!({ "fault": fault }))
             .send()
-            .await?;
+    };
+    // The prefilled history ends before the first phase, as real history would.
+    let history_ends_ms = chrono::Utc::now().timestamp_millis() - 1_000;
+    let mut phases = Vec::new();
+    let mut prefilled = None;
+    let pools = (&vn_pool, &sg_pool);
+    for (name, ratio, after_prefill) in [
+        ("clean", 0.0, false),
+        ("fail", opts.fail_ratio, false),
+        ("prefilled", 0.0, true),
+    ] {
+        if after_prefill {
+            if opts.prefill <= 0 {
+                break;
+            }
+            let template = delivered_message(&vn_pool).await?;
+            eprintln!(
+                "loadtest --exchange: storing {} exchanged messages in each window",
+                opts.prefill
+            );
+            prefilled = Some(
+                super::exchange_prefill::run(
+                    &vn_pool,
+                    &sg_pool,
+                    template,
+                    opts.prefill,
+                    history_ends_ms,
+                )
+                .await?,
+            );
+        }
+        let r = set_fault(ratio).await?;
         if !r.status().is_success() {
             return Err(format!("SG refused the fault mode: HTTP {}", r.status()).into());
         }
@@ -354,7 +392,6 @@ async fn scenario(
             "loadtest --exchange: phase '{name}' (SG fails {ratio:.0$} of requests)",
             2
         );
-        let pools = (&vn_pool, &sg_pool);
         phases.push(phase(name, ratio, opts, &settings, &vn_identity, pools, &pids).await?);
     }
     for mut v in vns {
@@ -377,7 +414,8 @@ async fn scenario(
         sender_db_baseline(&vn_pool, &settings, &vn_identity, batch, opts.duration).await?;
 
     let clean = phases[0].per_second;
-    let report = Report {
+    let full = phases.get(2).map(|p| p.per_second / clean.max(1e-9));
+    let mut report = Report {
         cores,
         envelope_bytes,
         batch,
@@ -392,7 +430,11 @@ async fn scenario(
         exchange_over_cms: clean / cms.max(1e-9),
         exchange_over_receiver_insert: clean / insert.max(1e-9),
         exchange_over_sender_db: clean / sender_db.max(1e-9),
+        prefilled_messages: prefilled.as_ref().map_or(0, |p| p.messages),
+        prefill_seconds: prefilled.as_ref().map_or(0.0, |p| p.seconds),
+        prefilled_over_empty: None,
     };
+    report.prefilled_over_empty = full;
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -419,6 +461,9 @@ async fn phase(
     let started = Instant::now();
     let cpu_before = cpu_now(pids);
     let prefix = format!("VNACDD-XB-{name}-");
+    // Both windows' ids are UUIDv7: bounding by the phase's start keeps the queries below on
+    // the primary keys, whatever history the tables hold.
+    let since = v7_floor(chrono::Utc::now().timestamp_millis() - 1_000);
     let next = Arc::new(AtomicUsize::new(0));
     let enqueuers: Vec<_> = (0..ENQUEUERS)
         .map(|_| {
@@ -466,8 +511,8 @@ async fn phase(
         let row = client
             .query_one(
                 "SELECT count(*) FILTER (WHERE status IN ('delivered', 'rejected', 'dead_letter'))
-                   FROM outbox WHERE reference LIKE $1",
-                &[&like],
+                   FROM outbox WHERE id >= $2 AND reference LIKE $1",
+                &[&like, &since],
             )
             .await?;
         let settled: i64 = row.get(0);
@@ -490,16 +535,17 @@ async fn phase(
                     COALESCE(max(EXTRACT(EPOCH FROM delivered_at - created_at)::float8), 0) * 1000,
                     COALESCE(avg(attempts)::float8, 0), COALESCE(max(attempts), 0),
                     COALESCE(EXTRACT(EPOCH FROM max(created_at) - min(created_at))::float8, 0)
-               FROM outbox WHERE reference LIKE $1",
-            &[&like],
+               FROM outbox WHERE id >= $2 AND reference LIKE $1",
+            &[&like, &since],
         )
         .await?;
     let delivered: i64 = r.get(0);
     let seconds: f64 = r.get(2);
     let delivered_ids: std::collections::HashSet<Uuid> = client
         .query(
-            "SELECT message_id FROM outbox WHERE reference LIKE $1 AND status = 'delivered'",
-            &[&like],
+            "SELECT message_id FROM outbox
+              WHERE id >= $2 AND reference LIKE $1 AND status = 'delivered'",
+            &[&like, &since],
         )
         .await?
         .iter()
@@ -507,8 +553,8 @@ async fn phase(
         .collect();
     let sent: std::collections::HashSet<Uuid> = client
         .query(
-            "SELECT message_id FROM outbox WHERE reference LIKE $1",
-            &[&like],
+            "SELECT message_id FROM outbox WHERE id >= $2 AND reference LIKE $1",
+            &[&like, &since],
         )
         .await?
         .iter()
@@ -517,8 +563,9 @@ async fn phase(
     let sgc = sg.get().await?;
     let stored: Vec<Uuid> = sgc
         .query(
-            "SELECT message_id FROM inbound_messages WHERE sender = 'VN' AND reference LIKE $1",
-            &[&like],
+            "SELECT message_id FROM inbound_messages
+              WHERE id >= $2 AND sender = 'VN' AND reference LIKE $1",
+            &[&like, &since],
         )
         .await?
         .iter()
@@ -552,6 +599,28 @@ async fn phase(
             && lost == 0,
         cpu_ms_per_message: cpu.per(delivered),
     })
+}
+
+/// The smallest UUIDv7 of millisecond `ms` (since the epoch).
+fn v7_floor(ms: i64) -> Uuid {
+    let mut b = [0u8; 16];
+    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    b[6] = 0x70;
+    b[8] = 0x80;
+    Uuid::from_bytes(b)
+}
+
+/// A message VN delivered in this run, whose bytes the prefilled history copies.
+async fn delivered_message(vn: &Pool) -> Result<Uuid, BoxError> {
+    let client = vn.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT message_id FROM outbox WHERE status = 'delivered' ORDER BY id LIMIT 1",
+            &[],
+        )
+        .await?
+        .ok_or("no message was delivered before the prefill")?;
+    Ok(row.get(0))
 }
 
 /// The cryptography of one exchanged message, with nothing else: VN signs the envelope, SG
@@ -765,7 +834,7 @@ fn print_report(r: &Report) {
         r.cores, r.envelope_bytes, r.batch, r.senders
     );
     println!(
-        "{:<22} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
+        "{:<24} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}",
         "phase",
         "msgs",
         "msg/s",
@@ -778,7 +847,7 @@ fn print_report(r: &Report) {
     );
     for p in &r.phases {
         println!(
-            "{:<22} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.2} {:>9} {:>12}",
+            "{:<24} {:>7} {:>9.0} {:>9.1} {:>9.1} {:>9.1} {:>9.2} {:>9} {:>12}",
             format!("{} (SG fails {:.0}%)", p.name, p.fail_ratio * 100.0),
             p.delivered,
             p.per_second,
@@ -840,4 +909,14 @@ fn print_report(r: &Report) {
         "ratio exchange / VN outbox database alone:    {:.2}",
         r.exchange_over_sender_db
     );
+    if let Some(ratio) = r.prefilled_over_empty {
+        println!(
+            "prefilled: {} exchanged messages stored in each window in {:.0} s (stored, sealed, analyzed)",
+            r.prefilled_messages, r.prefill_seconds
+        );
+        println!(
+            "ratio exchange with {} stored / empty:   {:.2}",
+            r.prefilled_messages, ratio
+        );
+    }
 }

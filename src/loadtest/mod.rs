@@ -7,6 +7,7 @@ pub mod docgen;
 pub mod documents;
 mod driver;
 pub mod exchange;
+pub mod exchange_prefill;
 pub mod prefill;
 mod stats;
 

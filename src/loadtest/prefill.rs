@@ -125,26 +125,39 @@ pub async fn run(
         .get::<_, i32>(0)
         > 0
     {}
-    while client
-        .query_one("SELECT audit_seal(50000)", &[])
-        .await?
-        .get::<_, i32>(0)
-        > 0
-    {}
+    seal_audit(&client).await?;
     client
         .batch_execute(
             "VACUUM ANALYZE documents, declarations, declaration_items, dossier_events,
              event_pending, event_feed, audit_log",
         )
         .await?;
-    // Writing a million dossiers leaves gigabytes of WAL behind; the checkpoint that follows
-    // would land in the measured loop. A running window spreads that work over its lifetime,
-    // so take it now (it needs superuser or pg_checkpoint; without, the figure carries it).
-    if let Err(e) = client.batch_execute("CHECKPOINT").await {
-        eprintln!("loadtest: no checkpoint after prefilling ({e}); the next loop may carry it");
-    }
+    checkpoint(&client, "the database").await;
     Ok(Prefilled {
         dossiers: n,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Links every unsealed audit entry into the chain, as the running window's sealer would,
+/// in passes of 50,000.
+pub(super) async fn seal_audit(client: &deadpool_postgres::Client) -> Result<(), BoxError> {
+    while client
+        .query_one("SELECT audit_seal(50000)", &[])
+        .await?
+        .get::<_, i32>(0)
+        > 0
+    {}
+    Ok(())
+}
+
+/// Takes a checkpoint now. Bulk loading leaves gigabytes of WAL behind, and the checkpoint that
+/// follows would land in the measured loop; a running window spreads that work over its
+/// lifetime. It needs superuser or pg_checkpoint; without, the next loop carries it.
+pub(super) async fn checkpoint(client: &deadpool_postgres::Client, what: &str) {
+    if let Err(e) = client.batch_execute("CHECKPOINT").await {
+        eprintln!(
+            "loadtest: no checkpoint on {what} after prefilling ({e}); the next loop may carry it"
+        );
+    }
 }
