@@ -103,6 +103,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit_seal_set",
         sql: include_str!("../../migrations/0018_audit_seal_set.sql"),
     },
+    Migration {
+        version: 19,
+        name: "reads_without_history",
+        sql: include_str!("../../migrations/0019_reads_without_history.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

@@ -463,7 +463,8 @@ async fn phase(
     let prefix = format!("VNACDD-XB-{name}-");
     // Both windows' ids are UUIDv7: bounding by the phase's start keeps the queries below on
     // the primary keys, whatever history the tables hold.
-    let since = v7_floor(chrono::Utc::now().timestamp_millis() - 1_000);
+    let since =
+        crate::store::time_ids::uuid7_floor(chrono::Utc::now() - chrono::Duration::seconds(1));
     let next = Arc::new(AtomicUsize::new(0));
     let enqueuers: Vec<_> = (0..ENQUEUERS)
         .map(|_| {
@@ -599,15 +600,6 @@ async fn phase(
             && lost == 0,
         cpu_ms_per_message: cpu.per(delivered),
     })
-}
-
-/// The smallest UUIDv7 of millisecond `ms` (since the epoch).
-fn v7_floor(ms: i64) -> Uuid {
-    let mut b = [0u8; 16];
-    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    b[6] = 0x70;
-    b[8] = 0x80;
-    Uuid::from_bytes(b)
 }
 
 /// A message VN delivered in this run, whose bytes the prefilled history copies.

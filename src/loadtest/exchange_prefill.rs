@@ -6,8 +6,8 @@
 //!
 //! Every prefilled message copies the bytes of one message that really went through in the
 //! run (same sizes, same compression), under its own ids and reference. Rows are written
-//! set-wise by SQL (`generate_series`) in chunks; their ids are UUIDv7-shaped and older than
-//! anything the run sends, as real history would be.
+//! set-wise by SQL (`generate_series`) in chunks; their ids are UUIDv7 of their times, spread
+//! over the year before the run, as real history would be.
 
 use std::time::Instant;
 
@@ -19,6 +19,9 @@ use super::BoxError;
 /// Messages written per statement group (one transaction per window each).
 const CHUNK: i64 = 50_000;
 
+/// The prefilled messages are spread evenly over the year before the run (milliseconds).
+const HISTORY_MS: i64 = 365 * 24 * 3600 * 1000;
+
 pub struct Prefilled {
     pub messages: i64,
     pub seconds: f64,
@@ -26,8 +29,8 @@ pub struct Prefilled {
 
 /// Writes `n` delivered messages into VN's database and the same `n` stored messages into
 /// SG's, copying the bytes of `template`, a message VN delivered to SG in this run. The
-/// prefilled rows' times end one millisecond per message before `end_ms` (milliseconds since
-/// the epoch). References start with `VNACDD-XB-prefill-`.
+/// prefilled rows' times are spread evenly over the year that ends at `end_ms` (milliseconds
+/// since the epoch). References start with `VNACDD-XB-prefill-`.
 pub async fn run(
     vn: &Pool,
     sg: &Pool,
@@ -36,22 +39,26 @@ pub async fn run(
     end_ms: i64,
 ) -> Result<Prefilled, BoxError> {
     let started = Instant::now();
+    let step_ms = (HISTORY_MS / n.max(1)).max(1);
     let mut vc = vn.get().await?;
     let mut sc = sg.get().await?;
     let mut done = 0i64;
     while done < n {
         let count = CHUNK.min(n - done);
         let (first, last) = (done + 1, done + count);
+        // Message g was made at $3 - ($4 - g) * $5 milliseconds: a year of history, evenly.
         let ids = "CREATE TEMP TABLE prefill_ids ON COMMIT DROP AS
              SELECT g,
-                    (lpad(to_hex($3::bigint - $4::bigint + g), 12, '0') || '7000' || '8000'
+                    (lpad(to_hex(ms), 12, '0') || '7000' || '8000'
                         || lpad(to_hex(g), 12, '0'))::uuid AS id,
                     (lpad(to_hex(g), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid
                         AS message_id,
                     'VNACDD-XB-prefill-' || lpad(g::text, 9, '0') AS reference,
-                    to_timestamp(($3::bigint - $4::bigint + g) / 1000.0) AS at
-               FROM generate_series($1::bigint, $2::bigint) AS g";
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&first, &last, &end_ms, &n];
+                    to_timestamp(ms / 1000.0) AS at
+               FROM generate_series($1::bigint, $2::bigint) AS g,
+                    LATERAL (SELECT $3::bigint - ($4::bigint - g) * $5::bigint AS ms) AS t";
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&first, &last, &end_ms, &n, &step_ms];
 
         let tx = vc.transaction().await?;
         tx.execute(ids, &params).await?;

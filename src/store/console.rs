@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::{audit, parties, StoreError};
+use super::{audit, parties, time_ids, StoreError};
 use crate::domain::party::Role;
 
 // ---------------------------------------------------------------------------------------
@@ -354,9 +354,11 @@ pub async fn outbox_search<C: GenericClient>(
                 AND ($2::text IS NULL OR receiver = $2)
                 AND ($3::text IS NULL OR document_type = $3)
                 AND ($4::text IS NULL OR reference ILIKE $4 OR previous_reference ILIKE $4)
-                AND ($5::timestamptz IS NULL OR created_at >= $5)
-                AND ($6::timestamptz IS NULL OR created_at < $6)
-              ORDER BY created_at DESC, id DESC OFFSET $7 LIMIT $8",
+                AND ($5::timestamptz IS NULL OR (id >= $9 AND created_at >= $5))
+                AND ($6::timestamptz IS NULL OR (id < $10 AND created_at < $6))
+              -- Ids are UUIDv7: newest first by the primary key, not a sort of every match,
+              -- and the dates bound the key (`time_ids`).
+              ORDER BY id DESC OFFSET $7 LIMIT $8",
             &[
                 &f.status,
                 &f.partner,
@@ -366,6 +368,10 @@ pub async fn outbox_search<C: GenericClient>(
                 &f.to,
                 &offset,
                 &(limit + 1),
+                &f.from
+                    .map(|t| time_ids::uuid7_floor(t - time_ids::CLOCK_MARGIN)),
+                &f.to
+                    .map(|t| time_ids::uuid7_floor(t + time_ids::CLOCK_MARGIN)),
             ],
         )
         .await?;
@@ -406,9 +412,9 @@ pub async fn inbound_search<C: GenericClient>(
                 AND ($2::text IS NULL OR sender = $2)
                 AND ($3::text IS NULL OR document_type = $3)
                 AND ($4::text IS NULL OR reference ILIKE $4 OR previous_reference ILIKE $4)
-                AND ($5::timestamptz IS NULL OR received_at >= $5)
-                AND ($6::timestamptz IS NULL OR received_at < $6)
-              ORDER BY received_at DESC, id DESC OFFSET $7 LIMIT $8",
+                AND ($5::timestamptz IS NULL OR (id >= $9 AND received_at >= $5))
+                AND ($6::timestamptz IS NULL OR (id < $10 AND received_at < $6))
+              ORDER BY id DESC OFFSET $7 LIMIT $8",
             &[
                 &f.status,
                 &f.partner,
@@ -418,6 +424,10 @@ pub async fn inbound_search<C: GenericClient>(
                 &f.to,
                 &offset,
                 &(limit + 1),
+                &f.from
+                    .map(|t| time_ids::uuid7_floor(t - time_ids::CLOCK_MARGIN)),
+                &f.to
+                    .map(|t| time_ids::uuid7_floor(t + time_ids::CLOCK_MARGIN)),
             ],
         )
         .await?;
@@ -513,12 +523,18 @@ pub async fn partner_traffic<C: GenericClient>(
     let mut out: std::collections::BTreeMap<String, PartnerTraffic> = Default::default();
     let rows = client
         .query(
-            "SELECT receiver::text, count(*),
-                    coalesce(array_agg(DISTINCT document_type), '{}'),
-                    count(*) FILTER (WHERE status IN ('pending', 'sending', 'retry_wait')),
-                    count(*) FILTER (WHERE status = 'dead_letter'),
-                    max(delivered_at)
-               FROM outbox GROUP BY receiver",
+            // From the outbox's tally (migration 0019): a few rows, whatever the history.
+            "SELECT receiver::text, sum(messages)::bigint,
+                    coalesce(array_agg(DISTINCT document_type ORDER BY document_type)
+                             FILTER (WHERE messages <> 0), '{}'),
+                    coalesce(sum(messages) FILTER (WHERE status IN ('pending', 'sending',
+                             'retry_wait')), 0)::bigint,
+                    coalesce(sum(messages) FILTER (WHERE status = 'dead_letter'), 0)::bigint,
+                    max(last_delivered_at)
+               FROM (SELECT receiver, document_type, status, sum(messages) AS messages,
+                            max(last_delivered_at) AS last_delivered_at
+                       FROM outbox_tally GROUP BY 1, 2, 3) t
+              GROUP BY receiver",
             &[],
         )
         .await?;
@@ -535,9 +551,11 @@ pub async fn partner_traffic<C: GenericClient>(
             "SELECT DISTINCT ON (o.receiver) o.receiver::text, o.updated_at, o.last_error,
                     (SELECT min(f.created_at) FROM outbox f
                       WHERE f.receiver = o.receiver AND f.last_error IS NOT NULL
-                        AND f.status NOT IN ('delivered', 'rejected'))
+                        AND f.status IN ('pending', 'sending', 'retry_wait', 'dead_letter'))
                FROM outbox o
-              WHERE o.last_error IS NOT NULL AND o.status NOT IN ('delivered', 'rejected')
+              -- The unsettled statuses named, so that only they are read (outbox_status).
+              WHERE o.last_error IS NOT NULL
+                AND o.status IN ('pending', 'sending', 'retry_wait', 'dead_letter')
               ORDER BY o.receiver, o.updated_at DESC",
             &[],
         )

@@ -6,7 +6,7 @@ use chrono::{NaiveDate, Utc};
 use deadpool_postgres::GenericClient;
 
 use super::stats::{self, Figures, Period};
-use super::StoreError;
+use super::{time_ids, StoreError};
 use crate::calendar::Calendar;
 
 /// Applications received and decided on one local day.
@@ -63,19 +63,22 @@ pub async fn load<C: GenericClient>(
 async fn per_day<C: GenericClient>(client: &C, p: &Period) -> Result<Vec<Day>, StoreError> {
     let (start, end) = (p.start(), p.end());
     let offset = p.offset.local_minus_utc();
+    let (low, high) = time_ids::id_range(start, end);
     // The local day of a moment: shift UTC by the window's offset, then take the date.
     let rows = client
         .query(
             "WITH moments AS (
                  SELECT received_at AS at, 1 AS received, 0 AS decided
-                   FROM licence_applications WHERE received_at >= $1 AND received_at < $2
+                   FROM licence_applications
+                  -- Ids are UUIDv7: the period is a primary-key range (`time_ids`).
+                  WHERE id >= $4 AND id < $5 AND received_at >= $1 AND received_at < $2
                  UNION ALL
                  SELECT decided_at, 0, 1
                    FROM licence_applications WHERE decided_at >= $1 AND decided_at < $2)
              SELECT ((at AT TIME ZONE 'UTC') + make_interval(secs => $3::int))::date AS day,
                     sum(received)::bigint, sum(decided)::bigint
                FROM moments GROUP BY day ORDER BY day",
-            &[&start, &end, &offset],
+            &[&start, &end, &offset, &low, &high],
         )
         .await?;
     let mut counted = rows
@@ -106,23 +109,27 @@ async fn exchange<C: GenericClient>(
     p: &Period,
 ) -> Result<Vec<PartnerVolume>, StoreError> {
     let (start, end): (chrono::DateTime<Utc>, chrono::DateTime<Utc>) = (p.start(), p.end());
+    let (low, high) = time_ids::id_range(start, end);
     let rows = client
         .query(
             "WITH sent AS (
                  SELECT receiver::text AS partner, document_type, count(*) AS sent,
                         count(*) FILTER (WHERE status = 'delivered') AS delivered,
                         count(*) FILTER (WHERE status IN ('rejected', 'dead_letter')) AS failed
-                   FROM outbox WHERE created_at >= $1 AND created_at < $2
+                   FROM outbox
+                  -- Ids are UUIDv7: the period is a primary-key range (`time_ids`).
+                  WHERE id >= $3 AND id < $4 AND created_at >= $1 AND created_at < $2
                   GROUP BY 1, 2),
              received AS (
                  SELECT sender::text AS partner, document_type, count(*) AS received
-                   FROM inbound_messages WHERE received_at >= $1 AND received_at < $2
+                   FROM inbound_messages
+                  WHERE id >= $3 AND id < $4 AND received_at >= $1 AND received_at < $2
                   GROUP BY 1, 2)
              SELECT partner, document_type, coalesce(s.sent, 0), coalesce(s.delivered, 0),
                     coalesce(s.failed, 0), coalesce(r.received, 0)
                FROM sent s FULL JOIN received r USING (partner, document_type)
               ORDER BY partner, document_type",
-            &[&start, &end],
+            &[&start, &end, &low, &high],
         )
         .await?;
     Ok(rows

@@ -12,16 +12,27 @@ pub struct OutboxCount {
     pub partner: String,
     pub status: String,
     pub messages: i64,
-    /// Seconds since the oldest of them was enqueued.
+    /// Seconds since the oldest of them was enqueued; 0 for the settled statuses
+    /// (`delivered`, `rejected`, `dead_letter`).
     pub oldest_age_secs: f64,
 }
 
+/// Outbox messages by partner and status, from the outbox's tally (migration 0019), and the
+/// age of the oldest message still waiting in each unsettled status: the cost is the tally's
+/// few rows and the backlog, whatever the history.
 pub async fn outbox<C: GenericClient>(client: &C) -> Result<Vec<OutboxCount>, StoreError> {
     let stmt = client
         .prepare_cached(
-            "SELECT receiver::text, status, count(*),
-                    extract(epoch FROM now() - min(created_at))::float8
-               FROM outbox GROUP BY receiver, status ORDER BY receiver, status",
+            "WITH tally AS (SELECT receiver, status, sum(messages)::bigint AS n
+                              FROM outbox_tally GROUP BY 1, 2),
+                  waiting AS (SELECT receiver, status, min(created_at) AS oldest FROM outbox
+                               WHERE status IN ('pending', 'sending', 'retry_wait')
+                               GROUP BY 1, 2)
+             SELECT t.receiver::text, t.status, t.n,
+                    extract(epoch FROM now() - w.oldest)::float8
+               FROM tally t LEFT JOIN waiting w USING (receiver, status)
+              WHERE t.n <> 0
+              ORDER BY 1, 2",
         )
         .await?;
     Ok(client

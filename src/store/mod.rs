@@ -26,6 +26,7 @@ pub mod reconciliations;
 pub mod routing;
 pub mod sessions;
 pub mod stats;
+pub mod time_ids;
 pub mod webhooks;
 
 use crate::db::DbError;

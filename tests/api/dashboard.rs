@@ -21,9 +21,11 @@ async fn stored_application(
     received: &str,
     steps: &[(&str, &str)],
 ) {
-    let id = format!("00000000-0000-7000-8000-{n:012}");
-    let doc = format!("00000000-0000-7001-8000-{n:012}");
     let received: chrono::DateTime<chrono::Utc> = received.parse().unwrap();
+    // A UUIDv7 of the moment it was received, as the window makes them.
+    let ms = received.timestamp_millis() as u64;
+    let id = format!("{:08x}-{:04x}-7000-8000-{n:012}", ms >> 16, ms & 0xffff);
+    let doc = format!("00000000-0000-7001-8000-{n:012}");
     client
         .execute(
             "INSERT INTO documents (id, kind, sha256, size, body, received_at)
@@ -79,7 +81,8 @@ async fn stored_application(
     }
 }
 
-/// Messages to and from partner windows, at `at`.
+/// Messages to and from partner windows, at `at`, with UUIDv7 ids of that moment as the window
+/// makes them.
 async fn stored_messages(client: &deadpool_postgres::Object, at: &str) {
     let at: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
     for (receiver, doc_type) in [("TH", "ACDD"), ("TH", "ACDD"), ("SG", "FORM_D")] {
@@ -87,10 +90,10 @@ async fn stored_messages(client: &deadpool_postgres::Object, at: &str) {
             .execute(
                 "INSERT INTO outbox (id, message_id, conversation_id, receiver, document_type,
                     function, reference, envelope, sha256, max_attempts, expires_at, created_at, cause)
-                 VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), $1, $2,
+                 VALUES ($4, gen_random_uuid(), gen_random_uuid(), $1, $2,
                     'submit', 'REF', 'x', sha256('x'), 5, $3::timestamptz + interval '1 day', $3,
                     'test:' || gen_random_uuid()::text)",
-                &[&receiver, &doc_type, &at],
+                &[&receiver, &doc_type, &at, &v7(at)],
             )
             .await
             .unwrap();
@@ -100,12 +103,21 @@ async fn stored_messages(client: &deadpool_postgres::Object, at: &str) {
             "INSERT INTO inbound_messages (id, sender, message_id, conversation_id, document_type,
                 function, reference, envelope, sha256, signature, signer_subject, receipt,
                 receipt_signature, received_at)
-             VALUES (gen_random_uuid(), 'TH', gen_random_uuid(), gen_random_uuid(), 'ACDD',
+             VALUES ($2, 'TH', gen_random_uuid(), gen_random_uuid(), 'ACDD',
                 'submit', 'TH-REF', 'y', sha256('y'), 's', 'CN=th', 'r', 'rs', $1)",
-            &[&at],
+            &[&at, &v7(at)],
         )
         .await
         .unwrap();
+}
+
+/// A UUIDv7 made at `at`.
+fn v7(at: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
+    uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        at.timestamp() as u64,
+        at.timestamp_subsec_nanos(),
+    ))
 }
 
 /// September 2026 (UTC+7, 08:00-16:00, 2026-09-02 a holiday), one working day per application:

@@ -19,6 +19,7 @@ mod delivery;
 mod inbound;
 mod korea;
 mod retries;
+mod tally;
 mod tls;
 
 pub fn free_port() -> u16 {

@@ -39,9 +39,11 @@ async fn stored_application(
     received: &str,
     steps: &[(&str, &str)],
 ) {
-    let id = format!("00000000-0000-7000-8000-{n:012}");
-    let doc = format!("00000000-0000-7001-8000-{n:012}");
     let received: chrono::DateTime<chrono::Utc> = received.parse().unwrap();
+    // A UUIDv7 of the moment it was received, as the window makes them.
+    let ms = received.timestamp_millis() as u64;
+    let id = format!("{:08x}-{:04x}-7000-8000-{n:012}", ms >> 16, ms & 0xffff);
+    let doc = format!("00000000-0000-7001-8000-{n:012}");
     client
         .execute(
             "INSERT INTO documents (id, kind, sha256, size, body, received_at)
