@@ -255,6 +255,7 @@ impl Application {
                 .map_err(|e| StartError::Other(format!("webhook client: {e}")))?,
             events: Sequencer::new(database.pool.clone(), hub.clone()),
             audit: AuditSealer::new(database.pool.clone()),
+            tallies: crate::jobs::TallyFolder::new(database.pool.clone()),
             payments: crate::payments::jobs::PaymentJob::new(payments.clone()),
         };
         let mut supervisor = Supervisor::new();
@@ -498,6 +499,8 @@ fn start_jobs(
     supervisor.start("webhooks", |cancel| webhooks.run(wake, cancel));
     let audit = jobs.audit.clone();
     supervisor.start("audit.sealer", |cancel| audit.run(cancel));
+    let tallies = jobs.tallies.clone();
+    supervisor.start("tallies", |cancel| tallies.run(cancel));
     let payments = jobs.payments.clone();
     supervisor.start("payments", |cancel| payments.run(cancel));
 }

@@ -18,9 +18,6 @@ use super::{receipt, signature, Exchange, SIGNATURE_HEADER};
 use crate::store::outbox::{self as store, Claimed, Outcome};
 use crate::xml::{DocKind, Limits, Tree};
 
-/// Rows the outbox's tally may hold before the reaper folds it (one per key).
-const TALLY_FOLD_FROM: i32 = 512;
-
 /// Delay before attempt `attempts + 1`: base·2^(attempts-1), capped, then drawn uniformly
 /// from its upper half so that many failed messages do not all come back at once.
 pub fn backoff_secs(base_ms: u64, max_ms: u64, attempts: i32) -> f64 {
@@ -93,8 +90,7 @@ impl Outbox {
     }
 
     /// One pass of the reaper: messages whose sending worker stopped mid-delivery (its lease
-    /// ran out) go back to the queue or, out of attempts, to the dead letters; then the
-    /// outbox's tally is folded when it has grown.
+    /// ran out) go back to the queue or, out of attempts, to the dead letters.
     pub async fn reap_once(&self) -> u64 {
         let span = tracing::debug_span!("job.outbox_reap");
         async {
@@ -105,19 +101,13 @@ impl Outbox {
                     return 0;
                 }
             };
-            let reaped = match store::reap(&mut client).await {
+            match store::reap(&mut client).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox: reaping expired leases failed");
                     0
                 }
-            };
-            // The tally grows by a row or two per statement that moves messages; folded here,
-            // a scrape or the console reads a few hundred rows at most.
-            if let Err(e) = store::fold_tally(&client, TALLY_FOLD_FROM).await {
-                tracing::warn!(error = %e, "outbox: folding the tally failed");
             }
-            reaped
         }
         .instrument(span)
         .await

@@ -355,7 +355,7 @@ pub async fn outbox_search<C: GenericClient>(
                 AND ($3::text IS NULL OR document_type = $3)
                 AND ($4::text IS NULL OR reference ILIKE $4 OR previous_reference ILIKE $4)
                 AND ($5::timestamptz IS NULL OR (id >= $9 AND created_at >= $5))
-                AND ($6::timestamptz IS NULL OR (id < $10 AND created_at < $6))
+                AND ($6::timestamptz IS NULL OR (($10::uuid IS NULL OR id < $10) AND created_at < $6))
               -- Ids are UUIDv7: newest first by the primary key, not a sort of every match,
               -- and the dates bound the key (`time_ids`).
               ORDER BY id DESC OFFSET $7 LIMIT $8",
@@ -413,7 +413,7 @@ pub async fn inbound_search<C: GenericClient>(
                 AND ($3::text IS NULL OR document_type = $3)
                 AND ($4::text IS NULL OR reference ILIKE $4 OR previous_reference ILIKE $4)
                 AND ($5::timestamptz IS NULL OR (id >= $9 AND received_at >= $5))
-                AND ($6::timestamptz IS NULL OR (id < $10 AND received_at < $6))
+                AND ($6::timestamptz IS NULL OR (($10::uuid IS NULL OR id < $10) AND received_at < $6))
               ORDER BY id DESC OFFSET $7 LIMIT $8",
             &[
                 &f.status,
@@ -574,8 +574,10 @@ pub async fn partner_traffic<C: GenericClient>(
     }
     let rows = client
         .query(
-            "SELECT sender::text, count(*), coalesce(array_agg(DISTINCT document_type), '{}')
-               FROM inbound_messages GROUP BY sender",
+            // From the received messages' tally (migration 0019), as above.
+            "SELECT sender::text, sum(messages)::bigint,
+                    coalesce(array_agg(DISTINCT document_type ORDER BY document_type), '{}')
+               FROM inbound_tally GROUP BY sender",
             &[],
         )
         .await?;

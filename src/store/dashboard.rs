@@ -71,7 +71,8 @@ async fn per_day<C: GenericClient>(client: &C, p: &Period) -> Result<Vec<Day>, S
                  SELECT received_at AS at, 1 AS received, 0 AS decided
                    FROM licence_applications
                   -- Ids are UUIDv7: the period is a primary-key range (`time_ids`).
-                  WHERE id >= $4 AND id < $5 AND received_at >= $1 AND received_at < $2
+                  WHERE id >= $4 AND ($5::uuid IS NULL OR id < $5)
+                    AND received_at >= $1 AND received_at < $2
                  UNION ALL
                  SELECT decided_at, 0, 1
                    FROM licence_applications WHERE decided_at >= $1 AND decided_at < $2)
@@ -118,12 +119,14 @@ async fn exchange<C: GenericClient>(
                         count(*) FILTER (WHERE status IN ('rejected', 'dead_letter')) AS failed
                    FROM outbox
                   -- Ids are UUIDv7: the period is a primary-key range (`time_ids`).
-                  WHERE id >= $3 AND id < $4 AND created_at >= $1 AND created_at < $2
+                  WHERE id >= $3 AND ($4::uuid IS NULL OR id < $4)
+                    AND created_at >= $1 AND created_at < $2
                   GROUP BY 1, 2),
              received AS (
                  SELECT sender::text AS partner, document_type, count(*) AS received
                    FROM inbound_messages
-                  WHERE id >= $3 AND id < $4 AND received_at >= $1 AND received_at < $2
+                  WHERE id >= $3 AND ($4::uuid IS NULL OR id < $4)
+                    AND received_at >= $1 AND received_at < $2
                   GROUP BY 1, 2)
              SELECT partner, document_type, coalesce(s.sent, 0), coalesce(s.delivered, 0),
                     coalesce(s.failed, 0), coalesce(r.received, 0)

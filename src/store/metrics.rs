@@ -12,8 +12,8 @@ pub struct OutboxCount {
     pub partner: String,
     pub status: String,
     pub messages: i64,
-    /// Seconds since the oldest of them was enqueued; 0 for the settled statuses
-    /// (`delivered`, `rejected`, `dead_letter`).
+    /// Seconds since the oldest of them was enqueued, for the statuses that wait for the
+    /// worker (`pending`, `sending`, `retry_wait`); 0 for the others.
     pub oldest_age_secs: f64,
 }
 

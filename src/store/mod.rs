@@ -26,6 +26,7 @@ pub mod reconciliations;
 pub mod routing;
 pub mod sessions;
 pub mod stats;
+pub mod tallies;
 pub mod time_ids;
 pub mod webhooks;
 

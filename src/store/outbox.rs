@@ -339,16 +339,6 @@ pub async fn settle(
     Ok(settled)
 }
 
-/// Folds the outbox's tally (migration 0019: messages by partner, document type and status,
-/// appended per statement) into one row per key once it holds at least `at_least` rows, so
-/// that reading it stays cheap. Returns the rows written by the fold (0 when it was not due).
-pub async fn fold_tally<C: GenericClient>(client: &C, at_least: i32) -> Result<i32, StoreError> {
-    Ok(client
-        .query_one("SELECT outbox_tally_fold($1)", &[&at_least])
-        .await?
-        .get(0))
-}
-
 /// Returns messages whose lease ran out (a worker died mid-delivery) to the retry queue, or
 /// to the dead letters when their attempts or time are used up.
 pub async fn reap(client: &mut deadpool_postgres::Object) -> Result<u64, StoreError> {

@@ -203,7 +203,7 @@ pub async fn figures<C: GenericClient>(
     let (low, high) = match period {
         Some(p) => {
             let (low, high) = super::time_ids::id_range(p.start(), p.end());
-            (Some(low), Some(high))
+            (Some(low), high)
         }
         None => (None, None),
     };
@@ -219,7 +219,7 @@ pub async fn figures<C: GenericClient>(
                 -- Received in the period: ids are UUIDv7, so a primary-key range
                 -- (`time_ids`); decided in it: the decisions' own index (migration 0019).
                 AND ($2::timestamptz IS NULL
-                     OR (a.id >= $4 AND a.id < $5
+                     OR (a.id >= $4 AND ($5::uuid IS NULL OR a.id < $5)
                          AND a.received_at >= $2 AND a.received_at < $3)
                      OR (a.decided_at >= $2 AND a.decided_at < $3))
               GROUP BY a.id ORDER BY a.agency, a.procedure_code",

@@ -14,10 +14,13 @@ use uuid::Uuid;
 /// insert) without a row falling outside its period's id range.
 pub const CLOCK_MARGIN: Duration = Duration::hours(1);
 
-/// The smallest UUIDv7 of the millisecond `t` falls in; times before 1970 give the nil-time
-/// UUIDv7.
+/// The smallest UUIDv7 of the millisecond `t` falls in. Times before 1970 give the first
+/// UUIDv7 there is, times past its 48-bit milliseconds (the year 10889) the first of its last
+/// millisecond.
 pub fn uuid7_floor(t: DateTime<Utc>) -> Uuid {
-    let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0);
+    let ms = u64::try_from(t.timestamp_millis())
+        .unwrap_or(0)
+        .min((1 << 48) - 1);
     let mut b = [0u8; 16];
     b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     b[6] = 0x70;
@@ -25,12 +28,26 @@ pub fn uuid7_floor(t: DateTime<Utc>) -> Uuid {
     Uuid::from_bytes(b)
 }
 
-/// Bounds `[low, high)` on ids that hold every row stamped within `[start, end)`.
-pub fn id_range(start: DateTime<Utc>, end: DateTime<Utc>) -> (Uuid, Uuid) {
-    (
-        uuid7_floor(start - CLOCK_MARGIN),
-        uuid7_floor(end + CLOCK_MARGIN),
+/// The least id of a row stamped at `start` or later.
+pub fn low_bound(start: DateTime<Utc>) -> Uuid {
+    uuid7_floor(
+        start
+            .checked_sub_signed(CLOCK_MARGIN)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
     )
+}
+
+/// An id above every row stamped before `end`. Past the ids' last millisecond there is none,
+/// so none is given: the caller leaves the range open.
+pub fn high_bound(end: DateTime<Utc>) -> Option<Uuid> {
+    let t = end.checked_add_signed(CLOCK_MARGIN)?;
+    (t.timestamp_millis() < 1 << 48).then(|| uuid7_floor(t))
+}
+
+/// Bounds `[low, high)` on ids that hold every row stamped within `[start, end)`; `high` is
+/// `None` when no id is above them all.
+pub fn id_range(start: DateTime<Utc>, end: DateTime<Utc>) -> (Uuid, Option<Uuid>) {
+    (low_bound(start), high_bound(end))
 }
 
 #[cfg(test)]
@@ -49,9 +66,18 @@ mod tests {
         assert!(uuid7_floor(t) <= id);
         assert!(id < uuid7_floor(t + Duration::milliseconds(1)));
         let (low, high) = id_range(t, t + Duration::milliseconds(1));
-        assert!(low <= id && id < high);
+        assert!(low <= id && id < high.unwrap());
         assert_eq!(uuid7_floor(t).get_version_num(), 7);
         let before_1970: DateTime<Utc> = "1960-01-01T00:00:00Z".parse().unwrap();
         assert_eq!(uuid7_floor(before_1970), uuid7_floor(DateTime::UNIX_EPOCH));
+        // The ends of time give bounds, not a wrapped id or a panic.
+        assert_eq!(high_bound(DateTime::<Utc>::MAX_UTC), None);
+        let far: DateTime<Utc> = "+12000-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(high_bound(far), None);
+        assert!(uuid7_floor(far) > uuid7_floor(t));
+        assert_eq!(
+            low_bound(DateTime::<Utc>::MIN_UTC),
+            uuid7_floor(DateTime::UNIX_EPOCH)
+        );
     }
 }
