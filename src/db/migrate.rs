@@ -108,6 +108,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "reads_without_history",
         sql: include_str!("../../migrations/0019_reads_without_history.sql"),
     },
+    Migration {
+        version: 20,
+        name: "application_lines_once",
+        sql: include_str!("../../migrations/0020_application_lines_once.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

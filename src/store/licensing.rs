@@ -61,6 +61,61 @@ pub struct NewApplication<'a> {
     pub fee: Option<NewFee<'a>>,
 }
 
+/// What `licence_applications.details` holds: the application without its goods lines, which
+/// are stored once, in `licence_application_lines` (a large application's lines would
+/// otherwise be copied into a JSON parameter and the connection's buffers whole; issue 14).
+#[derive(Debug, Serialize)]
+struct StoredDetails<'a> {
+    reference: &'a str,
+    application_type: &'a str,
+    direction: &'a str,
+    agency: &'a Option<String>,
+    applicant: &'a crate::domain::licence::Party,
+    export_country: &'a str,
+    import_country: &'a str,
+    valid_from: NaiveDate,
+    valid_to: NaiveDate,
+}
+
+impl<'a> StoredDetails<'a> {
+    fn of(a: &'a Application) -> StoredDetails<'a> {
+        // No `..`: a field added to `Application` must be decided on here.
+        let Application {
+            reference,
+            application_type,
+            direction,
+            agency,
+            applicant,
+            export_country,
+            import_country,
+            valid_from,
+            valid_to,
+            lines: _,
+        } = a;
+        StoredDetails {
+            reference,
+            application_type,
+            direction,
+            agency,
+            applicant,
+            export_country,
+            import_country,
+            valid_from: *valid_from,
+            valid_to: *valid_to,
+        }
+    }
+}
+
+/// The whole application as JSON (`Application`'s shape), from `a.details` and the lines'
+/// rows. Applications stored before migration 0020 carry their lines in `details` already.
+/// Quantities read back as they were stored (the column is an unconstrained numeric).
+const DETAILS: &str = "CASE WHEN a.details ? 'lines' THEN a.details
+    ELSE a.details || jsonb_build_object('lines', coalesce((
+        SELECT jsonb_agg(jsonb_build_object('number', l.line, 'hs_code', l.hs_code,
+                   'description', l.description, 'quantity', l.quantity::text, 'unit', l.unit)
+                   ORDER BY l.line)
+          FROM licence_application_lines l WHERE l.application_id = a.id), '[]'::jsonb)) END";
+
 async fn event<C: GenericClient>(
     tx: &C,
     id: Uuid,
@@ -89,8 +144,8 @@ pub async fn submit_application(
     let id = Uuid::now_v7();
     let document_id = Uuid::now_v7();
     let size = n.body.len() as i32;
-    // Serialised straight into the statement (no intermediate JSON tree).
-    let details = tokio_postgres::types::Json(a);
+    // Serialised straight into the statement (no intermediate JSON tree), without the lines.
+    let details = tokio_postgres::types::Json(StoredDetails::of(a));
     // Table validation bounds limits to 1000 days of at most 24 hours: far below i32::MAX.
     let sla = i32::try_from(n.sla_minutes).unwrap_or(i32::MAX);
     // Table validation has no upper bound on fees; a bigint holds any real one.
@@ -336,7 +391,7 @@ pub async fn get_application<C: GenericClient>(
 ) -> Result<Option<ApplicationDetail>, StoreError> {
     let (applicant, agency) = scope.params();
     let sql = format!(
-        "SELECT {SUMMARY}, a.details, l.number FROM licence_applications a
+        "SELECT {SUMMARY}, {DETAILS}, l.number FROM licence_applications a
            LEFT JOIN licences l ON l.application_id = a.id
           WHERE a.id = $1 AND ($2::text IS NULL OR a.applicant_id = $2)
             AND ($3::text IS NULL OR a.agency = $3)"
@@ -499,8 +554,8 @@ pub async fn application_for_issue(
     agency: &str,
 ) -> Result<(ApplicationSummary, Application), StoreError> {
     let sql = format!(
-        "SELECT {SUMMARY}, a.details FROM licence_applications a
-          WHERE a.id = $1 AND a.agency = $2 FOR UPDATE"
+        "SELECT {SUMMARY}, {DETAILS} FROM licence_applications a
+          WHERE a.id = $1 AND a.agency = $2 FOR UPDATE OF a"
     );
     let row = tx
         .query_opt(&sql, &[&id, &agency])

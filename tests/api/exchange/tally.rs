@@ -320,7 +320,9 @@ async fn the_received_tally_counts_each_stored_message_once() {
         .unwrap_err();
     let message = refused.as_db_error().map(|e| e.message().to_owned());
     assert!(
-        message.as_deref().is_some_and(|m| m.contains("never deleted")),
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("never deleted")),
         "{refused:?}"
     );
 }

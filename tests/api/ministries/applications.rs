@@ -469,3 +469,76 @@ async fn an_officer_sees_and_decides_only_their_agencys_dossiers() {
         404
     );
 }
+
+#[tokio::test]
+async fn an_application_s_lines_are_stored_once_and_read_back_as_submitted() {
+    let app = TestApp::builder().today("2026-11-30").spawn().await;
+    let enterprise = app.add_party(Role::Enterprise, "1401234568").await;
+    let moit = app
+        .add_party_with_agency(Role::Ministry, "MOIT-OFFICER-1", "MOIT")
+        .await;
+    // Quantities come back as the window read them (the value, without trailing zeros), as
+    // they did when the lines were kept in the details: not with the three decimals of a
+    // numeric(18, 3) column.
+    let body = String::from_utf8(fixture(RICE_APPLICATION))
+        .unwrap()
+        .replace(">12000</Quantity>", ">12000.50</Quantity>")
+        .replace(">3000</Quantity>", ">3000.000</Quantity>");
+    let r = app
+        .post_xml(
+            &enterprise,
+            "/api/v1/licence-applications",
+            body.into_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let detail = app
+        .get(&enterprise, &format!("/api/v1/licence-applications/{id}"))
+        .await
+        .json();
+    let lines = detail["application"]["lines"].as_array().unwrap().clone();
+    assert_eq!(lines.len(), 2, "{detail}");
+    assert_eq!(lines[0]["number"], 1);
+    assert_eq!(lines[0]["hs_code"], "10063099");
+    assert_eq!(lines[0]["quantity"], "12000.5");
+    assert_eq!(lines[0]["unit"], "TNE");
+    assert!(lines[0]["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("Gạo trắng hạt dài 5% tấm"));
+    assert_eq!(lines[1]["number"], 2);
+    assert_eq!(lines[1]["quantity"], "3000");
+    assert_eq!(detail["application"]["applicant"]["id"], "1401234568");
+
+    let client = app.pool.get().await.unwrap();
+    let in_details: bool = client
+        .query_one(
+            "SELECT details ? 'lines' FROM licence_applications WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!in_details, "the lines are stored once, in their own table");
+
+    // An application stored before, its lines inside its details, reads the same.
+    client
+        .execute(
+            "UPDATE licence_applications SET details = details || jsonb_build_object('lines',
+                    jsonb_build_array(jsonb_build_object('number', 1, 'hs_code', '10063099',
+                        'description', 'as stored before', 'quantity', '7', 'unit', 'TNE')))
+              WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let before = app
+        .get(&moit, &format!("/api/v1/licence-applications/{id}"))
+        .await
+        .json();
+    let lines = before["application"]["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 1, "{before}");
+    assert_eq!(lines[0]["description"], "as stored before");
+    assert_eq!(lines[0]["quantity"], "7");
+}
