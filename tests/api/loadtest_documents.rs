@@ -24,12 +24,9 @@ fn a_large_document_of_each_kind_costs_the_server_a_few_times_its_size() {
         assert_eq!(f["warm_up_status"], 201, "{f}");
         assert_eq!(f["status"], 201, "{f}");
     }
-    // The 10 MB declaration within four times its size. The other kinds are at most about
-    // 1 MB (their schemas bound them), where the connection's buffers for one statement's
-    // parameters weigh more: within six times (docs/performance.md).
-    let growth = |i: usize| figures[i]["growth_over_size"].as_f64().unwrap();
-    assert!(growth(0) <= 4.0, "{}", figures[0]);
-    assert!(growth(1) <= 6.0, "{}", figures[1]);
-    assert!(growth(2) <= 6.0, "{}", figures[2]);
+    // Each within four times its size (measured: 3.6×, 2.9–3.0× and 2.8×, docs/performance.md).
+    for f in figures {
+        assert!(f["growth_over_size"].as_f64().unwrap() <= 4.0, "{f}");
+    }
     assert!(figures[0]["bytes"].as_u64().unwrap() > 9 * 1024 * 1024);
 }
