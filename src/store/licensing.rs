@@ -108,11 +108,13 @@ impl<'a> StoredDetails<'a> {
 
 /// The whole application as JSON (`Application`'s shape), from `a.details` and the lines'
 /// rows. Applications stored before migration 0020 carry their lines in `details` already.
-/// Quantities read back as they were stored (the column is an unconstrained numeric).
+/// Quantities read back as the window read them: the reader drops trailing zeros, the column
+/// (numeric(18, 3)) adds them, `trim_scale` takes them off again.
 const DETAILS: &str = "CASE WHEN a.details ? 'lines' THEN a.details
     ELSE a.details || jsonb_build_object('lines', coalesce((
         SELECT jsonb_agg(jsonb_build_object('number', l.line, 'hs_code', l.hs_code,
-                   'description', l.description, 'quantity', l.quantity::text, 'unit', l.unit)
+                   'description', l.description, 'quantity', trim_scale(l.quantity)::text,
+                   'unit', l.unit)
                    ORDER BY l.line)
           FROM licence_application_lines l WHERE l.application_id = a.id), '[]'::jsonb)) END";
 

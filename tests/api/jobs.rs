@@ -77,6 +77,7 @@ async fn a_stopped_app_leaves_no_job_running_and_no_connection_open() {
             "outbox",
             "outbox.reaper",
             "payments",
+            "tallies",
             "webhooks"
         ]
     );
@@ -101,7 +102,7 @@ async fn a_stopped_app_leaves_no_job_running_and_no_connection_open() {
     result.unwrap();
     assert!(drained.aborted.is_empty(), "{drained:?}");
     assert!(drained.panicked.is_empty(), "{drained:?}");
-    assert_eq!(drained.joined.len(), 7, "{drained:?}");
+    assert_eq!(drained.joined.len(), 8, "{drained:?}");
     assert_eq!(live.running(), Vec::<&str>::new());
 
     // The service pool's connections ended before run_and_drain returned; the database sees
