@@ -200,13 +200,10 @@ pub async fn figures<C: GenericClient>(
     period: Option<&Period>,
 ) -> Result<Figures, StoreError> {
     let (start, end) = (period.map(Period::start), period.map(Period::end));
-    let (low, high) = match period {
-        Some(p) => {
-            let (low, high) = super::time_ids::id_range(p.start(), p.end());
-            (Some(low), high)
-        }
-        None => (None, None),
-    };
+    let (low, high) = period.map_or((None, None), |p| {
+        let (low, high) = super::time_ids::id_range(p.start(), p.end());
+        (Some(low), high)
+    });
     let rows = client
         .query(
             "SELECT a.agency, a.procedure_code, a.status, a.sla_minutes, a.received_at,
