@@ -251,7 +251,10 @@ pub struct IntakeSettings {
     /// group); off: every request commits its own transaction.
     pub group_commit: bool,
     /// Tasks committing groups, in all: each HTTP worker runs ⌈committers ÷ workers⌉ of them
-    /// on its own thread, each with a database connection of its own (beside `pool_size`).
+    /// (at least one) on its own thread, each with a database connection of its own (beside
+    /// `pool_size`). The default, 2, gives one per worker on two cores: each committer then
+    /// takes everything queued while its previous group committed, and larger groups cost
+    /// PostgreSQL less per declaration than more, smaller ones (`docs/performance.md`).
     pub committers: usize,
     /// Most submissions in one group.
     pub max_group: usize,
@@ -261,7 +264,7 @@ impl Default for IntakeSettings {
     fn default() -> Self {
         IntakeSettings {
             group_commit: true,
-            committers: 4,
+            committers: 2,
             max_group: 32,
         }
     }

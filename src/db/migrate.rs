@@ -113,6 +113,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "application_lines_once",
         sql: include_str!("../../migrations/0020_application_lines_once.sql"),
     },
+    Migration {
+        version: 21,
+        name: "guards_on_violation",
+        sql: include_str!("../../migrations/0021_guards_on_violation.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

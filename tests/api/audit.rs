@@ -117,9 +117,9 @@ async fn an_anchor_from_an_earlier_run_reveals_a_cut_history() {
     let client = app.pool.get().await.unwrap();
     client
         .batch_execute(&format!(
-            "ALTER TABLE audit_log DISABLE TRIGGER audit_append_only;
+            "ALTER TABLE audit_log DISABLE TRIGGER audit_no_delete;
              DELETE FROM audit_log WHERE chain_pos = {head};
-             ALTER TABLE audit_log ENABLE TRIGGER audit_append_only;"
+             ALTER TABLE audit_log ENABLE TRIGGER audit_no_delete;"
         ))
         .await
         .unwrap();
