@@ -365,7 +365,11 @@ pub struct ExchangeSettings {
     pub request_timeout_ms: u64,
     /// How often the worker looks for due messages.
     pub poll_ms: u64,
-    /// Messages claimed per poll.
+    /// Messages claimed per poll, and posted concurrently. Larger batches cost less per
+    /// message: one claim, one signature statement and fewer settling commits at this window,
+    /// and larger groups of received messages committed together at the partner's
+    /// (`docs/performance-exchange.md`, run 9); the cost is as many concurrent posts per
+    /// instance.
     pub batch: i64,
     /// A fault this window shows its partners (testing and demonstrations).
     pub fault: crate::exchange::fault::Fault,
@@ -416,7 +420,7 @@ impl Default for ExchangeSettings {
             lease_secs: 60,
             request_timeout_ms: 20_000,
             poll_ms: 500,
-            batch: 16,
+            batch: 64,
             fault: crate::exchange::fault::Fault::None,
             clock_skew_secs: crate::exchange::trust::DEFAULT_CLOCK_SKEW_SECS,
         }

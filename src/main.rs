@@ -86,8 +86,9 @@ enum Command {
         /// With --exchange: share of SG's answers that fail with 503 in the second phase.
         #[arg(long, default_value_t = 0.1)]
         fail_ratio: f64,
-        /// With --exchange: messages the outbox worker claims and sends concurrently per poll.
-        #[arg(long, default_value_t = 16)]
+        /// With --exchange: messages the outbox worker claims and sends concurrently per poll
+        /// (VN's `exchange.batch`; the same default).
+        #[arg(long, default_value_t = 64)]
         batch: i64,
         /// With --exchange: VN `nsw serve` processes (outbox workers) sharing VN's database.
         #[arg(long, default_value_t = 1)]
