@@ -281,6 +281,7 @@ impl Application {
         });
         let grace = Duration::from_millis(settings.jobs.grace_ms);
         let throttle = api::throttle::Throttle::new(&settings.throttle);
+        let dashboard = crate::portal::dashboard_cache::DashboardCache::new(&settings.portal);
         let state = web::Data::new(AppState {
             pool: database.pool.clone(),
             validator: Validator::new(settings.limits(), settings.country.clone())
@@ -293,6 +294,7 @@ impl Application {
             clock,
             exchange,
             payments,
+            dashboard,
         });
         let main_state = state.clone();
         let expect_table = Arc::new(api::expect::Table::new(&api::endpoints()));

@@ -228,6 +228,12 @@ pub struct PortalSettings {
     /// The portal's language when the browser asks for none it has: `vi` or `en`; absent:
     /// Vietnamese for a window whose country is VN, English otherwise.
     pub default_language: Option<String>,
+    /// Seconds the public dashboard's figures of a period are kept and shared between
+    /// requests (`portal::dashboard_cache`); 0: computed for every request.
+    pub dashboard_cache_secs: u64,
+    /// Periods of the public dashboard computed at once; a request that waits more than 5 s
+    /// for its turn is answered 503. At least 1.
+    pub dashboard_computations: usize,
 }
 
 impl Default for PortalSettings {
@@ -239,6 +245,8 @@ impl Default for PortalSettings {
             max_login_failures_per_address: 20,
             login_window_minutes: 15,
             default_language: None,
+            dashboard_cache_secs: 60,
+            dashboard_computations: 2,
         }
     }
 }
@@ -569,6 +577,10 @@ impl Settings {
             (
                 "portal.login_window_minutes",
                 self.portal.login_window_minutes as usize,
+            ),
+            (
+                "portal.dashboard_computations",
+                self.portal.dashboard_computations,
             ),
         ] {
             if value == 0 {

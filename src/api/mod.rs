@@ -57,6 +57,8 @@ pub struct AppState {
     pub throttle: throttle::Throttle,
     /// Fees paid online: the platform client, the merchant key, the payment workflows' view.
     pub payments: std::sync::Arc<crate::payments::Payments>,
+    /// The public dashboard's figures, shared between requests for a short while.
+    pub dashboard: crate::portal::dashboard_cache::DashboardCache,
 }
 
 impl AppState {

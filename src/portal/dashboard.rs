@@ -5,8 +5,11 @@
 //! (`charts.rs`) and served as images beside tables with the same figures; the figures are
 //! also downloadable as CSV. No party is named anywhere.
 //!
-//! The figures are computed per request (`store::dashboard::load`); the period is limited to
-//! `MAX_DAYS` days so a request's cost stays bounded.
+//! The figures (`store::dashboard::load`) are computed once per period and shared between
+//! requests for a minute (`dashboard_cache`), a few periods at a time; the period is limited
+//! to `MAX_DAYS` days so a computation's cost stays bounded.
+
+use std::sync::Arc;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -20,7 +23,7 @@ use super::page::{default_lang, render_with, Page};
 use super::{session, PortalError};
 use crate::api::AppState;
 use crate::charts::{self, Labels, Series};
-use crate::store::dashboard::{self as store, Dashboard};
+use crate::store::dashboard::Dashboard;
 use crate::store::stats::{Period, ProcedureStats};
 
 /// The longest period shown at once, in days (a leap year).
@@ -246,9 +249,11 @@ fn day_hours(state: &AppState) -> f64 {
     f64::from(state.calendar.working_day_minutes().max(1)) / 60.0
 }
 
-async fn load(state: &AppState, period: Period) -> Result<Dashboard, PortalError> {
-    let client = state.pool.get().await?;
-    Ok(store::load(&client, &state.calendar, period).await?)
+async fn load(state: &AppState, period: Period) -> Result<Arc<Dashboard>, PortalError> {
+    state
+        .dashboard
+        .get(&state.pool, &state.calendar, period)
+        .await
 }
 
 /// `GET /dashboard`: the form, and the figures of a valid period (`422` with the message beside

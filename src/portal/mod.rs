@@ -11,6 +11,7 @@ pub mod assets;
 pub mod console;
 pub mod customs_desk;
 pub mod dashboard;
+pub mod dashboard_cache;
 pub mod error;
 pub mod fee_block;
 pub mod forms;

@@ -124,9 +124,15 @@ fn v7(at: chrono::DateTime<chrono::Utc>) -> uuid::Uuid {
 /// MOIT decides two on schedule and one late and has one open; MOH decides one on schedule.
 /// One MOIT application came in August and is still open.
 async fn seeded() -> TestApp {
+    seeded_with(|_| {}).await
+}
+
+/// `seeded`, with settings of the test's own.
+async fn seeded_with(tweak: impl FnOnce(&mut nsw::config::Settings) + Send + 'static) -> TestApp {
     let app = TestApp::builder()
         .today("2026-09-30")
         .without_jobs()
+        .settings(tweak)
         .spawn()
         .await;
     app.add_party(Role::Enterprise, APPLICANT).await;
@@ -460,4 +466,55 @@ async fn a_bad_period_shows_the_form_again_with_the_message_beside_the_field() {
     // downloads refuse it too
     let csv = b.get("/dashboard.csv?from=2026-09-30&to=2026-09-01").await;
     assert_eq!(csv.status, 400);
+}
+
+/// A period's figures are computed once and shared for a while (a page and its charts, a
+/// refresh), and the requests for other periods wait a bounded time for their turn instead of
+/// piling work onto the database.
+#[tokio::test]
+async fn a_period_s_figures_are_computed_once_and_computations_do_not_pile_up() {
+    let app = seeded_with(|s| s.portal.dashboard_computations = 1).await;
+    let mut b = Browser::new(&app);
+    b.accept_language = Some("en".into());
+    let september = "/dashboard?from=2026-09-01&to=2026-09-30";
+    let first = b.get(september).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(row_cells(&first.body, "agency-figures", "MOIT")[0], "4");
+
+    // One more MOIT application in September: the kept figures of the period stand until
+    // they expire; another period computes afresh and counts it.
+    let c = app.pool.get().await.unwrap();
+    stored_application(&c, 7, "MOIT", "P-RICE", "2026-09-21T09:00:00+07:00", &[]).await;
+    let again = b.get(september).await;
+    assert_eq!(row_cells(&again.body, "agency-figures", "MOIT")[0], "4");
+    let fresh = b.get("/dashboard?from=2026-09-01&to=2026-09-29").await;
+    assert_eq!(row_cells(&fresh.body, "agency-figures", "MOIT")[0], "5");
+
+    // The database is held up: August's computation takes the only slot and waits; July's
+    // request is answered 503 after the bounded wait, not queued behind it without end.
+    let locker = app.pool.get().await.unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE licence_applications IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut august_browser = Browser::new(&app);
+    let mut july_browser = Browser::new(&app);
+    let (august, july) = tokio::join!(
+        august_browser.get("/dashboard?from=2026-08-01&to=2026-08-31"),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let july = july_browser
+                .get("/dashboard?from=2026-07-01&to=2026-07-31")
+                .await;
+            locker.batch_execute("ROLLBACK").await.unwrap();
+            july
+        }
+    );
+    assert_eq!(july.status, 503, "{}", july.body);
+    assert!(july.body.contains("UNAVAILABLE"), "{}", july.body);
+    assert_eq!(august.status, 200, "{}", august.body);
+    assert_eq!(row_cells(&august.body, "agency-figures", "MOIT")[0], "1");
+    // Nothing was kept of the refused request: July computes once the slot is free.
+    let july = b.get("/dashboard?from=2026-07-01&to=2026-07-31").await;
+    assert_eq!(july.status, 200, "{}", july.body);
 }
