@@ -229,10 +229,10 @@ pub struct PortalSettings {
     /// Vietnamese for a window whose country is VN, English otherwise.
     pub default_language: Option<String>,
     /// Seconds the public dashboard's figures of a period are kept and shared between
-    /// requests (`portal::dashboard_cache`); 0: computed for every request.
+    /// requests (`portal::dashboard_cache`); 0: computed for every request; at most a day.
     pub dashboard_cache_secs: u64,
-    /// Periods of the public dashboard computed at once; a request that waits more than 5 s
-    /// for its turn is answered 503. At least 1.
+    /// Periods of the public dashboard computed at once by one instance; a request that cannot
+    /// start its computation within 5 s is answered 503. At least 1.
     pub dashboard_computations: usize,
 }
 
@@ -258,8 +258,8 @@ pub struct IntakeSettings {
     /// Commit concurrent submissions together, each in its own savepoint (one WAL flush per
     /// group); off: every request commits its own transaction.
     pub group_commit: bool,
-    /// Tasks committing groups, in all: each HTTP worker runs ⌈committers ÷ workers⌉ of them
-    /// (at least one) on its own thread, each with a database connection of its own (beside
+    /// Tasks committing groups, shared out among the HTTP workers: each runs
+    /// ⌈committers ÷ workers⌉ of them (so at least one) on its own thread, each with a database connection of its own (beside
     /// `pool_size`). The default, 2, gives one per worker on two cores: each committer then
     /// takes everything queued while its previous group committed, and larger groups cost
     /// PostgreSQL less per declaration than more, smaller ones (`docs/performance.md`).
@@ -586,6 +586,11 @@ impl Settings {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
+        }
+        if self.portal.dashboard_cache_secs > 86_400 {
+            return Err(ConfigError::Invalid(
+                "portal.dashboard_cache_secs must be at most 86400 (a day)".into(),
+            ));
         }
         crate::metrics::parse_allow_list(&self.metrics.allow_from)
             .map_err(|m| ConfigError::Invalid(format!("metrics.allow_from: {m}")))?;
@@ -1812,6 +1817,22 @@ mod tests {
             let err = env(&[(var, "0")]).unwrap().validate().unwrap_err();
             assert!(err.to_string().contains("must be at least 1"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_dashboard_cache_is_bounded() {
+        let err = env(&[("NSW_PORTAL__DASHBOARD_COMPUTATIONS", "0")])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("must be at least 1"), "{err}");
+        let err = env(&[("NSW_PORTAL__DASHBOARD_CACHE_SECS", "86401")])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 86400"), "{err}");
+        let kept = env(&[("NSW_PORTAL__DASHBOARD_CACHE_SECS", "0")]).unwrap();
+        kept.validate().expect("0 turns the cache off");
     }
 
     #[test]

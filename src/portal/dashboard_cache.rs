@@ -6,9 +6,12 @@
 //! figures of a period are kept for `portal.dashboard_cache_secs` seconds: every request for
 //! that period meanwhile, including those that arrive while the figures are being computed,
 //! shares one computation. At most `portal.dashboard_computations` periods are computed at
-//! once; a request that cannot start its computation within [`WAIT`] is answered 503
-//! (`UNAVAILABLE`), so requests for many different periods cannot pile work onto the database.
-//! A failed computation is not kept: the next request computes again.
+//! once per instance; a request that cannot start its computation within [`WAIT`] is answered
+//! 503 (`UNAVAILABLE`), so requests for many different periods cannot pile work onto the
+//! database. A computation runs in a read-only transaction whose statements may take at most
+//! [`STATEMENT_LIMIT`] each, so a slot is always given back and the requests sharing a
+//! computation wait a bounded time; one that runs over is answered 503 as well. A failed
+//! computation is not kept: the next request computes again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +28,9 @@ use crate::store::stats::Period;
 
 /// Longest wait for a computation slot before the request is answered 503.
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Longest a computation's statements may each run (a year of a busy window: about 1 s).
+pub const STATEMENT_LIMIT: &str = "SET LOCAL statement_timeout = '20s'";
 
 /// Periods kept at once (each a few hundred rows of figures at most).
 const CAPACITY: u64 = 256;
@@ -72,8 +78,19 @@ impl DashboardCache {
                     )
                 })?
                 .map_err(|e| PortalError::Internal(e.to_string()))?;
-            let client = pool.get().await?;
-            Ok::<_, PortalError>(Arc::new(store::load(&client, cal, period).await?))
+            let mut client = pool.get().await?;
+            let tx = client.build_transaction().read_only(true).start().await?;
+            tx.batch_execute(STATEMENT_LIMIT).await?;
+            let figures = match store::load(&tx, cal, period).await {
+                Err(e) if ran_over(&e) => {
+                    return Err(PortalError::Unavailable(
+                        "the dashboard's figures took too long to compute; try again later".into(),
+                    ))
+                }
+                other => other?,
+            };
+            tx.commit().await?;
+            Ok::<_, PortalError>(Arc::new(figures))
         };
         let Some(kept) = &self.kept else {
             return compute.await;
@@ -82,6 +99,16 @@ impl DashboardCache {
         kept.try_get_with(key, compute)
             .await
             .map_err(|e| shared(&e))
+    }
+}
+
+/// Whether a statement of the computation was cancelled by [`STATEMENT_LIMIT`].
+fn ran_over(e: &crate::store::StoreError) -> bool {
+    match e {
+        crate::store::StoreError::Db(crate::db::DbError::Postgres(pg)) => {
+            pg.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+        }
+        _ => false,
     }
 }
 

@@ -481,8 +481,9 @@ pub(crate) fn needs_lookups(s: &Submission<'_>) -> bool {
 /// violation) leaves the transaction aborted: run it under a savepoint and store the members
 /// one by one after rolling back to it.
 ///
-/// Per-row triggers run per row as with single-row INSERTs: each event enters `event_pending`
-/// and each audit entry waits for the sealer, in the members' order.
+/// The triggers run as with single-row INSERTs: every event enters `event_pending` (one insert
+/// for the statement's events, migration 0021) and each audit entry waits for the sealer, in
+/// the members' order.
 pub(crate) async fn insert_many(
     tx: &deadpool_postgres::Transaction<'_>,
     subs: &[&Submission<'_>],

@@ -490,28 +490,63 @@ async fn a_period_s_figures_are_computed_once_and_computations_do_not_pile_up() 
     let fresh = b.get("/dashboard?from=2026-09-01&to=2026-09-29").await;
     assert_eq!(row_cells(&fresh.body, "agency-figures", "MOIT")[0], "5");
 
-    // The database is held up: August's computation takes the only slot and waits; July's
-    // request is answered 503 after the bounded wait, not queued behind it without end.
+    // The database is held up: August's computation takes the only slot and waits on the
+    // lock; July's request waits its bounded time for a slot and is answered 503, instead of
+    // queueing behind it without end. The lock is let go once July is answered; the whole
+    // exchange is bounded, so a regression fails the test instead of hanging it.
     let locker = app.pool.get().await.unwrap();
     locker
         .batch_execute("BEGIN; LOCK TABLE licence_applications IN ACCESS EXCLUSIVE MODE")
         .await
         .unwrap();
+    // Outside the locker's transaction: pg_stat_activity is read afresh by each statement.
+    let watcher = app.pool.get().await.unwrap();
     let mut august_browser = Browser::new(&app);
     let mut july_browser = Browser::new(&app);
-    let (august, july) = tokio::join!(
-        august_browser.get("/dashboard?from=2026-08-01&to=2026-08-31"),
-        async {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            let july = july_browser
-                .get("/dashboard?from=2026-07-01&to=2026-07-31")
-                .await;
-            locker.batch_execute("ROLLBACK").await.unwrap();
-            july
+    let july_then_release = async {
+        // July only once August's computation holds the slot and waits on the lock.
+        let mut blocked = false;
+        for _ in 0..200 {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                blocked = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-    );
+        let asked = std::time::Instant::now();
+        let july = july_browser
+            .get("/dashboard?from=2026-07-01&to=2026-07-31")
+            .await;
+        let waited = asked.elapsed();
+        locker.batch_execute("ROLLBACK").await.unwrap();
+        (blocked, july, waited)
+    };
+    let (august, (blocked, july, waited)) =
+        tokio::time::timeout(std::time::Duration::from_secs(40), async {
+            tokio::join!(
+                august_browser.get("/dashboard?from=2026-08-01&to=2026-08-31"),
+                july_then_release
+            )
+        })
+        .await
+        .expect("the dashboard's requests ended");
+    assert!(blocked, "August's computation never waited on the lock");
     assert_eq!(july.status, 503, "{}", july.body);
     assert!(july.body.contains("UNAVAILABLE"), "{}", july.body);
+    // It waited for a slot (5 s); it was not refused at once.
+    assert!(
+        waited >= std::time::Duration::from_millis(4_500),
+        "answered after {waited:?}"
+    );
     assert_eq!(august.status, 200, "{}", august.body);
     assert_eq!(row_cells(&august.body, "agency-figures", "MOIT")[0], "1");
     // Nothing was kept of the refused request: July computes once the slot is free.

@@ -308,3 +308,59 @@ async fn a_ten_megabyte_declaration_is_stored_byte_for_byte_with_every_item_and_
         .get::<_, String>(0)
         .starts_with("PACKING-LIST-00000007-998-"));
 }
+
+/// The database keeps a declaration's declarant and reference as submitted, and never lets a
+/// new declaration be marked as reusing a reference (migrations 0010, 0021: the rule is the
+/// trigger's condition), whatever path writes the row.
+#[tokio::test]
+async fn the_database_keeps_a_declaration_s_declarant_and_reference() {
+    let app = TestApp::spawn().await;
+    let token = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let r = app.submit(&token, fixture(LAPTOPS)).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id: uuid::Uuid = r.json()["id"].as_str().unwrap().parse().unwrap();
+    let c = app.pool.get().await.unwrap();
+    for change in [
+        "lrn = lrn || '-X'",
+        "declarant_id = 'someone-else'",
+        "lrn_reuse_of = id",
+    ] {
+        let e = c
+            .execute(
+                &format!("UPDATE declarations SET {change} WHERE id = $1"),
+                &[&id],
+            )
+            .await
+            .unwrap_err();
+        let db = e.as_db_error().expect("a database error");
+        assert_eq!(db.code().code(), "42501", "{change}: {db:?}");
+    }
+    // Naming the columns without changing them is no change.
+    let same = c
+        .execute(
+            "UPDATE declarations SET lrn = lrn, declarant_id = declarant_id WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(same, 1);
+    // A new row marked as reusing a reference is refused before any unique check.
+    let e = c
+        .execute(
+            "INSERT INTO declarations (id, reference, document_id, submitter, status, direction,
+                lrn, declarant_id, exporter_id, importer_id, trader_id, export_country,
+                destination_country, customs_office, issue_date, currency, total_value,
+                total_gross_mass, item_count, received_at, updated_at, lrn_reuse_of)
+             SELECT gen_random_uuid(), reference || '-COPY', document_id, submitter, status,
+                direction, lrn, declarant_id, exporter_id, importer_id, trader_id,
+                export_country, destination_country, customs_office, issue_date, currency,
+                total_value, total_gross_mass, item_count, received_at, updated_at, id
+               FROM declarations WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().expect("a database error");
+    assert_eq!(db.code().code(), "23514", "{db:?}");
+    assert_eq!(app.count("declarations").await, 1);
+}
