@@ -386,6 +386,9 @@ pub struct ExchangeSettings {
     pub clock_skew_secs: u64,
 }
 
+/// Most messages one outbox worker claims and posts at once (`exchange.batch`).
+pub const MAX_EXCHANGE_BATCH: i64 = 1_000;
+
 /// Time a delivery needs besides its posts (signing, storing the signature, checking the
 /// receipt), on top of the posts themselves, for the lease check.
 pub const LEASE_MARGIN_MS: u64 = 1_000;
@@ -586,6 +589,18 @@ impl Settings {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
             }
+        }
+        if !(1..=MAX_EXCHANGE_BATCH).contains(&self.exchange.batch) {
+            return Err(ConfigError::Invalid(format!(
+                "exchange.batch must be 1 to {MAX_EXCHANGE_BATCH} (messages claimed and posted \
+                 at once), not {}",
+                self.exchange.batch
+            )));
+        }
+        if self.exchange.max_attempts < 1 {
+            return Err(ConfigError::Invalid(
+                "exchange.max_attempts must be at least 1".into(),
+            ));
         }
         if self.portal.dashboard_cache_secs > 86_400 {
             return Err(ConfigError::Invalid(
@@ -1817,6 +1832,34 @@ mod tests {
             let err = env(&[(var, "0")]).unwrap().validate().unwrap_err();
             assert!(err.to_string().contains("must be at least 1"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_exchange_batch_is_bounded() {
+        for bad in ["0", "-1", "1001"] {
+            let err = env(&[("NSW_EXCHANGE__BATCH", bad)])
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("exchange.batch must be 1 to 1000"),
+                "{err}"
+            );
+        }
+        for good in ["1", "1000"] {
+            env(&[("NSW_EXCHANGE__BATCH", good)])
+                .unwrap()
+                .validate()
+                .expect(good);
+        }
+        let err = env(&[("NSW_EXCHANGE__MAX_ATTEMPTS", "0")])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("max_attempts must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

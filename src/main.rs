@@ -87,7 +87,7 @@ enum Command {
         #[arg(long, default_value_t = 0.1)]
         fail_ratio: f64,
         /// With --exchange: messages the outbox worker claims and sends concurrently per poll
-        /// (VN's `exchange.batch`; the same default).
+        /// (VN's `exchange.batch`, 1 to 1000; the same default).
         #[arg(long, default_value_t = 64)]
         batch: i64,
         /// With --exchange: VN `nsw serve` processes (outbox workers) sharing VN's database.

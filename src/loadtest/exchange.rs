@@ -269,7 +269,7 @@ async fn scenario(
     let vn_url = recreate_database(cluster, "nsw_xbench_vn").await?;
     let sg_url = recreate_database(cluster, "nsw_xbench_sg").await?;
     let senders = opts.senders.max(1);
-    let batch = opts.batch.max(1);
+    let batch = opts.batch.clamp(1, crate::config::MAX_EXCHANGE_BATCH);
     let vn_pool = crate::db::pool(&vn_url, ENQUEUERS + 4)?;
     let sg_pool = crate::db::pool(&sg_url, 20)?;
     for pool in [&vn_pool, &sg_pool] {
