@@ -41,6 +41,9 @@ pub enum PortalError {
     Internal(String),
 }
 
+/// Seconds a person (or their browser) is asked to wait before trying again after a 503.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
 impl PortalError {
     /// The key of the page title and message in the catalogues.
     pub fn message_key(&self) -> &'static str {
@@ -99,6 +102,12 @@ impl ResponseError for PortalError {
                 resp.insert_header((
                     actix_web::http::header::RETRY_AFTER,
                     retry_after.to_string(),
+                ));
+            }
+            PortalError::Unavailable(_) => {
+                resp.insert_header((
+                    actix_web::http::header::RETRY_AFTER,
+                    UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
                 ));
             }
             _ => {}

@@ -542,6 +542,10 @@ async fn a_period_s_figures_are_computed_once_and_computations_do_not_pile_up() 
     assert!(blocked, "August's computation never waited on the lock");
     assert_eq!(july.status, 503, "{}", july.body);
     assert!(july.body.contains("UNAVAILABLE"), "{}", july.body);
+    assert_eq!(
+        july.headers.get("retry-after").map(|v| v.to_str().unwrap()),
+        Some("5")
+    );
     // It waited for a slot (5 s); it was not refused at once.
     assert!(
         waited >= std::time::Duration::from_millis(4_500),
