@@ -259,10 +259,11 @@ pub struct IntakeSettings {
     /// group); off: every request commits its own transaction.
     pub group_commit: bool,
     /// Tasks committing groups, shared out among the HTTP workers: each runs
-    /// ⌈committers ÷ workers⌉ of them (so at least one) on its own thread, each with a database connection of its own (beside
-    /// `pool_size`). The default, 2, gives one per worker on two cores: each committer then
-    /// takes everything queued while its previous group committed, and larger groups cost
-    /// PostgreSQL less per declaration than more, smaller ones (`docs/performance.md`).
+    /// ⌈committers ÷ workers⌉ of them (so at least one) on its own thread, each with a database
+    /// connection of its own (beside `pool_size`). The default, 2, gives one per worker on two
+    /// cores: each committer then takes everything queued while its previous group committed,
+    /// and larger groups cost PostgreSQL less per declaration than more, smaller ones
+    /// (`docs/performance.md`).
     pub committers: usize,
     /// Most submissions in one group.
     pub max_group: usize,

@@ -112,11 +112,11 @@ fn ran_over(e: &crate::store::StoreError) -> bool {
     }
 }
 
-/// A computation's error, for each request that awaited it.
+/// A computation's error, for each request that awaited it: a computation fails only as
+/// unavailable (busy, over its time, database down) or internally.
 fn shared(e: &PortalError) -> PortalError {
     match e {
         PortalError::Unavailable(m) => PortalError::Unavailable(m.clone()),
-        PortalError::NotFound => PortalError::NotFound,
         other => PortalError::Internal(other.to_string()),
     }
 }
