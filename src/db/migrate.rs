@@ -118,6 +118,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "guards_on_violation",
         sql: include_str!("../../migrations/0021_guards_on_violation.sql"),
     },
+    Migration {
+        version: 22,
+        name: "lz4_signatures",
+        sql: include_str!("../../migrations/0022_lz4_signatures.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

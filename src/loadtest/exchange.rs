@@ -521,7 +521,7 @@ async fn phase(
             break;
         }
         // The figures come from the rows' own timestamps: polling often would only load the database.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
     }
     let cpu = cpu_now(pids).minus(cpu_before);
     let r = client

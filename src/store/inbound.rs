@@ -36,13 +36,14 @@ pub async fn find<C: GenericClient>(
     sender: &str,
     message_id: Uuid,
 ) -> Result<Option<Earlier>, StoreError> {
-    let r = client
-        .query_opt(
+    // Prepared once per connection: every delivery is looked up before it is checked.
+    let stmt = client
+        .prepare_cached(
             "SELECT sha256, receipt, receipt_signature FROM inbound_messages
               WHERE sender = $1 AND message_id = $2",
-            &[&sender, &message_id],
         )
         .await?;
+    let r = client.query_opt(&stmt, &[&sender, &message_id]).await?;
     Ok(r.map(|r| Earlier {
         sha256: r.get(0),
         receipt: r.get(1),
@@ -137,8 +138,8 @@ pub async fn insert_many(
     let conversations: Vec<Uuid> = messages.iter().map(|m| m.conversation_id).collect();
     let previous: Vec<Option<&str>> = messages.iter().map(|m| m.previous_reference).collect();
     let tx = client.transaction().await?;
-    let rows = tx
-        .query(
+    let stmt = tx
+        .prepare_cached(
             "WITH m AS (
                 INSERT INTO inbound_messages (id, sender, message_id, conversation_id,
                     document_type, function, reference, previous_reference, envelope, sha256,
@@ -158,6 +159,11 @@ pub async fn insert_many(
                            'sha256', encode(sha256, 'hex'), 'signer', signer_subject)
                   FROM m ORDER BY id)
              SELECT id FROM m",
+        )
+        .await?;
+    let rows = tx
+        .query(
+            &stmt,
             &[
                 &ids,
                 &col(messages, |m| m.sender),

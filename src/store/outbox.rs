@@ -62,12 +62,18 @@ pub async fn insert<C: GenericClient>(
 ) -> Result<Uuid, StoreError> {
     let id = Uuid::now_v7();
     let sha = Sha256::digest(m.envelope).to_vec();
-    tx.execute(
-        "INSERT INTO outbox (id, message_id, conversation_id, receiver, document_type, function,
+    // Prepared once per connection: this runs once per message, in the decision's transaction.
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO outbox (id, message_id, conversation_id, receiver, document_type, function,
             reference, previous_reference, envelope, sha256, max_attempts, expires_at, cause,
             signature)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
                  now() + make_interval(secs => $12), $13, $14)",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
         &[
             &id,
             &m.message_id,
@@ -127,9 +133,9 @@ pub async fn claim<C: GenericClient>(
 ) -> Result<Vec<Claimed>, StoreError> {
     transition(Status::Pending, Status::Sending)?;
     transition(Status::RetryWait, Status::Sending)?;
-    let rows = client
-        .query(
-            // The audit entries go in with the claim itself: one statement, one transaction.
+    // The audit entries go in with the claim itself: one statement, one transaction.
+    let stmt = client
+        .prepare_cached(
             "WITH claimed AS (
                 UPDATE outbox SET status = 'sending', attempts = attempts + 1, locked_by = $1,
                        locked_until = now() + make_interval(secs => $2), updated_at = now()
@@ -146,9 +152,9 @@ pub async fn claim<C: GenericClient>(
                        jsonb_build_object('attempt', attempts, 'worker', $1::uuid::text)
                   FROM claimed)
              SELECT * FROM claimed",
-            &[&worker, &lease_secs, &limit],
         )
         .await?;
+    let rows = client.query(&stmt, &[&worker, &lease_secs, &limit]).await?;
     Ok(rows
         .iter()
         .map(|r| Claimed {
@@ -279,8 +285,8 @@ pub async fn settle(
     let tx = client.transaction().await?;
     let mut settled = Vec::with_capacity(outcomes.len());
     if !receipts.0.is_empty() {
-        let rows = tx
-            .query(
+        let stmt = tx
+            .prepare_cached(
                 "WITH s AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[])
                                 AS s(id, status, receipt, signature)),
                       u AS (UPDATE outbox o SET status = s.status, receipt = s.receipt,
@@ -295,6 +301,11 @@ pub async fn settle(
                                    jsonb_build_object('attempts', attempts, 'error', NULL)
                               FROM u ORDER BY id)
                  SELECT id FROM u",
+            )
+            .await?;
+        let rows = tx
+            .query(
+                &stmt,
                 &[
                     &receipts.0,
                     &receipts.1,
@@ -308,8 +319,8 @@ pub async fn settle(
         settled.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
     }
     if !failures.0.is_empty() {
-        let rows = tx
-            .query(
+        let stmt = tx
+            .prepare_cached(
                 "WITH s AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[])
                                 AS s(id, status, error, delay)),
                       u AS (UPDATE outbox o SET status = s.status, last_error = s.error,
@@ -323,6 +334,11 @@ pub async fn settle(
                                    jsonb_build_object('attempts', attempts, 'error', error)
                               FROM u ORDER BY id)
                  SELECT id FROM u",
+            )
+            .await?;
+        let rows = tx
+            .query(
+                &stmt,
                 &[
                     &failures.0,
                     &failures.1,
