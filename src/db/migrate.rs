@@ -123,6 +123,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "lz4_signatures",
         sql: include_str!("../../migrations/0022_lz4_signatures.sql"),
     },
+    Migration {
+        version: 23,
+        name: "event_pending_dossier",
+        sql: include_str!("../../migrations/0023_event_pending_dossier.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;
