@@ -26,6 +26,14 @@ const CONCURRENT_DELIVERIES: usize = 32;
 const EVENTS_PER_CLAIM: usize = 100;
 /// How often the worker looks for due retries when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// A subscription whose party has had no event for this many feed positions has its scan mark
+/// moved past them before a claim (`store::webhooks::skip_others_events`), at most
+/// [`SKIP_STEP`] positions per claim: so a claim reads at most about `SKIP_LAG + SKIP_STEP`
+/// positions of other parties' events per subscription, rather than all of them since its
+/// party's last event, and a busy feed rewrites a quiet subscription once per `SKIP_LAG`
+/// events rather than at each.
+const SKIP_LAG: i64 = 256;
+const SKIP_STEP: i64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
@@ -168,6 +176,13 @@ impl Deliverer {
 
 async fn claim(pool: &Pool, s: &WebhookSettings, limit: i64) -> Result<Vec<Claim>, StoreError> {
     let client = pool.get().await?;
+    let skipped = store::skip_others_events(&client, SKIP_LAG, SKIP_STEP).await?;
+    if skipped > 0 {
+        tracing::debug!(
+            subscriptions = skipped,
+            "webhook scan marks moved past others' events"
+        );
+    }
     store::claim(&client, limit, s.lease_secs as f64).await
 }
 

@@ -128,6 +128,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "event_pending_dossier",
         sql: include_str!("../../migrations/0023_event_pending_dossier.sql"),
     },
+    Migration {
+        version: 24,
+        name: "webhook_scan",
+        sql: include_str!("../../migrations/0024_webhook_scan.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

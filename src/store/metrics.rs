@@ -60,17 +60,15 @@ pub struct WebhookBacklog {
 }
 
 pub async fn webhook_backlog<C: GenericClient>(client: &C) -> Result<WebhookBacklog, StoreError> {
-    let stmt = client
-        .prepare_cached(
-            "SELECT count(*), count(*) FILTER (WHERE failures > 0), coalesce(sum(backlog), 0)::bigint
-               FROM (SELECT w.failures,
-                            (SELECT count(*) FROM event_feed f
-                              WHERE f.pos > w.cursor_pos AND f.dossier_id IN
-                                    (SELECT p.dossier_id FROM dossier_parties p
-                                      WHERE p.party_id = w.party_id)) AS backlog
-                       FROM webhooks w WHERE w.deleted_at IS NULL) s",
-        )
-        .await?;
+    let sql = format!(
+        "SELECT count(*), count(*) FILTER (WHERE failures > 0), coalesce(sum(backlog), 0)::bigint
+           FROM (SELECT w.failures,
+                        (SELECT count(*) FROM event_feed f
+                          WHERE f.pos > greatest(w.cursor_pos, w.scanned_pos) AND {}) AS backlog
+                   FROM webhooks w WHERE w.deleted_at IS NULL) s",
+        super::events::party_sees("w.party_id")
+    );
+    let stmt = client.prepare_cached(&sql).await?;
     let r = client.query_one(&stmt, &[]).await?;
     Ok(WebhookBacklog {
         subscriptions: r.get(0),

@@ -8,7 +8,7 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::events::{event, Event, EVENT_COLUMNS, EVENT_JOINS};
+use super::events::{event, party_sees, Event, EVENT_COLUMNS, EVENT_JOINS};
 use super::{audit, StoreError};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -41,8 +41,11 @@ impl Owner<'_> {
     }
 }
 
+// The last acknowledged delivery, not the event at the cursor: a new subscription's cursor is
+// the head of the whole feed, whose event may be another party's.
 const SUB_COLUMNS: &str = "w.id, w.party_id, w.url, w.created_at, w.failures, w.next_attempt_at,
-    (SELECT f.event_id FROM event_feed f WHERE f.pos = w.cursor_pos)";
+    (SELECT d.event_id FROM webhook_deliveries d
+      WHERE d.webhook_id = w.id AND d.delivered ORDER BY d.id DESC LIMIT 1)";
 
 fn subscription(r: &tokio_postgres::Row) -> Subscription {
     Subscription {
@@ -254,30 +257,61 @@ pub struct Claim {
     pub lease: Uuid,
 }
 
+/// Moves each active subscription's `scanned_pos` past the events that are not its party's,
+/// `step` feed positions at most per subscription and call, and only for subscriptions at least
+/// `lag` positions behind the head (so a subscription is not rewritten at every new event).
+/// After it, the claim and [`next_event`] read at most about `lag + step` positions of other
+/// parties' events per subscription, however long ago its party's last event was.
+/// Returns how many subscriptions moved.
+///
+/// Safe against every race: positions are assigned in order and committed before larger ones
+/// become visible, so everything up to the head this statement sees is already there, and an
+/// event of the party in the range keeps the subscription where it is.
+pub async fn skip_others_events<C: GenericClient>(
+    client: &C,
+    lag: i64,
+    step: i64,
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "WITH head AS (SELECT coalesce(max(pos), 0) AS pos FROM event_feed)
+         UPDATE webhooks w
+            SET scanned_pos = least(h.pos, greatest(w.cursor_pos, w.scanned_pos) + $2)
+           FROM head h
+          WHERE w.deleted_at IS NULL
+            AND greatest(w.cursor_pos, w.scanned_pos) <= h.pos - $1
+            AND NOT EXISTS (SELECT 1 FROM event_feed f
+                             WHERE f.pos > greatest(w.cursor_pos, w.scanned_pos)
+                               AND f.pos <= least(h.pos, greatest(w.cursor_pos, w.scanned_pos) + $2)
+                               AND {})",
+        party_sees("w.party_id")
+    );
+    let stmt = client.prepare_cached(&sql).await?;
+    Ok(client.execute(&stmt, &[&lag, &step]).await?)
+}
+
 /// Claims up to `limit` subscriptions that are due and have an event waiting.
 pub async fn claim<C: GenericClient>(
     client: &C,
     limit: i64,
     lease_secs: f64,
 ) -> Result<Vec<Claim>, StoreError> {
-    let stmt = client
-        .prepare_cached(
-            "UPDATE webhooks w SET lease = gen_random_uuid(),
-                    locked_until = now() + make_interval(secs => $2)
-              WHERE w.id IN (
-                    SELECT s.id FROM webhooks s
-                     WHERE s.deleted_at IS NULL AND s.next_attempt_at <= now()
-                       AND (s.locked_until IS NULL OR s.locked_until < now())
-                       AND EXISTS (SELECT 1 FROM event_feed f
-                                    WHERE f.pos > s.cursor_pos AND f.dossier_id IN
-                                          (SELECT p.dossier_id FROM dossier_parties p
-                                            WHERE p.party_id = s.party_id))
-                     ORDER BY s.next_attempt_at
-                     LIMIT $1
-                     FOR UPDATE SKIP LOCKED)
-             RETURNING w.id, w.party_id, w.url, w.secret, w.failures, w.lease",
-        )
-        .await?;
+    let sql = format!(
+        "UPDATE webhooks w SET lease = gen_random_uuid(),
+                locked_until = now() + make_interval(secs => $2)
+          WHERE w.id IN (
+                SELECT s.id FROM webhooks s
+                 WHERE s.deleted_at IS NULL AND s.next_attempt_at <= now()
+                   AND (s.locked_until IS NULL OR s.locked_until < now())
+                   AND EXISTS (SELECT 1 FROM event_feed f
+                                WHERE f.pos > greatest(s.cursor_pos, s.scanned_pos)
+                                  AND {})
+                 ORDER BY s.next_attempt_at
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED)
+         RETURNING w.id, w.party_id, w.url, w.secret, w.failures, w.lease",
+        party_sees("s.party_id")
+    );
+    let stmt = client.prepare_cached(&sql).await?;
     Ok(client
         .query(&stmt, &[&limit, &lease_secs])
         .await?
@@ -300,11 +334,11 @@ pub async fn next_event<C: GenericClient>(
 ) -> Result<Option<Event>, StoreError> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM webhooks w
-           JOIN event_feed f ON f.pos > w.cursor_pos {EVENT_JOINS}
+           JOIN event_feed f ON f.pos > greatest(w.cursor_pos, w.scanned_pos) {EVENT_JOINS}
           WHERE w.id = $1 AND w.lease = $2 AND w.deleted_at IS NULL
-            AND f.dossier_id IN (SELECT p.dossier_id FROM dossier_parties p
-                                  WHERE p.party_id = w.party_id)
-          ORDER BY f.pos LIMIT 1"
+            AND {}
+          ORDER BY f.pos LIMIT 1",
+        party_sees("w.party_id")
     );
     let stmt = client.prepare_cached(&sql).await?;
     Ok(client

@@ -757,6 +757,91 @@ async fn another_enterprise_never_receives_your_events() {
     assert_eq!(acknowledged(&app, &admin, ha_id, 2).await.len(), 2);
 }
 
+/// (cursor, scan mark, head of the feed) of subscription `id`.
+async fn marks(app: &TestApp, id: &str) -> (i64, i64, i64) {
+    let db = app.pool.get().await.unwrap();
+    let r = db
+        .query_one(
+            "SELECT cursor_pos, scanned_pos, (SELECT coalesce(max(pos), 0) FROM event_feed)
+               FROM webhooks WHERE id::text = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1), r.get(2))
+}
+
+async fn skip(app: &TestApp, lag: i64, step: i64) -> u64 {
+    let db = app.pool.get().await.unwrap();
+    nsw::store::webhooks::skip_others_events(&db, lag, step)
+        .await
+        .unwrap()
+}
+
+/// A quiet party's subscription moves its scan mark past other parties' events in bounded
+/// steps (so a claim does not read them all again at every poll), never past one of its own
+/// party's, and still gets that event, once. A new subscription shows no last delivered event,
+/// though the head of the feed it starts from is another party's.
+#[tokio::test]
+async fn a_quiet_subscription_skips_other_parties_events_but_never_its_own() {
+    let app = fast().without_jobs().spawn().await;
+    let a = app.add_party(Role::Enterprise, LAPTOPS_IMPORTER).await;
+    let b = app.add_party(Role::Enterprise, GARMENTS_EXPORTER).await;
+    declare(&app, &b, GARMENTS, "GARMENTS-SKIP-0").await;
+    assert_eq!(app.run_events_once().await, 1);
+    let (rx, port) = up_receiver();
+    let hook = register(&app, &a, &format!("http://127.0.0.1:{port}/a")).await;
+    let id = hook["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        hook["last_delivered_event"],
+        Value::Null,
+        "the head is B's event"
+    );
+    let (start, _, _) = marks(&app, &id).await;
+    assert!(start > 0);
+
+    for i in 1..=5 {
+        declare(&app, &b, GARMENTS, &format!("GARMENTS-SKIP-{i}")).await;
+    }
+    assert_eq!(app.run_events_once().await, 5);
+    // Two positions per step, up to the head, then nothing more to skip.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        assert_eq!(skip(&app, 1, 2).await, 1);
+        seen.push(marks(&app, &id).await.1);
+    }
+    assert_eq!(seen, vec![start + 2, start + 4, start + 5]);
+    assert_eq!(skip(&app, 1, 2).await, 0);
+    // Not that far behind the head: left alone.
+    declare(&app, &b, GARMENTS, "GARMENTS-SKIP-6").await;
+    assert_eq!(app.run_events_once().await, 1);
+    assert_eq!(skip(&app, 2, 100).await, 0);
+    assert_eq!(marks(&app, &id).await.1, start + 5);
+
+    // An event of A's between others' stops the mark before it.
+    let mine = declare(&app, &a, LAPTOPS, "SV-SKIP-1").await;
+    declare(&app, &b, GARMENTS, "GARMENTS-SKIP-7").await;
+    declare(&app, &b, GARMENTS, "GARMENTS-SKIP-8").await;
+    assert_eq!(app.run_events_once().await, 3);
+    assert_eq!(skip(&app, 1, 100).await, 0);
+    assert_eq!(marks(&app, &id).await.1, start + 5);
+    assert_eq!(app.run_webhooks_once().await, 1);
+    let got = rx.delivered("/a");
+    assert_eq!(got.len(), 1);
+    let event: Value = serde_json::from_slice(&rx.on("/a")[0].body).unwrap();
+    assert_eq!(event["dossier_id"], mine.as_str());
+    let (cursor, _, head) = marks(&app, &id).await;
+    assert_eq!(cursor, start + 7, "the cursor is A's event");
+
+    // Past it, only B's: skipped, and nothing more to deliver.
+    assert_eq!(skip(&app, 1, 100).await, 1);
+    assert_eq!(marks(&app, &id).await, (cursor, head, head));
+    assert_eq!(app.run_webhooks_once().await, 0);
+    assert_eq!(rx.delivered("/a").len(), 1);
+    let list = app.get(&a, "/api/v1/webhooks").await.json();
+    assert_eq!(list["items"][0]["last_delivered_event"], event["id"]);
+}
+
 #[tokio::test]
 async fn webhook_registration_refuses_bad_urls_and_other_roles() {
     let app = TestApp::spawn().await;
