@@ -185,7 +185,7 @@ fn describe_scraped() {
     );
     describe_gauge!(
         WEBHOOK_BACKLOG,
-        "Events not yet delivered to their webhook subscriptions, summed"
+        "Events not yet delivered to their webhook subscriptions, at most 10000 counted per subscription, summed"
     );
     describe_gauge!(
         AUDIT_UNSEALED,

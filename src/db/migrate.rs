@@ -133,6 +133,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "webhook_scan",
         sql: include_str!("../../migrations/0024_webhook_scan.sql"),
     },
+    Migration {
+        version: 25,
+        name: "lists_without_history",
+        sql: include_str!("../../migrations/0025_lists_without_history.sql"),
+    },
 ];
 
 const LOCK_KEY: i64 = 4_242_000;

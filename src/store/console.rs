@@ -548,10 +548,10 @@ pub async fn partner_traffic<C: GenericClient>(
     }
     let failures = client
         .query(
+            // The earliest failing message per partner over the same rows, computed once: a
+            // subquery here ran again for every failing row, quadratic in dead letters.
             "SELECT DISTINCT ON (o.receiver) o.receiver::text, o.updated_at, o.last_error,
-                    (SELECT min(f.created_at) FROM outbox f
-                      WHERE f.receiver = o.receiver AND f.last_error IS NOT NULL
-                        AND f.status IN ('pending', 'sending', 'retry_wait', 'dead_letter'))
+                    min(o.created_at) OVER (PARTITION BY o.receiver)
                FROM outbox o
               -- The unsettled statuses named, so that only they are read (outbox_status).
               WHERE o.last_error IS NOT NULL

@@ -259,17 +259,28 @@ pub async fn customs_declarations<C: GenericClient>(
             .replace('_', "\\_");
         format!("%{escaped}%")
     });
-    let rows = client
-        .query(
-            "SELECT x.id, x.reference, x.lrn, x.declarant_id, x.direction, x.status, x.received_at
-               FROM declarations x
-              WHERE ($1::text[] IS NULL OR x.status = ANY($1))
-                AND ($2::text IS NULL OR x.reference ILIKE $2 OR x.lrn ILIKE $2)
-              ORDER BY x.id
-              LIMIT $3",
-            &[&statuses, &pattern, &limit],
-        )
-        .await?;
+    // With statuses, each walks `declarations_status` from its oldest entry (as the customs
+    // inbox does), rather than the whole table in id order past every decided declaration.
+    let sql = if statuses.is_some() {
+        "SELECT x.id, x.reference, x.lrn, x.declarant_id, x.direction, x.status, x.received_at
+           FROM declarations x
+          WHERE x.id IN (SELECT y.id FROM unnest($1::text[]) s(status)
+                           CROSS JOIN LATERAL (
+                               SELECT d.id FROM declarations d
+                                WHERE d.status = s.status
+                                  AND ($2::text IS NULL OR d.reference ILIKE $2 OR d.lrn ILIKE $2)
+                                ORDER BY d.id LIMIT $3) y)
+          ORDER BY x.id
+          LIMIT $3"
+    } else {
+        "SELECT x.id, x.reference, x.lrn, x.declarant_id, x.direction, x.status, x.received_at
+           FROM declarations x
+          WHERE $1::text[] IS NULL
+            AND ($2::text IS NULL OR x.reference ILIKE $2 OR x.lrn ILIKE $2)
+          ORDER BY x.id
+          LIMIT $3"
+    };
+    let rows = client.query(sql, &[&statuses, &pattern, &limit]).await?;
     Ok(rows
         .iter()
         .map(|r| DeclarationRow {

@@ -431,15 +431,27 @@ pub async fn inbox<C: GenericClient>(
     status: Option<&str>,
     limit: i64,
 ) -> Result<Vec<ApplicationSummary>, StoreError> {
+    let statuses = match status {
+        Some(s) => vec![s],
+        None => vec![
+            "received",
+            "supplement_requested",
+            "supplemented",
+            "under_review",
+        ],
+    };
+    // Each status walks `licence_applications_inbox` (agency, status, id) from its oldest entry,
+    // so the page costs its rows, not the agency's decided history.
     let sql = format!(
         "SELECT {SUMMARY} FROM licence_applications a
-          WHERE a.agency = $1 AND (($2::text IS NULL AND a.status IN
-                ('received', 'supplement_requested', 'supplemented', 'under_review'))
-                OR a.status = $2)
+          WHERE a.id IN (SELECT y.id FROM unnest($2::text[]) s(status)
+                           CROSS JOIN LATERAL (SELECT l.id FROM licence_applications l
+                                                WHERE l.agency = $1 AND l.status = s.status
+                                                ORDER BY l.id LIMIT $3) y)
           ORDER BY a.id LIMIT $3"
     );
     Ok(client
-        .query(&sql, &[&agency, &status, &limit])
+        .query(&sql, &[&agency, &statuses, &limit])
         .await?
         .iter()
         .map(summary)

@@ -55,16 +55,23 @@ pub struct WebhookBacklog {
     pub subscriptions: i64,
     /// Of these, those whose last attempt failed (waiting for a retry).
     pub failing: i64,
-    /// Events in the feed past each subscription's cursor for its party, summed.
+    /// Events in the feed past each subscription's cursor for its party, at most
+    /// [`BACKLOG_COUNTED`] per subscription, summed.
     pub events: i64,
 }
+
+/// Events counted per subscription by [`webhook_backlog`]. A subscription whose receiver is
+/// down cannot skip past its waiting event, so everything after it would be read again at
+/// every scrape; past this many the figure only needs to say "a lot".
+pub const BACKLOG_COUNTED: i64 = 10_000;
 
 pub async fn webhook_backlog<C: GenericClient>(client: &C) -> Result<WebhookBacklog, StoreError> {
     let sql = format!(
         "SELECT count(*), count(*) FILTER (WHERE failures > 0), coalesce(sum(backlog), 0)::bigint
            FROM (SELECT w.failures,
-                        (SELECT count(*) FROM event_feed f
-                          WHERE f.pos > greatest(w.cursor_pos, w.scanned_pos) AND {}) AS backlog
+                        (SELECT count(*) FROM (SELECT 1 FROM event_feed f
+                          WHERE f.pos > greatest(w.cursor_pos, w.scanned_pos) AND {}
+                          LIMIT {BACKLOG_COUNTED}) waiting) AS backlog
                    FROM webhooks w WHERE w.deleted_at IS NULL) s",
         super::events::party_sees("w.party_id")
     );

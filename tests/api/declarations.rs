@@ -199,6 +199,37 @@ async fn listing_pages_with_a_cursor_and_filters_by_status() {
         .await
         .json();
     assert_eq!(cleared["items"].as_array().unwrap().len(), 0);
+    // Customs sees every declaration, paged the same way and filtered by status; another
+    // enterprise sees none of them.
+    let customs = app.add_party(Role::Customs, "CUSTOMS-PAGE-1").await;
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(
+                &customs,
+                &format!("/api/v1/declarations?limit=2&status=accepted&cursor={cursor}"),
+            )
+            .await
+            .json();
+        for item in page["items"].as_array().unwrap() {
+            all.push(item["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(all, submitted, "customs: newest first, each exactly once");
+    let cleared = app
+        .get(&customs, "/api/v1/declarations?status=cleared")
+        .await
+        .json();
+    assert_eq!(cleared["items"].as_array().unwrap().len(), 0);
+    let other = app.add_party(Role::Enterprise, "0309999990").await;
+    let none = app.get(&other, "/api/v1/declarations").await.json();
+    assert_eq!(none["items"].as_array().unwrap().len(), 0);
+
     let bad = app.get(&token, "/api/v1/declarations?status=bogus").await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.json()["code"], "STATUS_INVALID");
