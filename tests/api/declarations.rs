@@ -155,6 +155,28 @@ async fn enterprises_see_only_their_own_declarations() {
     assert_eq!(app.count("declarations").await, 1);
 }
 
+/// The ids of every page of `GET /api/v1/declarations?{query}`, following `next_cursor`.
+async fn every_page(app: &TestApp, token: &str, query: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(
+                token,
+                &format!("/api/v1/declarations?{query}&cursor={cursor}"),
+            )
+            .await
+            .json();
+        for item in page["items"].as_array().unwrap() {
+            ids.push(item["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => return ids,
+        }
+    }
+}
+
 #[tokio::test]
 async fn listing_pages_with_a_cursor_and_filters_by_status() {
     let app = TestApp::spawn().await;
@@ -168,24 +190,7 @@ async fn listing_pages_with_a_cursor_and_filters_by_status() {
         assert_eq!(r.status, 201);
         submitted.push(r.json()["id"].as_str().unwrap().to_owned());
     }
-    let mut seen = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = app
-            .get(
-                &token,
-                &format!("/api/v1/declarations?limit=2&cursor={cursor}"),
-            )
-            .await
-            .json();
-        for item in page["items"].as_array().unwrap() {
-            seen.push(item["id"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = c.to_owned(),
-            None => break,
-        }
-    }
+    let seen = every_page(&app, &token, "limit=2").await;
     submitted.reverse();
     assert_eq!(seen, submitted, "newest first, each exactly once");
 
@@ -202,24 +207,7 @@ async fn listing_pages_with_a_cursor_and_filters_by_status() {
     // Customs sees every declaration, paged the same way and filtered by status; another
     // enterprise sees none of them.
     let customs = app.add_party(Role::Customs, "CUSTOMS-PAGE-1").await;
-    let mut all = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = app
-            .get(
-                &customs,
-                &format!("/api/v1/declarations?limit=2&status=accepted&cursor={cursor}"),
-            )
-            .await
-            .json();
-        for item in page["items"].as_array().unwrap() {
-            all.push(item["id"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = c.to_owned(),
-            None => break,
-        }
-    }
+    let all = every_page(&app, &customs, "limit=2&status=accepted").await;
     assert_eq!(all, submitted, "customs: newest first, each exactly once");
     let cleared = app
         .get(&customs, "/api/v1/declarations?status=cleared")
